@@ -1,0 +1,1 @@
+"""In-process benchmarks comparing Ampulla with other Python web frameworks."""

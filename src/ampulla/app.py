@@ -1,0 +1,886 @@
+"""The application object: configuration, registration, dispatch and error handling.
+
+The request cycle here is protocol-neutral: the WSGI and ASGI adapters build a :class:`~ampulla.wrappers.Request`,
+call :meth:`Ampulla.handle_request` (or its async twin) and send the returned response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from types import GeneratorType
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
+
+from .config import Config
+from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
+from .exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from .json import DefaultJSONProvider, JSONProvider
+from .routing import Map, RequestRedirect, Rule
+from .scaffold import F, Scaffold, iter_chain
+from .wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from .sessions import SessionInterface, SessionMixin
+    from .testing import AmpullaClient
+
+ResponseReturnValue = Any
+
+
+class _Chain:
+    """Everything the request cycle needs for one endpoint, computed once (see ``Ampulla._chain``)."""
+
+    __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
+
+    def __init__(self, app: Ampulla, endpoint: str | None) -> None:
+        blueprints: list[str] = []
+        if endpoint and "." in endpoint:
+            parts = endpoint.rpartition(".")[0].split(".")
+            blueprints = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        self.blueprints = tuple(blueprints)
+        keys = iter_chain(self.blueprints)
+        outer_first = tuple(reversed(keys))
+        sync = app.ensure_sync
+        self.url_value_preprocessors = tuple(
+            sync(f) for key in outer_first for f in app.url_value_preprocessors.get(key, ())
+        )
+        self.before = tuple(sync(f) for key in outer_first for f in app.before_request_funcs.get(key, ()))
+        self.after = tuple(sync(f) for key in keys for f in reversed(app.after_request_funcs.get(key, ())))
+        self.teardown = tuple(
+            sync(f) for key in keys for f in reversed(app.teardown_request_funcs.get(key, ()))
+        )
+
+
+_thread_state = threading.local()
+
+
+def run_coroutine_sync(awaitable: Awaitable[Any]) -> Any:
+    """Run an awaitable to completion on this thread's long-lived event loop.
+
+    Used under WSGI for ``async def`` views and hooks: one loop per worker thread, created once and reused, so
+    connection pools bound to the loop survive between requests.
+
+    Raises:
+        RuntimeError: Called from a thread whose event loop is already running (use ``await`` there).
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_state, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _thread_state.loop = loop
+    if loop.is_running():
+        raise RuntimeError("cannot run a coroutine synchronously inside a running event loop; await it instead")
+    return loop.run_until_complete(cast(Any, awaitable))
+
+
+class _Adapters:
+    """The protocol adapters, imported on first use so the core never imports them at import time."""
+
+    wsgi: Callable[..., Any] | None = None
+    asgi: Callable[..., Any] | None = None
+
+    def load_wsgi(self) -> Callable[..., Any]:
+        from .wsgi import handle_wsgi
+
+        self.wsgi = handle_wsgi
+        return handle_wsgi
+
+    def load_asgi(self) -> Callable[..., Any]:
+        from .asgi import handle_asgi
+
+        self.asgi = handle_asgi
+        return handle_asgi
+
+
+_adapters = _Adapters()
+
+
+class Ampulla(Scaffold):
+    """The application: one object served by WSGI (``app(environ, start_response)``) and ASGI servers.
+
+    Args:
+        import_name: The application's module, usually ``__name__``.
+        static_url_path: URL prefix of the static folder (default ``/static``).
+        static_folder: Folder of static files relative to the root path (``None`` disables the route).
+        static_host: Unused unless host matching is on; accepted for compatibility.
+        host_matching: Accepted for compatibility.
+        subdomain_matching: Match rules' ``subdomain`` against the ``SERVER_NAME``.
+        template_folder: Folder of templates relative to the root path.
+        instance_path: Folder for local data (SQLite file, uploads); default ``<root>/instance``.
+        instance_relative_config: Resolve config file names against the instance folder.
+        root_path: Override the folder found from ``import_name``.
+    """
+
+    request_class: type[Request] = Request
+    response_class: type[Response] = Response
+    json_provider_class: type[JSONProvider] = DefaultJSONProvider
+    config_class: type[Config] = Config
+    app_ctx_globals_class: type[_AppCtxGlobals] = _AppCtxGlobals
+    url_map_class: type[Map] = Map
+    url_rule_class: type[Rule] = Rule
+    test_client_class: type[AmpullaClient] | None = None
+
+    default_config: dict[str, Any] = {
+        "DEBUG": False,
+        "TESTING": False,
+        "PROPAGATE_EXCEPTIONS": None,
+        "SECRET_KEY": None,
+        "SECRET_KEY_FALLBACKS": None,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+        "SESSION_COOKIE_NAME": "session",
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_PATH": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": False,
+        "SESSION_COOKIE_PARTITIONED": False,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "SERVER_NAME": None,
+        "APPLICATION_ROOT": "/",
+        "PREFERRED_URL_SCHEME": "http",
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 500_000,
+        "MAX_FORM_PARTS": 1_000,
+        "SEND_FILE_MAX_AGE_DEFAULT": None,
+        "TRAP_BAD_REQUEST_ERRORS": None,
+        "TRAP_HTTP_EXCEPTIONS": False,
+        "EXPLAIN_TEMPLATE_LOADING": False,
+        "TEMPLATES_AUTO_RELOAD": None,
+        "MAX_COOKIE_SIZE": 4093,
+        "TRUSTED_HOSTS": None,
+        "CSRF_ENABLED": False,
+    }
+
+    def __init__(
+        self,
+        import_name: str,
+        static_url_path: str | None = None,
+        static_folder: str | os.PathLike[str] | None = "static",
+        static_host: str | None = None,
+        host_matching: bool = False,
+        subdomain_matching: bool = False,
+        template_folder: str | os.PathLike[str] | None = "templates",
+        instance_path: str | None = None,
+        instance_relative_config: bool = False,
+        root_path: str | None = None,
+    ) -> None:
+        super().__init__(
+            import_name,
+            static_folder=static_folder,
+            static_url_path=static_url_path,
+            template_folder=template_folder,
+            root_path=root_path,
+        )
+        if instance_path is None:
+            instance_path = self.auto_find_instance_path()
+        elif not os.path.isabs(instance_path):
+            raise ValueError("instance_path must be an absolute path")
+        self.instance_path = instance_path
+        self.config = self.config_class(
+            instance_path if instance_relative_config else self.root_path, self.default_config
+        )
+        self.json: JSONProvider = self.json_provider_class(self)
+        self.url_map = self.url_map_class()
+        self.subdomain_matching = subdomain_matching
+        self.host_matching = host_matching
+        self.static_host = static_host
+        self.extensions: dict[str, Any] = {}
+        self.blueprints: dict[str, Any] = {}
+        self.teardown_appcontext_funcs: list[Callable[..., Any]] = []
+        self.shell_context_processors: list[Callable[[], dict[str, Any]]] = []
+        self.template_filters: dict[str, Callable[..., Any]] = {}
+        self.template_globals: dict[str, Callable[..., Any]] = {}
+        self.template_tests: dict[str, Callable[..., Any]] = {}
+        self.before_serving_funcs: list[Callable[..., Any]] = []
+        self.after_serving_funcs: list[Callable[..., Any]] = []
+        self._got_first_request = False
+        self._chains: dict[str | None, _Chain] = {}
+        self._sync_views: dict[str, Callable[..., Any]] = {}
+        self._logger: logging.Logger | None = None
+        self._session_interface: SessionInterface | None = None
+        self._setup_lock = threading.Lock()
+        self.name = self._find_name()
+        if self.has_static_folder:
+            self._add_static_route()
+
+    def _find_name(self) -> str:
+        if self.import_name == "__main__":
+            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            if main:
+                return os.path.splitext(os.path.basename(main))[0]
+        return self.import_name
+
+    def _add_static_route(self) -> None:
+        url_path = self.static_url_path
+        assert url_path is not None
+
+        def static(filename: str) -> Response:
+            return self.send_static_file(filename)
+
+        self.add_url_rule(f"{url_path}/<path:filename>", endpoint="static", view_func=static)
+
+    def send_static_file(self, filename: str) -> Response:
+        """Serve ``filename`` from the static folder (the ``static`` endpoint's view).
+
+        Raises:
+            NotFound: The file does not exist or the name leaves the folder.
+        """
+        from .helpers import send_from_directory
+
+        folder = self.static_folder
+        if folder is None:
+            raise RuntimeError("this application has no static folder")
+        return send_from_directory(folder, filename, max_age=self.get_send_file_max_age(filename))
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """The cache max-age for static files (``SEND_FILE_MAX_AGE_DEFAULT``; ``None`` means conditional only)."""
+        value = self.config["SEND_FILE_MAX_AGE_DEFAULT"]
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            return int(value.total_seconds())
+        return int(value)
+
+    def auto_find_instance_path(self) -> str:
+        """``<root_path>/instance``: where local data such as the SQLite file lives."""
+        return os.path.join(self.root_path, "instance")
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def debug(self) -> bool:
+        """Debug mode (``DEBUG``): traceback pages, template auto-reload. Never enable in production."""
+        return bool(self.config["DEBUG"])
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.config["DEBUG"] = value
+
+    @property
+    def testing(self) -> bool:
+        """Testing mode (``TESTING``): unhandled exceptions propagate to the test client."""
+        return bool(self.config["TESTING"])
+
+    @testing.setter
+    def testing(self, value: bool) -> None:
+        self.config["TESTING"] = value
+
+    @property
+    def secret_key(self) -> str | bytes | None:
+        """``SECRET_KEY``, used to sign sessions and CSRF tokens."""
+        return cast("str | bytes | None", self.config["SECRET_KEY"])
+
+    @secret_key.setter
+    def secret_key(self, value: str | bytes | None) -> None:
+        self.config["SECRET_KEY"] = value
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger named after the app; a stderr handler is added when logging is not configured."""
+        if self._logger is None:
+            logger = logging.getLogger(self.name)
+            if self.debug and not logger.level:
+                logger.setLevel(logging.DEBUG)
+            if not logging.getLogger().handlers and not logger.handlers:
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in %(module)s: %(message)s"))
+                logger.addHandler(handler)
+            self._logger = logger
+        return self._logger
+
+    @property
+    def session_interface(self) -> SessionInterface:
+        """How sessions are stored (signed cookies by default); assign a ``SessionInterface`` to change it."""
+        if self._session_interface is None:
+            from .sessions import SecureCookieSessionInterface
+
+            self._session_interface = SecureCookieSessionInterface()
+        return self._session_interface
+
+    @session_interface.setter
+    def session_interface(self, value: SessionInterface) -> None:
+        self._session_interface = value
+
+    @property
+    def got_first_request(self) -> bool:
+        """Whether a request has been handled (setup methods then raise)."""
+        return self._got_first_request
+
+    def _check_setup_finished(self, f_name: str) -> None:
+        if self._got_first_request:
+            raise AssertionError(
+                f"The setup method '{f_name}' can no longer be called on the application. It has already "
+                "handled its first request, so changes would be applied inconsistently. Make sure all "
+                "imports, decorators, functions, etc. needed to set up the application are done before "
+                "running it."
+            )
+
+    # ------------------------------------------------------------------------------------------ registration
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: Callable[..., Any] | None = None,
+        provide_automatic_options: bool | None = None,
+        **options: Any,
+    ) -> None:
+        self._check_setup_finished("add_url_rule")
+        if endpoint is None:
+            if view_func is None:
+                raise ValueError(f"add_url_rule({rule!r}) needs an endpoint name or a view function")
+            endpoint = view_func.__name__
+        options["endpoint"] = endpoint
+        methods = options.pop("methods", None)
+        if methods is None:
+            methods = getattr(view_func, "methods", None) or ("GET",)
+        if isinstance(methods, str):
+            raise TypeError(
+                "Allowed methods must be a list of strings, for example: @app.route(..., methods=['POST'])"
+            )
+        methods = {m.upper() for m in methods}
+        required = set(getattr(view_func, "required_methods", ()))
+        if provide_automatic_options is None:
+            provide_automatic_options = getattr(view_func, "provide_automatic_options", None)
+        if provide_automatic_options is None:
+            if "OPTIONS" not in methods:
+                provide_automatic_options = True
+                required.add("OPTIONS")
+            else:
+                provide_automatic_options = False
+        methods |= required
+        rule_obj = self.url_rule_class(rule, methods=methods, **options)
+        rule_obj.provide_automatic_options = provide_automatic_options
+        if view_func is not None:
+            old = self.view_functions.get(endpoint)
+            if old is not None and old is not view_func and getattr(old, "__wrapped__", None) is not view_func:
+                raise AssertionError(
+                    f"View function mapping is overwriting an existing endpoint function: {endpoint}. Give "
+                    "the view a unique endpoint name with endpoint='...'."
+                )
+            self.view_functions[endpoint] = view_func
+        self.url_map.add(rule_obj)
+
+    def teardown_appcontext(self, f: F) -> F:
+        """Run ``f(exc)`` when the application context ends (after every request, and after ``app_context``)."""
+        self._check_setup_finished("teardown_appcontext")
+        self.teardown_appcontext_funcs.append(f)
+        return f
+
+    def shell_context_processor(self, f: F) -> F:
+        """Register ``f() -> dict`` of names preloaded in ``ampulla shell``."""
+        self.shell_context_processors.append(f)
+        return f
+
+    def before_serving(self, f: F) -> F:
+        """Run ``f()`` once when the server starts (ASGI lifespan; before the first request under WSGI)."""
+        self.before_serving_funcs.append(f)
+        return f
+
+    def after_serving(self, f: F) -> F:
+        """Run ``f()`` once when the server stops (ASGI lifespan; at interpreter exit under WSGI)."""
+        self.after_serving_funcs.append(f)
+        return f
+
+    def template_filter(self, name: str | None = None) -> Callable[[F], F]:
+        """Register the decorated function as a Jinja filter (default name: the function's)."""
+
+        def decorator(f: F) -> F:
+            self.add_template_filter(f, name)
+            return f
+
+        return decorator
+
+    def add_template_filter(self, f: Callable[..., Any], name: str | None = None) -> None:
+        """Register a Jinja filter."""
+        self._check_setup_finished("add_template_filter")
+        self.template_filters[name or f.__name__] = f
+
+    def template_global(self, name: str | None = None) -> Callable[[F], F]:
+        """Register the decorated function as a Jinja global."""
+
+        def decorator(f: F) -> F:
+            self.add_template_global(f, name)
+            return f
+
+        return decorator
+
+    def add_template_global(self, f: Callable[..., Any], name: str | None = None) -> None:
+        """Register a Jinja global."""
+        self._check_setup_finished("add_template_global")
+        self.template_globals[name or f.__name__] = f
+
+    def template_test(self, name: str | None = None) -> Callable[[F], F]:
+        """Register the decorated function as a Jinja test."""
+
+        def decorator(f: F) -> F:
+            self.add_template_test(f, name)
+            return f
+
+        return decorator
+
+    def add_template_test(self, f: Callable[..., Any], name: str | None = None) -> None:
+        """Register a Jinja test."""
+        self._check_setup_finished("add_template_test")
+        self.template_tests[name or f.__name__] = f
+
+    # ------------------------------------------------------------------------------------------ sync/async
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """A synchronous version of ``func``: coroutine functions run on the thread's long-lived event loop."""
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+            import functools
+
+            @functools.wraps(func)
+            def run(*args: Any, **kwargs: Any) -> Any:
+                return run_coroutine_sync(func(*args, **kwargs))
+
+            return run
+        return func
+
+    # ------------------------------------------------------------------------------------------ contexts
+    def app_context(self) -> AppContext:
+        """A new application context: ``with app.app_context(): ...``."""
+        return AppContext(self)
+
+    def request_context(self, request: Request) -> RequestContext:
+        """A request context for ``request``."""
+        return RequestContext(self, request)
+
+    def test_request_context(self, *args: Any, **kwargs: Any) -> RequestContext:
+        """A request context for a request built like the test client's (``path``, ``method``, ``data``, ...).
+
+        The URL is matched so ``request.endpoint`` and ``view_args`` are set.
+        """
+        from .testing import EnvironBuilder
+
+        environ = EnvironBuilder(self, *args, **kwargs).get_environ()
+        request = self.request_class.from_environ(environ, self)
+        self._match_request(request)
+        return RequestContext(self, request)
+
+    def test_client(self, use_cookies: bool = True, **kwargs: Any) -> AmpullaClient:
+        """An in-process client: ``client.get("/")`` returns a response with ``status_code``, ``data``, ``json``.
+
+        Args:
+            use_cookies: Keep cookies between requests.
+            **kwargs: ``protocol="asgi"`` drives the ASGI path instead of WSGI.
+        """
+        from .testing import AmpullaClient
+
+        cls = self.test_client_class or AmpullaClient
+        return cls(self, use_cookies=use_cookies, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ request cycle
+    def _chain(self, endpoint: str | None) -> _Chain:
+        chain = self._chains.get(endpoint)
+        if chain is None:
+            chain = self._chains[endpoint] = _Chain(self, endpoint)
+        return chain
+
+    def _view(self, endpoint: str) -> Callable[..., Any]:
+        view = self._sync_views.get(endpoint)
+        if view is None:
+            view = self._sync_views[endpoint] = self.ensure_sync(self.view_functions[endpoint])
+        return view
+
+    def _first_request(self) -> None:
+        with self._setup_lock:
+            if self._got_first_request:
+                return
+            for func in self.before_serving_funcs:
+                self.ensure_sync(func)()
+            if self.after_serving_funcs:
+                import atexit
+
+                for func in self.after_serving_funcs:
+                    atexit.register(self.ensure_sync(func))
+            self._got_first_request = True
+
+    def _subdomain(self, request: Request) -> str:
+        server_name = self.config["SERVER_NAME"]
+        if not server_name or not self.url_map.has_subdomains:
+            return ""
+        host = request.host.lower().rsplit(":", 1)[0] if ":" in request.host else request.host.lower()
+        server = server_name.lower().split(":", 1)[0]
+        if host == server or not host.endswith("." + server):
+            return ""
+        return host[: -len(server) - 1]
+
+    def _match_request(self, request: Request) -> None:
+        try:
+            rule, values = self.url_map.match(
+                request.path, request.method, self._subdomain(request) if self.subdomain_matching else ""
+            )
+        except HTTPException as e:
+            request.routing_exception = e
+            return
+        request.url_rule = rule
+        request.endpoint = rule.endpoint
+        request.view_args = values
+
+    def handle_request(self, request: Request) -> tuple[Response, RequestContext]:
+        """Run the whole request cycle for ``request`` and return the response and the (popped) context.
+
+        This is what the WSGI adapter calls; it never raises except in testing/propagation mode.
+        """
+        if not self._got_first_request:
+            self._first_request()
+        ctx = RequestContext(self, request)
+        if request.environ.get("ampulla.preserve_context"):
+            ctx.preserved = True
+        ctx.push()
+        error: BaseException | None = None
+        try:
+            try:
+                response = self.full_dispatch_request(ctx)
+            except Exception as e:
+                error = e
+                response = self.handle_exception(ctx, e)
+            except BaseException as e:  # pragma: no cover - KeyboardInterrupt, SystemExit
+                error = e
+                raise
+            return response, ctx
+        finally:
+            if not ctx.preserved:
+                ctx.pop(error)
+
+    def full_dispatch_request(self, ctx: RequestContext) -> Response:
+        """Route, run ``before_request`` hooks, the view and ``after_request`` hooks, handling HTTP errors."""
+        request = ctx.request
+        self._match_request(request)
+        chain = self._chain(request.endpoint)
+        try:
+            rv = None
+            if chain.url_value_preprocessors:
+                for func in chain.url_value_preprocessors:
+                    func(request.endpoint, request.view_args)
+            for func in chain.before:
+                rv = func()
+                if rv is not None:
+                    break
+            if rv is None:
+                rv = self.dispatch_request(ctx)
+        except Exception as e:
+            rv = self.handle_user_exception(ctx, e)
+        response = self.make_response(rv)
+        return self.process_response(ctx, response, chain)
+
+    def dispatch_request(self, ctx: RequestContext) -> ResponseReturnValue:
+        """Call the view for the matched rule (or raise the routing error)."""
+        request = ctx.request
+        if request.routing_exception is not None:
+            raise request.routing_exception
+        rule = request.url_rule
+        assert rule is not None
+        if request.method == "OPTIONS" and rule.provide_automatic_options:
+            return self.make_default_options_response(ctx)
+        endpoint = rule.endpoint
+        view = self._sync_views.get(endpoint) or self._view(endpoint)
+        return view(**request.view_args)  # type: ignore[arg-type]
+
+    def make_default_options_response(self, ctx: RequestContext) -> Response:
+        """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
+        methods = self.url_map.allowed_methods(ctx.request.path, self._subdomain(ctx.request))
+        response = self.response_class()
+        response.headers.set("Allow", ", ".join(sorted(methods)))
+        return response
+
+    def make_response(self, rv: ResponseReturnValue) -> Response:
+        """Turn a view's return value into a :class:`Response`.
+
+        Accepts a Response, str, bytes, dict or list (JSON), a generator or iterator (streamed), an
+        ``HTTPException``, or a tuple ``(body, status)``, ``(body, headers)``, ``(body, status, headers)``.
+
+        Raises:
+            TypeError: The value is ``None`` or of another type; the message names what to return.
+        """
+        response_class = self.response_class
+        # PERF: the common cases first, without tuple unpacking (benchmarks/run.py: hello).
+        if isinstance(rv, str):
+            return response_class._fast(rv.encode("utf-8"), 200, "text/html; charset=utf-8")
+        if isinstance(rv, Response):
+            return rv
+        if isinstance(rv, dict | list):
+            return self.json.response(rv)
+        status: Any = None
+        headers: Any = None
+        if isinstance(rv, tuple):
+            if len(rv) == 3:
+                rv, status, headers = rv
+            elif len(rv) == 2:
+                if isinstance(rv[1], dict | tuple | list) or hasattr(rv[1], "items") or (
+                    rv[1].__class__.__name__ == "Headers"
+                ):
+                    rv, headers = rv
+                else:
+                    rv, status = rv
+            else:
+                raise TypeError(
+                    "The view function did not return a valid response tuple. The tuple must have the form "
+                    "(body, status, headers), (body, status), or (body, headers)."
+                )
+        if rv is None:
+            raise TypeError(
+                "The view function did not return a valid response. The function either returned None or "
+                "ended without a return statement. Return a string, dict, list, tuple or Response."
+            )
+        if isinstance(rv, Response):
+            response = rv
+        elif isinstance(rv, str | bytes | bytearray):
+            response = response_class(rv)
+        elif isinstance(rv, dict | list):
+            response = self.json.response(rv)
+        elif isinstance(rv, HTTPException):
+            response = rv.get_response()
+        elif isinstance(rv, GeneratorType | Iterator) or inspect.isasyncgen(rv):
+            response = response_class(rv)
+        else:
+            raise TypeError(
+                f"The view function did not return a valid response. The return type must be a string, dict, "
+                f"list, tuple with headers or status, Response instance, or iterator, but it was a "
+                f"{type(rv).__name__}."
+            )
+        if status is not None:
+            response.status = status
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def process_response(self, ctx: RequestContext, response: Response, chain: _Chain | None = None) -> Response:
+        """Run ``after_this_request`` functions, ``after_request`` hooks and save the session."""
+        if ctx._after_request_functions:
+            for func in ctx._after_request_functions:
+                response = self.ensure_sync(func)(response)
+        if chain is None:
+            chain = self._chain(ctx.request.endpoint)
+        for func in chain.after:
+            response = func(response)
+        if ctx._session is not None:
+            self.session_interface.save_session(self, ctx._session, response)
+        return response
+
+    def open_session(self, ctx: RequestContext) -> SessionMixin:
+        """Open the session for the request through ``session_interface`` (on first use of ``session``)."""
+        interface = self.session_interface
+        session = interface.open_session(self, ctx.request)
+        if session is None:
+            session = interface.make_null_session(self)
+        return session
+
+    # ------------------------------------------------------------------------------------------ errors
+    def _find_error_handler(self, e: BaseException, blueprints: tuple[str, ...]) -> Callable[..., Any] | None:
+        exc_class = type(e)
+        code = e.code if isinstance(e, HTTPException) else None
+        for name in iter_chain(blueprints):
+            handler_map = self.error_handler_spec.get(name)
+            if not handler_map:
+                continue
+            for c in (code, None) if code is not None else (None,):
+                handlers = handler_map.get(c)
+                if not handlers:
+                    continue
+                for cls in exc_class.__mro__:
+                    handler = handlers.get(cls)
+                    if handler is not None:
+                        return handler
+        return None
+
+    def trap_http_exception(self, e: HTTPException) -> bool:
+        """Whether an HTTP error should propagate like an unhandled exception (``TRAP_*`` settings)."""
+        if self.config["TRAP_HTTP_EXCEPTIONS"]:
+            return True
+        trap_bad_request = self.config["TRAP_BAD_REQUEST_ERRORS"]
+        if trap_bad_request is None and self.debug and e.__class__.__name__ == "BadRequestKeyError":
+            return True
+        if trap_bad_request:
+            return e.code == 400
+        return False
+
+    def handle_http_exception(self, ctx: RequestContext, e: HTTPException) -> ResponseReturnValue:
+        """Answer an HTTP error with its registered handler, or its default page."""
+        if e.code is None or isinstance(e, RequestRedirect):
+            if isinstance(e, RequestRedirect):
+                return self._redirect_response(ctx, e)
+            return e
+        if isinstance(e, MethodNotAllowed) and ctx.request.method == "OPTIONS":
+            pass
+        handler = self._find_error_handler(e, self._chain(ctx.request.endpoint).blueprints)
+        if handler is None:
+            return e
+        return self.ensure_sync(handler)(e)
+
+    def _redirect_response(self, ctx: RequestContext, e: RequestRedirect) -> Response:
+        request = ctx.request
+        location = quote(request.script_root + e.new_path, safe="/:@!$&'()*+,;=~%")
+        if request.query_string:
+            location += "?" + request.query_string.decode("latin-1")
+        response = self.response_class(f"Redirecting to {location}", 308)
+        response.headers.set("Location", location)
+        return response
+
+    def handle_user_exception(self, ctx: RequestContext, e: Exception) -> ResponseReturnValue:
+        """Handle an exception from a hook or view: HTTP errors and registered handlers; re-raise the rest."""
+        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
+            return self.handle_http_exception(ctx, e)
+        handler = self._find_error_handler(e, self._chain(ctx.request.endpoint).blueprints)
+        if handler is None:
+            raise e
+        return self.ensure_sync(handler)(e)
+
+    def should_propagate(self) -> bool:
+        """Whether unhandled exceptions are re-raised (``PROPAGATE_EXCEPTIONS``, or in testing mode)."""
+        value = self.config["PROPAGATE_EXCEPTIONS"]
+        if value is not None:
+            return bool(value)
+        return self.testing
+
+    def log_exception(self, ctx: RequestContext | None, exc: BaseException) -> None:
+        """Log an unhandled exception (called before the 500 page is sent)."""
+        where = f" on {ctx.request.path} [{ctx.request.method}]" if ctx is not None else ""
+        self.logger.error("Exception%s", where, exc_info=(type(exc), exc, exc.__traceback__))
+
+    def handle_exception(self, ctx: RequestContext, e: Exception) -> Response:
+        """Answer an unhandled exception with a 500 (its handler's response if registered).
+
+        Raises:
+            Exception: ``e`` itself when exceptions propagate (testing mode).
+        """
+        if self.should_propagate():
+            raise e
+        self.log_exception(ctx, e)
+        server_error = InternalServerError(original_exception=e)
+        handler = self._find_error_handler(server_error, self._chain(ctx.request.endpoint).blueprints)
+        rv: ResponseReturnValue
+        if handler is not None:
+            rv = self.ensure_sync(handler)(server_error)
+        elif self.debug:
+            rv = self._debug_page(e)
+        else:
+            rv = server_error
+        return self.finalize_from_error(ctx, rv)
+
+    def finalize_from_error(self, ctx: RequestContext, rv: ResponseReturnValue) -> Response:
+        """Build the response for an error, running ``after_request`` hooks; a failing hook is logged."""
+        response = self.make_response(rv)
+        try:
+            return self.process_response(ctx, response)
+        except Exception as hook_error:
+            self.logger.exception("Request finalizing failed with an error while handling an error")
+            del hook_error
+            return response
+
+    def _debug_page(self, e: BaseException) -> Response:
+        import html
+
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        body = (
+            "<!doctype html>\n<title>Traceback</title>\n<h1>500 Internal Server Error (debug mode)</h1>\n"
+            f"<pre>{html.escape(text)}</pre>\n"
+            "<p>This page is shown because DEBUG is on. Never run with DEBUG in production.</p>\n"
+        )
+        return self.response_class(body, 500)
+
+    # ------------------------------------------------------------------------------------------ teardown
+    def _run_teardowns(self, funcs: tuple[Callable[..., Any], ...] | list[Callable[..., Any]], exc: Any) -> None:
+        first: BaseException | None = None
+        for func in funcs:
+            try:
+                func(exc)
+            except Exception as e:
+                if first is None:
+                    first = e
+                self.logger.exception("Error in teardown function %r", func)
+        if first is not None and self.should_propagate():
+            raise first
+
+    def do_teardown_request(self, ctx: RequestContext, exc: BaseException | None = None) -> None:
+        """Run ``teardown_request`` functions (innermost blueprint first, last registered first)."""
+        funcs = self._chain(ctx.request.endpoint).teardown
+        if funcs:
+            self._run_teardowns(funcs, exc)
+
+    def do_teardown_appcontext(self, ctx: AppContext, exc: BaseException | None = None) -> None:
+        """Run ``teardown_appcontext`` functions (last registered first)."""
+        if self.teardown_appcontext_funcs:
+            self._run_teardowns([self.ensure_sync(f) for f in reversed(self.teardown_appcontext_funcs)], exc)
+
+    # ------------------------------------------------------------------------------------------ URLs
+    def inject_url_defaults(self, endpoint: str, values: dict[str, Any]) -> None:
+        """Let ``url_defaults`` functions fill in values for building ``endpoint``."""
+        keys: tuple[str | None, ...] = (None,)
+        if "." in endpoint:
+            parts = endpoint.rpartition(".")[0].split(".")
+            keys = (None, *(".".join(parts[:i]) for i in range(1, len(parts) + 1)))
+        for key in keys:
+            for func in self.url_default_functions.get(key, ()):
+                func(endpoint, values)
+
+    def url_for(
+        self,
+        endpoint: str,
+        *,
+        _anchor: str | None = None,
+        _method: str | None = None,
+        _scheme: str | None = None,
+        _external: bool | None = None,
+        **values: Any,
+    ) -> str:
+        """Build the URL of an endpoint. See :func:`ampulla.url_for`."""
+        ctx = _cv_ctx.get(None)
+        if isinstance(ctx, RequestContext):
+            request = ctx.request
+            if endpoint.startswith("."):
+                blueprint = request.blueprint
+                endpoint = f"{blueprint}{endpoint}" if blueprint else endpoint[1:]
+            script_root = request.script_root
+            host = request.host
+            scheme = request.scheme
+            external = bool(_external) or _scheme is not None
+        else:
+            endpoint = endpoint.lstrip(".")
+            server_name = self.config["SERVER_NAME"]
+            script_root = (self.config["APPLICATION_ROOT"] or "/").rstrip("/")
+            host = server_name or ""
+            scheme = self.config["PREFERRED_URL_SCHEME"]
+            external = bool(_external) or _scheme is not None
+            if external and not server_name:
+                raise RuntimeError(
+                    "Unable to build an external URL outside a request without SERVER_NAME configured: set "
+                    "app.config['SERVER_NAME'] (e.g. 'example.com') or build the URL inside a request."
+                )
+        if _scheme is not None and not external:
+            raise ValueError("When specifying '_scheme', '_external' must be True.")
+        self.inject_url_defaults(endpoint, values)
+        _rule, path = self.url_map.build(endpoint, values, method=_method)
+        url = script_root + path
+        if _anchor is not None:
+            url += "#" + quote(_anchor, safe="%!#$&'()*+,/:;=?@")
+        if external:
+            url = f"{_scheme or scheme}://{host}{url}"
+        return url
+
+    # ------------------------------------------------------------------------------------------ protocols
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """The WSGI application; wrap it with middleware as ``app.wsgi_app = Middleware(app.wsgi_app)``."""
+        return (_adapters.wsgi or _adapters.load_wsgi())(self, environ, start_response)
+
+    def __call__(self, scope_or_environ: dict[str, Any], receive_or_start: Any, send: Any = None) -> Any:
+        """WSGI ``app(environ, start_response)`` or ASGI 3 ``await app(scope, receive, send)``."""
+        if send is None:
+            return self.wsgi_app(scope_or_environ, receive_or_start)
+        return (_adapters.asgi or _adapters.load_asgi())(self, scope_or_environ, receive_or_start, send)
+
+    def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: Any) -> None:
+        """Serve with the development server (threads, no reload). Use gunicorn/uvicorn/granian in production."""
+        from .serving import run_simple
+
+        if debug is not None:
+            self.debug = debug
+        run_simple(host, port, self, **options)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

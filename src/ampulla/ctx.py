@@ -1,0 +1,235 @@
+"""Application and request contexts, and the context variable behind ``request``, ``g`` and friends.
+
+One context variable holds the active context. A :class:`RequestContext` is also an application context, so
+a request pushes one object, not two. The core passes contexts explicitly; only the proxies in
+``globals.py`` (used by application code) read the variable.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .sessions import SessionMixin
+    from .wrappers import Request, Response
+
+_cv_ctx: contextvars.ContextVar[AppContext] = contextvars.ContextVar("ampulla.ctx")
+_MISSING: Any = object()
+
+
+class _AppCtxGlobals:
+    """``g``: a namespace for data that lives as long as the application context."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute ``name`` or ``default``."""
+        return self.__dict__.get(name, default)
+
+    def pop(self, name: str, default: Any = _MISSING) -> Any:
+        """Remove and return ``name``."""
+        if default is _MISSING:
+            return self.__dict__.pop(name)
+        return self.__dict__.pop(name, default)
+
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        """``name``'s value, setting it to ``default`` first when missing."""
+        return self.__dict__.setdefault(name, default)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.__dict__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def __repr__(self) -> str:
+        return f"<ampulla.g of {self.__dict__!r}>"
+
+
+class AppContext:
+    """The application context: makes ``current_app`` and ``g`` available.
+
+    Use ``with app.app_context():`` outside requests (CLI commands, scripts, tests).
+
+    Args:
+        app: The application.
+    """
+
+    __slots__ = ("_g", "_token", "_tokens", "app", "owns_app_ctx")
+
+    def __init__(self, app: Ampulla) -> None:
+        self.app = app
+        self._g: _AppCtxGlobals | None = None
+        self._tokens: list[contextvars.Token[AppContext]] = []
+        self.owns_app_ctx = True
+
+    @property
+    def g(self) -> _AppCtxGlobals:
+        g = self._g
+        if g is None:
+            g = self._g = self.app.app_ctx_globals_class()
+        return g
+
+    @g.setter
+    def g(self, value: _AppCtxGlobals) -> None:
+        self._g = value
+
+    def push(self) -> None:
+        """Make this the active context."""
+        self._tokens.append(_cv_ctx.set(self))
+
+    def pop(self, exc: BaseException | None = None) -> None:
+        """Run teardown functions and restore the previous context."""
+        try:
+            if len(self._tokens) == 1 and self.owns_app_ctx:
+                self.app.do_teardown_appcontext(self, exc)
+        finally:
+            _cv_ctx.reset(self._tokens.pop())
+
+    def __enter__(self) -> AppContext:
+        self.push()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.pop(exc)
+
+
+class RequestContext(AppContext):
+    """The request context: an application context plus ``request``, ``session`` and flashes.
+
+    Args:
+        app: The application.
+        request: The request.
+    """
+
+    __slots__ = ("_after_request_functions", "_session", "flashes", "preserved", "request")
+
+    def __init__(self, app: Ampulla, request: Request) -> None:
+        self.app = app
+        self.request = request
+        self._g = None
+        self._tokens = []
+        self.owns_app_ctx = True
+        self._session: SessionMixin | None = None
+        self.flashes: list[tuple[str, str]] | None = None
+        self._after_request_functions: list[Callable[[Response], Response]] | None = None
+        self.preserved = False
+
+    @property
+    def session(self) -> SessionMixin:
+        """The session, opened on first use through the app's session interface."""
+        session = self._session
+        if session is None:
+            session = self._session = self.app.open_session(self)
+        return session
+
+    @session.setter
+    def session(self, value: SessionMixin) -> None:
+        self._session = value
+
+    @property
+    def session_opened(self) -> bool:
+        return self._session is not None
+
+    def push(self) -> None:
+        """Make this the active context; shares ``g`` with an enclosing app context of the same app."""
+        outer = _cv_ctx.get(None)
+        if outer is not None and outer.app is self.app and not isinstance(outer, RequestContext):
+            self._g = outer.g
+            self.owns_app_ctx = False
+        self._tokens.append(_cv_ctx.set(self))
+
+    def pop(self, exc: BaseException | None = None) -> None:
+        """Run teardown functions, close uploads and restore the previous context."""
+        try:
+            if len(self._tokens) == 1:
+                try:
+                    self.app.do_teardown_request(self, exc)
+                finally:
+                    self.request.close()
+                    if self.owns_app_ctx:
+                        self.app.do_teardown_appcontext(self, exc)
+        finally:
+            _cv_ctx.reset(self._tokens.pop())
+
+    def __enter__(self) -> RequestContext:
+        self.push()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.pop(exc)
+
+    def copy(self) -> RequestContext:
+        """A context for the same request, e.g. to use in a thread (see ``copy_current_request_context``)."""
+        new = RequestContext(self.app, self.request)
+        new._session = self._session
+        new._g = self._g
+        new.owns_app_ctx = False
+        return new
+
+
+def current_context() -> AppContext | None:
+    """The active context, or ``None``."""
+    return _cv_ctx.get(None)
+
+
+def has_app_context() -> bool:
+    """Whether an application (or request) context is active."""
+    return _cv_ctx.get(None) is not None
+
+
+def has_request_context() -> bool:
+    """Whether a request context is active."""
+    return isinstance(_cv_ctx.get(None), RequestContext)
+
+
+def after_this_request(func: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    """Run ``func(response)`` after this request (usable as a decorator inside a view).
+
+    Raises:
+        RuntimeError: Called outside a request.
+    """
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError("after_this_request() can only be used while handling a request")
+    if ctx._after_request_functions is None:
+        ctx._after_request_functions = []
+    ctx._after_request_functions.append(func)
+    return func
+
+
+def copy_current_request_context(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate ``func`` so it runs inside a copy of the current request context (for threads).
+
+    Raises:
+        RuntimeError: Called outside a request.
+    """
+    import functools
+
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError("copy_current_request_context() can only be used while handling a request")
+    copied = ctx.copy()
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with copied:
+            return copied.app.ensure_sync(func)(*args, **kwargs)
+
+    return wrapper
+
+
+__all__ = [
+    "AppContext",
+    "RequestContext",
+    "after_this_request",
+    "copy_current_request_context",
+    "has_app_context",
+    "has_request_context",
+]

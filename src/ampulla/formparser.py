@@ -1,0 +1,437 @@
+"""Parsers for form bodies (``application/x-www-form-urlencoded``, ``multipart/form-data``) and query strings.
+
+Every parser answers bad input with an :class:`~ampulla.exceptions.HTTPException` in the 4xx range whose
+description says what was wrong, and never silently drops data: a body is either parsed completely or
+refused. Limits are enforced while reading, so an oversized body is refused before it is buffered.
+
+Decisions where HTTP leaves room (documented here once):
+
+- ``max_form_memory_size`` bounds the whole body for urlencoded forms (all of it is held in memory) and each
+  non-file field for multipart forms, as Flask's ``MAX_FORM_MEMORY_SIZE`` does; file parts are not counted
+  (they spool to disk). The total of a multipart body is bounded by the caller's ``MAX_CONTENT_LENGTH``.
+- Too many urlencoded pairs or multipart parts in a body answer 413; too many query-string parameters answer
+  414 (URI Too Long), since the URL is what the client must shorten.
+- Text that is not valid in its charset answers 400 rather than being replaced.
+- A multipart part header line over 8 KiB, or more than 8 headers in one part, answers 400: it is a
+  malformed body, not an oversized request header (431 would point the client at the wrong place).
+- A multipart body of zero bytes gives an empty form (what Flask does, and what a client posting an empty
+  form without a closing delimiter means). Any other incomplete body answers 400.
+- Part headers that are not valid UTF-8 (old clients sending latin-1 filenames) are decoded as latin-1
+  rather than refused; no byte is lost and ``secure_filename`` handles the rest.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import re
+import tempfile
+from typing import IO, Protocol, cast
+from urllib.parse import unquote
+
+import multipart  # type: ignore[import-untyped]
+
+from .datastructures import FileStorage, Headers, ImmutableMultiDict
+from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
+from .http import parse_options_header
+
+__all__ = ["ReadableStream", "parse_form_data", "parse_urlencoded"]
+
+#: Bytes requested from the stream per read.
+CHUNK_SIZE = 64 * 1024
+#: Longest accepted multipart part header line (name and value).
+MAX_PART_HEADER_SIZE = 8 * 1024
+#: Most headers accepted in one multipart part (RFC 7578 needs at most three).
+MAX_PART_HEADER_COUNT = 8
+
+# RFC 2046 allows 1-70 characters from a small set; like Werkzeug, accept any printable ASCII (real clients
+# stray from the set) up to 200 characters, not ending in a space.
+_BOUNDARY_RE = re.compile(r"[ -~]{0,199}[!-~]")
+_BAD_HEADER_CHARS_RE = re.compile(r"[\r\n\x00]")
+
+
+class ReadableStream(Protocol):
+    """What the form parser reads from: ``read(size)`` returns at most ``size`` bytes, ``b""`` at the end."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Charsets
+# ---------------------------------------------------------------------------------------------------------
+
+_ASCII_PROBE = bytes(range(0x20, 0x7F))
+
+
+@functools.lru_cache(maxsize=64)
+def _ascii_compatible_codec(name: str) -> str | None:
+    if len(name) > 64:
+        return None
+    try:
+        info = codecs.lookup(name)
+        usable = _ASCII_PROBE.decode(info.name) == _ASCII_PROBE.decode("ascii")
+    except (LookupError, ValueError, TypeError):
+        return None
+    return info.name if usable else None
+
+
+def _resolve_charset(name: str | None) -> str:
+    if not name or name in ("utf-8", "UTF-8", "utf8"):
+        return "utf-8"
+    codec = _ascii_compatible_codec(name.strip().lower())
+    if codec is None:
+        raise BadRequest(
+            f"The charset {name[:64]!r} is not supported for form data; send UTF-8 or another "
+            "ASCII-compatible charset."
+        )
+    return codec
+
+
+# ---------------------------------------------------------------------------------------------------------
+# urlencoded (query strings and bodies)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _as_immutable(data: dict[str, list[str]]) -> ImmutableMultiDict[str]:
+    return cast(ImmutableMultiDict[str], ImmutableMultiDict._from_lists(data))
+
+
+def _parse_pairs(
+    qs: bytes | str, charset: str, max_pairs: int | None, too_many: type[HTTPException], what: str
+) -> ImmutableMultiDict[str]:
+    if isinstance(qs, bytes):
+        if qs.isascii():
+            text = qs.decode("ascii")
+        else:
+            # Percent-encoding is the norm, but some clients send raw UTF-8.
+            try:
+                text = qs.decode(charset)
+            except UnicodeDecodeError:
+                raise BadRequest(f"The {what} contains bytes that are not valid {charset} text.") from None
+    else:
+        text = qs
+    pieces = text.split("&")
+    if max_pairs is not None and len(pieces) > max_pairs and len(pieces) - pieces.count("") > max_pairs:
+        raise too_many(f"The {what} has more than {max_pairs} fields.")
+    data: dict[str, list[str]] = {}
+    if "%" not in text and "+" not in text:
+        # PERF: nothing to decode, the common case for request.args (hot path).
+        for piece in pieces:
+            if piece:
+                key, _, value = piece.partition("=")
+                if key in data:
+                    data[key].append(value)
+                else:
+                    data[key] = [value]
+        return _as_immutable(data)
+    for piece in pieces:
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        try:
+            if "+" in key:
+                key = key.replace("+", " ")
+            if "%" in key:
+                key = unquote(key, charset, "strict")
+            if "+" in value:
+                value = value.replace("+", " ")
+            if "%" in value:
+                value = unquote(value, charset, "strict")
+        except UnicodeDecodeError:
+            raise BadRequest(
+                f"The {what} field {piece[:100]!r} is not valid {charset} after percent-decoding."
+            ) from None
+        if key in data:
+            data[key].append(value)
+        else:
+            data[key] = [value]
+    return _as_immutable(data)
+
+
+def parse_urlencoded(qs: bytes | str, *, max_pairs: int | None) -> ImmutableMultiDict[str]:
+    """Parse a query string (``request.args``) or any ``application/x-www-form-urlencoded`` text.
+
+    Pairs are separated by ``&`` only (not ``;``). ``+`` is a space; percent escapes are decoded as UTF-8,
+    and malformed ones such as ``%zz`` are kept literally, as browsers do. Blank values (``a=`` or ``a``)
+    are kept as ``""``; empty pieces (``&&``) are skipped. Repeated keys keep every value in order.
+
+    Args:
+        qs: The raw query string as bytes (decoded as UTF-8), or text.
+        max_pairs: The most pairs accepted; ``None`` for no limit.
+
+    Returns:
+        The parsed pairs.
+
+    Raises:
+        BadRequest: The text is not valid UTF-8 after percent-decoding (400).
+        RequestURITooLarge: There are more than ``max_pairs`` pairs (414).
+    """
+    if not qs:
+        return ImmutableMultiDict()
+    return _parse_pairs(qs, "utf-8", max_pairs, RequestURITooLarge, "query string")
+
+
+def _read_limited(stream: ReadableStream, content_length: int | None, limit: int | None) -> bytes:
+    if content_length is not None and limit is not None and content_length > limit:
+        raise RequestEntityTooLarge(f"The form data is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    total = 0
+    remaining = content_length
+    while remaining is None or remaining > 0:
+        chunk = stream.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+        if not chunk:
+            break
+        total += len(chunk)
+        if limit is not None and total > limit:
+            raise RequestEntityTooLarge(f"The form data is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    if remaining is not None and remaining > 0:
+        raise BadRequest(
+            f"The request body ended after {total} bytes, before the {content_length} announced by "
+            "Content-Length."
+        )
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# multipart/form-data
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _header_text(value: str) -> str:
+    # The parser decodes part headers as latin-1, which never fails; recover UTF-8 where it is valid.
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _close_all(files: dict[str, list[FileStorage]], current: IO[bytes] | None) -> None:
+    if current is not None:
+        current.close()
+    for storages in files.values():
+        for storage in storages:
+            storage.close()
+
+
+def _new_spool(threshold: int) -> tempfile.SpooledTemporaryFile[bytes]:
+    # The caller owns the file: it goes into a FileStorage or is closed by _close_all on error.
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=max(threshold, 0))  # noqa: SIM115
+    if threshold <= 0:
+        spool.rollover()  # max_size=0 would mean "never roll over"
+    return spool
+
+
+def _parse_multipart(
+    stream: ReadableStream,
+    options: dict[str, str],
+    content_length: int | None,
+    max_form_memory_size: int | None,
+    max_form_parts: int | None,
+    spool_threshold: int,
+) -> tuple[ImmutableMultiDict[str], ImmutableMultiDict[FileStorage]]:
+    boundary = options.get("boundary", "")
+    if not boundary:
+        raise BadRequest("The multipart/form-data Content-Type has no boundary parameter.")
+    if not _BOUNDARY_RE.fullmatch(boundary):
+        raise BadRequest(
+            "The multipart/form-data boundary is invalid: it must be 1 to 200 printable ASCII characters."
+        )
+    try:
+        parser = multipart.PushMultipartParser(
+            boundary.encode("ascii"),
+            max_header_size=MAX_PART_HEADER_SIZE,
+            max_header_count=MAX_PART_HEADER_COUNT,
+            header_charset="latin-1",
+        )
+    except multipart.MultipartError as exc:
+        raise BadRequest(f"The multipart/form-data boundary is invalid: {exc}") from None
+
+    # Field values stay bytes until the end, when the `_charset_` field (if any) is known.
+    fields: list[tuple[str, bytes, str | None]] = []
+    files: dict[str, list[FileStorage]] = {}
+    parts = 0
+    name = ""
+    filename: str | None = None
+    part_headers: list[tuple[str, str]] = []
+    part_charset: str | None = None
+    spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+    field_chunks: list[bytes] = []
+    field_size = 0
+    received = 0
+    remaining = content_length
+    read = stream.read
+    try:
+        while True:
+            if remaining is not None and remaining <= 0:
+                chunk = b""
+            else:
+                chunk = read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk and received == 0:
+                return ImmutableMultiDict(), ImmutableMultiDict()
+            received += len(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+            # An empty chunk tells the parser the input ended; it raises if the body is incomplete.
+            for event in parser.parse(chunk):
+                if isinstance(event, bytes):
+                    if spool is not None:
+                        spool.write(event)
+                    else:
+                        field_size += len(event)
+                        if max_form_memory_size is not None and field_size > max_form_memory_size:
+                            raise RequestEntityTooLarge(
+                                f"The form field {name[:100]!r} is larger than the limit of "
+                                f"{max_form_memory_size} bytes."
+                            )
+                        field_chunks.append(event)
+                elif event is None:  # end of the current part
+                    if spool is not None:
+                        size = spool.tell()
+                        spool.seek(0)
+                        content_type = next((v for k, v in part_headers if k == "Content-Type"), None)
+                        storage = FileStorage(
+                            cast(IO[bytes], spool), filename, name, content_type, size, Headers(part_headers)
+                        )
+                        spool = None
+                        files.setdefault(name, []).append(storage)
+                    else:
+                        raw = field_chunks[0] if len(field_chunks) == 1 else b"".join(field_chunks)
+                        fields.append((name, raw, part_charset))
+                        field_chunks = []
+                        field_size = 0
+                else:  # a new part's headers
+                    parts += 1
+                    if max_form_parts is not None and parts > max_form_parts:
+                        raise RequestEntityTooLarge(
+                            f"The form has more than {max_form_parts} parts (fields and files)."
+                        )
+                    part_headers = [(key, _header_text(text)) for key, text in event.headerlist]
+                    for key, text in part_headers:
+                        if _BAD_HEADER_CHARS_RE.search(text):
+                            raise BadRequest(
+                                f"The multipart part header {key!r} contains a CR, LF or NUL character."
+                            )
+                    name = _header_text(event.name or "")
+                    if not name:
+                        raise BadRequest(
+                            f"Multipart part number {parts} has no name in its Content-Disposition header."
+                        )
+                    filename = event.filename
+                    if filename is not None:
+                        filename = _header_text(filename)
+                    else:
+                        # RFC 7578 forbids `filename*=`, but some clients send only that.
+                        disposition = _header_text(event.header("Content-Disposition", ""))
+                        if "filename*" in disposition.lower():
+                            filename = parse_options_header(disposition)[1].get("filename")
+                    if filename is not None:
+                        spool = _new_spool(spool_threshold)
+                    else:
+                        part_charset = event.charset
+            if not chunk:
+                break
+    except multipart.MultipartError as exc:
+        _close_all(files, spool)
+        raise BadRequest(f"The multipart/form-data body is malformed: {exc}.") from None
+    except BaseException:
+        _close_all(files, spool)
+        raise
+
+    try:
+        form = _decode_fields(fields, options.get("charset"))
+    except BaseException:
+        _close_all(files, None)
+        raise
+    return form, cast(ImmutableMultiDict[FileStorage], ImmutableMultiDict._from_lists(files))
+
+
+def _decode_fields(
+    fields: list[tuple[str, bytes, str | None]], body_charset: str | None
+) -> ImmutableMultiDict[str]:
+    default = body_charset
+    for key, raw, _charset in fields:
+        if key == "_charset_":
+            # HTML forms fill a hidden `_charset_` field with the charset the browser used.
+            try:
+                default = raw.decode("ascii").strip() or default
+            except UnicodeDecodeError:
+                raise BadRequest("The _charset_ form field is not an ASCII charset name.") from None
+            break
+    default_codec = _resolve_charset(default)
+    data: dict[str, list[str]] = {}
+    for key, raw, part_charset in fields:
+        codec = default_codec if part_charset is None else _resolve_charset(part_charset)
+        try:
+            value = raw.decode(codec)
+        except UnicodeDecodeError:
+            raise BadRequest(f"The form field {key[:100]!r} is not valid {codec} text.") from None
+        if key in data:
+            data[key].append(value)
+        else:
+            data[key] = [value]
+    return _as_immutable(data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------------------
+
+
+def parse_form_data(
+    stream: ReadableStream,
+    mimetype: str,
+    options: dict[str, str],
+    content_length: int | None,
+    *,
+    max_form_memory_size: int | None = 500_000,
+    max_form_parts: int | None = 1_000,
+    spool_threshold: int = 500 * 1024,
+) -> tuple[ImmutableMultiDict[str], ImmutableMultiDict[FileStorage]]:
+    """Parse a request body into form fields and uploaded files.
+
+    ``application/x-www-form-urlencoded`` bodies follow :func:`parse_urlencoded` (a ``charset`` parameter is
+    honoured). ``multipart/form-data`` bodies are streamed through :class:`multipart.PushMultipartParser`:
+    a part whose ``Content-Disposition`` has a ``filename`` (even ``""``) becomes a
+    :class:`~ampulla.datastructures.FileStorage` whose ``stream`` is a ``SpooledTemporaryFile`` rewound to
+    the start (kept in memory up to ``spool_threshold`` bytes, then on disk); other parts become text,
+    decoded with the part's ``charset``, else the form's ``_charset_`` field, else the body's ``charset``
+    parameter, else UTF-8. Other mimetypes give two empty dicts and leave the stream untouched. On any error
+    every file opened so far is closed (its temporary file deleted) before the exception propagates.
+
+    Args:
+        stream: The body, already limited by the caller; an exception from its ``read`` (such as
+            :class:`~ampulla.exceptions.RequestEntityTooLarge` past ``MAX_CONTENT_LENGTH``) propagates.
+        mimetype: The lower-cased mimetype, e.g. ``"multipart/form-data"``.
+        options: The Content-Type parameters, e.g. ``{"boundary": "...", "charset": "utf-8"}``.
+        content_length: The announced body length; no more than this is read. ``None`` reads to the end.
+        max_form_memory_size: Most bytes of a urlencoded body, or of one non-file multipart field; ``None``
+            for no limit.
+        max_form_parts: Most urlencoded pairs or multipart parts (fields plus files); ``None`` for no limit.
+        spool_threshold: File parts larger than this many bytes are written to a temporary file.
+
+    Returns:
+        ``(form, files)``.
+
+    Raises:
+        BadRequest: Malformed body (missing or invalid boundary, truncated or garbage multipart, a part
+            without a name, bad part headers, text invalid in its charset, unsupported charset, or a
+            urlencoded body shorter than ``content_length``) (400).
+        RequestEntityTooLarge: Over ``max_form_memory_size`` or ``max_form_parts`` (413).
+    """
+    if mimetype == "application/x-www-form-urlencoded":
+        body = _read_limited(stream, content_length, max_form_memory_size)
+        if not body:
+            return ImmutableMultiDict(), ImmutableMultiDict()
+        charset = _resolve_charset(options.get("charset"))
+        form = _parse_pairs(body, charset, max_form_parts, RequestEntityTooLarge, "form")
+        return form, ImmutableMultiDict()
+    if mimetype == "multipart/form-data":
+        return _parse_multipart(
+            stream, options, content_length, max_form_memory_size, max_form_parts, spool_threshold
+        )
+    return ImmutableMultiDict(), ImmutableMultiDict()

@@ -1,0 +1,135 @@
+"""Proxies for application code: ``request``, ``g``, ``session``, ``current_app``.
+
+Each proxy looks up the active context on every use, so one module-level name serves every thread and task.
+The framework's own core never uses them; it passes the context explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from .ctx import RequestContext, _AppCtxGlobals, _cv_ctx
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .sessions import SessionMixin
+    from .wrappers import Request
+
+_NO_APP = (
+    "Working outside of application context. Code that uses current_app or g needs an active application: "
+    "run it inside a request, or wrap it in 'with app.app_context():'."
+)
+_NO_REQUEST = (
+    "Working outside of request context. Code that uses request or session needs an active HTTP request: "
+    "run it inside a view, or in tests use 'with app.test_request_context(...):'."
+)
+
+
+class LocalProxy:
+    """Forwards every operation to the object returned by a lookup function."""
+
+    __slots__ = ("__wrapped_lookup", "__name")
+
+    def __init__(self, lookup: Callable[[], Any], name: str) -> None:
+        object.__setattr__(self, "_LocalProxy__wrapped_lookup", lookup)
+        object.__setattr__(self, "_LocalProxy__name", name)
+
+    def _get_current_object(self) -> Any:
+        """The real object behind the proxy (e.g. to send it to another thread)."""
+        return self.__wrapped_lookup()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped_lookup(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.__wrapped_lookup(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self.__wrapped_lookup(), name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.__wrapped_lookup()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__wrapped_lookup()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self.__wrapped_lookup()[key]
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self.__wrapped_lookup()
+
+    def __iter__(self) -> Any:
+        return iter(self.__wrapped_lookup())
+
+    def __len__(self) -> int:
+        return len(self.__wrapped_lookup())
+
+    def __bool__(self) -> bool:
+        try:
+            return bool(self.__wrapped_lookup())
+        except RuntimeError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.__wrapped_lookup() == other)
+
+    def __ne__(self, other: object) -> bool:
+        return bool(self.__wrapped_lookup() != other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped_lookup()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        try:
+            return repr(self.__wrapped_lookup())
+        except RuntimeError:
+            return f"<unbound proxy {self.__name}>"
+
+    def __str__(self) -> str:
+        return str(self.__wrapped_lookup())
+
+    def __dir__(self) -> list[str]:
+        try:
+            return dir(self.__wrapped_lookup())
+        except RuntimeError:
+            return []
+
+
+def _lookup_app() -> Ampulla:
+    ctx = _cv_ctx.get(None)
+    if ctx is None:
+        raise RuntimeError(_NO_APP)
+    return ctx.app
+
+
+def _lookup_g() -> _AppCtxGlobals:
+    ctx = _cv_ctx.get(None)
+    if ctx is None:
+        raise RuntimeError(_NO_APP)
+    return ctx.g
+
+
+def _lookup_request_ctx() -> RequestContext:
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError(_NO_REQUEST)
+    return ctx
+
+
+def _lookup_request() -> Request:
+    return _lookup_request_ctx().request
+
+
+def _lookup_session() -> SessionMixin:
+    return _lookup_request_ctx().session
+
+
+current_app: Ampulla = cast("Ampulla", LocalProxy(_lookup_app, "current_app"))
+g: _AppCtxGlobals = cast(_AppCtxGlobals, LocalProxy(_lookup_g, "g"))
+request: Request = cast("Request", LocalProxy(_lookup_request, "request"))
+session: SessionMixin = cast("SessionMixin", LocalProxy(_lookup_session, "session"))
+request_ctx: RequestContext = cast(RequestContext, LocalProxy(_lookup_request_ctx, "request_ctx"))

@@ -1,0 +1,214 @@
+"""Helpers for views: ``url_for``, ``redirect``, ``make_response``, ``abort``, streaming, flashing, files."""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .ctx import RequestContext, _cv_ctx
+from .exceptions import abort
+from .wrappers import Response
+
+if TYPE_CHECKING:
+    import os
+    from typing import IO
+
+__all__ = [
+    "abort",
+    "flash",
+    "get_flashed_messages",
+    "make_response",
+    "redirect",
+    "send_file",
+    "send_from_directory",
+    "stream_with_context",
+    "url_for",
+]
+
+
+def url_for(
+    endpoint: str,
+    *,
+    _anchor: str | None = None,
+    _method: str | None = None,
+    _scheme: str | None = None,
+    _external: bool | None = None,
+    **values: Any,
+) -> str:
+    """Build the URL of an endpoint.
+
+    Values that are not variables of the rule become the query string; ``None`` values are dropped. In a
+    blueprint, ``".name"`` means the current blueprint's endpoint.
+
+    Args:
+        endpoint: The endpoint name (the view function's name unless set).
+        _anchor: Appended as ``#anchor``.
+        _method: Pick the rule that accepts this method.
+        _scheme: The scheme of an external URL.
+        _external: Build ``scheme://host/path``. Outside a request this needs ``SERVER_NAME``.
+        **values: Values of the rule's variables, and query arguments.
+
+    Raises:
+        BuildError: The endpoint is unknown or no rule accepts the values.
+        RuntimeError: No application context is active.
+    """
+    ctx = _cv_ctx.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "url_for() needs an application context: call it in a view, a template, or inside "
+            "'with app.app_context():'"
+        )
+    return ctx.app.url_for(
+        endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external, **values
+    )
+
+
+def redirect(location: str, code: int = 302, Response: type[Response] | None = None) -> Response:
+    """A redirect response.
+
+    Args:
+        location: The target URL; unsafe characters are percent-encoded, so a user-supplied URL cannot inject
+            headers or markup.
+        code: 301, 302 (default), 303, 307 or 308.
+        Response: The response class to use.
+    """
+    response_class = Response
+    if response_class is None:
+        ctx = _cv_ctx.get(None)
+        response_class = ctx.app.response_class if ctx is not None else _response_class()
+    safe_location = quote(location, safe="/:?#[]@!$&'()*+,;=%~")
+    escaped = html.escape(safe_location)
+    body = (
+        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n"
+        f'<p>You should be redirected automatically to the target URL: <a href="{escaped}">{escaped}</a>. '
+        "If not, click the link.\n"
+    )
+    response = response_class(body, code)
+    response.headers.set("Location", safe_location)
+    return response
+
+
+def _response_class() -> type[Response]:
+    return Response
+
+
+def make_response(*args: Any) -> Response:
+    """Turn view-style return values into a response, to change it before returning.
+
+    ``make_response("text", 201, {"X-A": "b"})`` accepts what a view may return. With no arguments, an empty
+    response.
+
+    Raises:
+        RuntimeError: No application context is active.
+    """
+    ctx = _cv_ctx.get(None)
+    if ctx is None:
+        raise RuntimeError("make_response() needs an application context: call it in a view")
+    if not args:
+        return ctx.app.response_class()
+    if len(args) == 1:
+        return ctx.app.make_response(args[0])
+    return ctx.app.make_response(args)
+
+
+def stream_with_context(generator_or_function: Any) -> Any:
+    """Keep the request context (``request``, ``session``, ``g``) alive while a streamed body is generated.
+
+    Use around a generator returned from a view, or as a decorator on a generator function.
+
+    Raises:
+        RuntimeError: Used outside a request.
+    """
+    if callable(generator_or_function) and not hasattr(generator_or_function, "__next__"):
+        func = generator_or_function
+
+        @functools.wraps(func)
+        def decorator(*args: Any, **kwargs: Any) -> Any:
+            return stream_with_context(func(*args, **kwargs))
+
+        return decorator
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError("stream_with_context() can only be used while handling a request")
+    if hasattr(generator_or_function, "__anext__"):
+        return _async_stream(ctx, generator_or_function)
+    return _sync_stream(ctx.copy(), generator_or_function)
+
+
+def _sync_stream(ctx: RequestContext, gen: Iterator[Any]) -> Iterator[Any]:
+    with ctx:
+        try:
+            yield from gen
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                close()
+
+
+async def _async_stream(ctx: RequestContext, gen: Any) -> Any:
+    copied = ctx.copy()
+    copied.push()
+    try:
+        async for item in gen:
+            yield item
+    finally:
+        await gen.aclose()
+        copied.pop()
+
+
+def flash(message: str, category: str = "message") -> None:
+    """Store a message shown on the next page (``get_flashed_messages`` in templates).
+
+    Args:
+        message: The text.
+        category: E.g. ``"message"``, ``"error"``, ``"info"``, ``"warning"``.
+    """
+    from .globals import session
+
+    flashes = session.get("_flashes", [])
+    flashes.append((category, message))
+    session["_flashes"] = flashes
+
+
+def get_flashed_messages(
+    with_categories: bool = False, category_filter: tuple[str, ...] | list[str] = ()
+) -> list[Any]:
+    """The flashed messages (removed from the session; the same list on repeated calls in one request).
+
+    Args:
+        with_categories: Return ``(category, message)`` pairs.
+        category_filter: Only these categories.
+    """
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError("get_flashed_messages() can only be used while handling a request")
+    flashes = ctx.flashes
+    if flashes is None:
+        session = ctx.session
+        flashes = [tuple(f) for f in session.pop("_flashes")] if "_flashes" in session else []
+        ctx.flashes = flashes  # type: ignore[assignment]
+    if category_filter:
+        flashes = [f for f in flashes if f[0] in category_filter]
+    if not with_categories:
+        return [f[1] for f in flashes]
+    return list(flashes)
+
+
+def send_file(path_or_file: str | os.PathLike[str] | IO[bytes], *args: Any, **kwargs: Any) -> Response:
+    """Send a file; see :func:`ampulla.sendfile.send_file` for the arguments."""
+    from .sendfile import send_file as _send_file
+
+    return _send_file(path_or_file, *args, **kwargs)
+
+
+def send_from_directory(
+    directory: str | os.PathLike[str], path: str | os.PathLike[str], **kwargs: Any
+) -> Response:
+    """Send a file from ``directory``; a path that leaves the directory gives 404."""
+    from .sendfile import send_from_directory as _send_from_directory
+
+    return _send_from_directory(directory, path, **kwargs)
+

@@ -1,0 +1,150 @@
+"""JSON support: the app's JSON provider, ``jsonify`` and ``dumps``/``loads`` helpers.
+
+The default provider uses the standard library, sorts keys, and serialises dates (as HTTP dates), ``Decimal``,
+``UUID``, dataclasses and objects with ``__html__``. JSON never pickles: unknown objects raise ``TypeError``.
+Replace ``app.json`` (or set ``app.json_provider_class``) to use another library such as orjson.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import json as _json
+import uuid
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .wrappers import Response
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, date):
+        from .http import http_date
+
+        return http_date(o) if isinstance(o, datetime) or isinstance(o, date) else str(o)
+    if isinstance(o, decimal.Decimal | uuid.UUID):
+        return str(o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if hasattr(o, "__html__"):
+        return str(o.__html__())
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+class JSONProvider:
+    """The interface of ``app.json``: ``dumps``, ``loads`` and ``response``.
+
+    Args:
+        app: The application.
+    """
+
+    def __init__(self, app: Ampulla) -> None:
+        self._app = app
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        """Serialise ``obj`` to a JSON string."""
+        raise NotImplementedError
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse a JSON document."""
+        raise NotImplementedError
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        """A JSON response: ``response(obj)``, ``response(*items)`` (a list) or ``response(**fields)``.
+
+        Raises:
+            TypeError: Both positional and keyword arguments were given.
+        """
+        if args and kwargs:
+            raise TypeError("jsonify() takes either positional or keyword arguments, not both")
+        if not args and not kwargs:
+            obj: Any = None
+        elif kwargs:
+            obj = kwargs
+        elif len(args) == 1:
+            obj = args[0]
+        else:
+            obj = list(args)
+        return self._app.response_class._fast(
+            self.dumps(obj).encode("utf-8") + b"\n", 200, "application/json"
+        )
+
+
+class DefaultJSONProvider(JSONProvider):
+    """The standard library JSON provider.
+
+    Attributes:
+        sort_keys: Sort object keys (default True, for stable output and caching).
+        ensure_ascii: Escape non-ASCII characters (default True).
+        compact: Compact separators; ``None`` means compact unless the app is in debug mode.
+        mimetype: The response mimetype.
+    """
+
+    sort_keys = True
+    ensure_ascii = True
+    compact: bool | None = None
+    mimetype = "application/json"
+    default = staticmethod(_default)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        return _json.dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return _json.loads(s, **kwargs)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if args and kwargs:
+            raise TypeError("jsonify() takes either positional or keyword arguments, not both")
+        obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
+        compact = self.compact if self.compact is not None else not self._app.debug
+        if compact:
+            text = _json.dumps(
+                obj, default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys,
+                separators=(",", ":"),
+            )
+        else:
+            text = _json.dumps(
+                obj, default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, indent=2
+            )
+        return self._app.response_class._fast(text.encode("utf-8") + b"\n", 200, self.mimetype)
+
+
+def _app() -> Ampulla | None:
+    from .ctx import _cv_ctx
+
+    ctx = _cv_ctx.get(None)
+    return ctx.app if ctx is not None else None
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """Serialise with the current app's provider (or the default rules outside an app)."""
+    app = _app()
+    if app is not None:
+        return app.json.dumps(obj, **kwargs)
+    kwargs.setdefault("default", _default)
+    return _json.dumps(obj, **kwargs)
+
+
+def loads(s: str | bytes, **kwargs: Any) -> Any:
+    """Parse with the current app's provider (or the standard library outside an app)."""
+    app = _app()
+    if app is not None:
+        return app.json.loads(s, **kwargs)
+    return _json.loads(s, **kwargs)
+
+
+def jsonify(*args: Any, **kwargs: Any) -> Response:
+    """A JSON response: ``jsonify(obj)``, ``jsonify(a, b)`` (a list) or ``jsonify(key=value)``.
+
+    Raises:
+        RuntimeError: Called outside an application context.
+    """
+    app = _app()
+    if app is None:
+        raise RuntimeError("jsonify() needs an application context: call it in a view or inside app.app_context()")
+    return app.json.response(*args, **kwargs)

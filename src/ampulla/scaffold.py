@@ -1,0 +1,258 @@
+"""Registration shared by :class:`~ampulla.Ampulla` and :class:`~ampulla.Blueprint`.
+
+Routes, hooks and error handlers are stored in dicts keyed by blueprint name (``None`` for the application);
+the application turns them into one precomputed chain per endpoint before its first request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from .exceptions import HTTPException, default_exceptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+ErrorHandlerKey = type[BaseException] | int
+
+
+def get_root_path(import_name: str) -> str:
+    """The folder of the module or package ``import_name`` (the current directory for ``__main__`` shells)."""
+    module = sys.modules.get(import_name)
+    if module is not None and getattr(module, "__file__", None):
+        return os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type,type-var]
+    try:
+        spec = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin in (None, "namespace", "built-in"):
+        return os.getcwd()
+    if spec.submodule_search_locations:
+        return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
+    return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
+
+
+def _endpoint_from_view_func(view_func: Callable[..., Any]) -> str:
+    if view_func is None:
+        raise ValueError("an endpoint name is required when no view function is given")
+    return view_func.__name__
+
+
+class Scaffold:
+    """The registration API common to applications and blueprints.
+
+    Args:
+        import_name: The module name, usually ``__name__``; locates templates and static files.
+        static_folder: Folder of static files, relative to ``root_path``.
+        static_url_path: URL prefix of static files.
+        template_folder: Folder of templates, relative to ``root_path``.
+        root_path: Override the folder found from ``import_name``.
+    """
+
+    name: str
+
+    def __init__(
+        self,
+        import_name: str,
+        static_folder: str | os.PathLike[str] | None = None,
+        static_url_path: str | None = None,
+        template_folder: str | os.PathLike[str] | None = None,
+        root_path: str | None = None,
+    ) -> None:
+        self.import_name = import_name
+        self.root_path = root_path if root_path is not None else get_root_path(import_name)
+        self._static_folder = os.fspath(static_folder) if static_folder is not None else None
+        self._static_url_path = static_url_path
+        self.template_folder = os.fspath(template_folder) if template_folder is not None else None
+        self.view_functions: dict[str, Callable[..., Any]] = {}
+        self.error_handler_spec: dict[
+            str | None, dict[int | None, dict[type[BaseException], Callable[..., Any]]]
+        ] = {None: {}}
+        self.before_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
+        self.after_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
+        self.teardown_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
+        self.template_context_processors: dict[str | None, list[Callable[..., Any]]] = {None: []}
+        self.url_value_preprocessors: dict[str | None, list[Callable[..., Any]]] = {}
+        self.url_default_functions: dict[str | None, list[Callable[..., Any]]] = {}
+
+    def _check_setup_finished(self, f_name: str) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------ folders
+    @property
+    def static_folder(self) -> str | None:
+        """The absolute static folder, or ``None``."""
+        if self._static_folder is None:
+            return None
+        return os.path.join(self.root_path, self._static_folder)
+
+    @static_folder.setter
+    def static_folder(self, value: str | os.PathLike[str] | None) -> None:
+        self._static_folder = os.fspath(value).rstrip("/\\") if value is not None else None
+
+    @property
+    def has_static_folder(self) -> bool:
+        """Whether a static folder is configured."""
+        return self._static_folder is not None
+
+    @property
+    def static_url_path(self) -> str | None:
+        """The URL prefix of static files (``/static`` by default)."""
+        if self._static_url_path is not None:
+            return self._static_url_path
+        if self._static_folder is not None:
+            basename = os.path.basename(self._static_folder)
+            return f"/{basename}".rstrip("/")
+        return None
+
+    @static_url_path.setter
+    def static_url_path(self, value: str | None) -> None:
+        self._static_url_path = value.rstrip("/") if value is not None else None
+
+    # ------------------------------------------------------------------------------------------ routes
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: Callable[..., Any] | None = None,
+        provide_automatic_options: bool | None = None,
+        **options: Any,
+    ) -> None:
+        """Register a URL rule; ``route`` is its decorator form.
+
+        Args:
+            rule: The URL pattern, e.g. ``"/users/<int:id>"``.
+            endpoint: The endpoint name (default: the view function's name).
+            view_func: The view; may be omitted and attached later with ``@endpoint(name)``.
+            provide_automatic_options: Answer ``OPTIONS`` automatically (default True unless ``OPTIONS`` is
+                listed in ``methods``).
+            **options: ``methods``, ``defaults``, ``strict_slashes``, ``redirect_to``, ``subdomain``, ...
+        """
+        raise NotImplementedError
+
+    def route(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function as the view for ``rule``.
+
+        Args:
+            rule: The URL pattern.
+            **options: As for :meth:`add_url_rule`, e.g. ``methods=["GET", "POST"]``.
+        """
+
+        def decorator(f: F) -> F:
+            endpoint = options.pop("endpoint", None)
+            self.add_url_rule(rule, endpoint, f, **options)
+            return f
+
+        return decorator
+
+    def _method_route(self, method: str, rule: str, options: dict[str, Any]) -> Callable[[F], F]:
+        if "methods" in options:
+            raise TypeError(f"use the route() decorator to pass methods; {method.lower()}() sets them")
+        return self.route(rule, methods=[method], **options)
+
+    def get(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut for ``route(rule, methods=["GET"])``."""
+        return self._method_route("GET", rule, options)
+
+    def post(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut for ``route(rule, methods=["POST"])``."""
+        return self._method_route("POST", rule, options)
+
+    def put(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut for ``route(rule, methods=["PUT"])``."""
+        return self._method_route("PUT", rule, options)
+
+    def patch(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut for ``route(rule, methods=["PATCH"])``."""
+        return self._method_route("PATCH", rule, options)
+
+    def delete(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut for ``route(rule, methods=["DELETE"])``."""
+        return self._method_route("DELETE", rule, options)
+
+    def endpoint(self, endpoint: str) -> Callable[[F], F]:
+        """Attach the decorated function to ``endpoint`` (a rule added with ``add_url_rule`` and no view)."""
+
+        def decorator(f: F) -> F:
+            self._check_setup_finished("endpoint")
+            self.view_functions[endpoint] = f
+            return f
+
+        return decorator
+
+    # ------------------------------------------------------------------------------------------ hooks
+    def _register(self, store: dict[str | None, list[Callable[..., Any]]], name: str, f: F) -> F:
+        self._check_setup_finished(name)
+        store.setdefault(None, []).append(f)
+        return f
+
+    def before_request(self, f: F) -> F:
+        """Run ``f()`` before each request; a non-``None`` return value is used as the response."""
+        return self._register(self.before_request_funcs, "before_request", f)
+
+    def after_request(self, f: F) -> F:
+        """Run ``f(response)`` after each request; it must return a response (last registered runs first)."""
+        return self._register(self.after_request_funcs, "after_request", f)
+
+    def teardown_request(self, f: F) -> F:
+        """Run ``f(exc)`` when the request ends, always, even after an error (``exc`` or ``None``)."""
+        return self._register(self.teardown_request_funcs, "teardown_request", f)
+
+    def context_processor(self, f: F) -> F:
+        """Register ``f() -> dict``; its items are added to every template's context."""
+        return self._register(self.template_context_processors, "context_processor", f)
+
+    def url_value_preprocessor(self, f: F) -> F:
+        """Run ``f(endpoint, values)`` before ``before_request`` hooks; it may change the view arguments."""
+        return self._register(self.url_value_preprocessors, "url_value_preprocessor", f)
+
+    def url_defaults(self, f: F) -> F:
+        """Run ``f(endpoint, values)`` when building URLs; it may fill in values."""
+        return self._register(self.url_default_functions, "url_defaults", f)
+
+    # ------------------------------------------------------------------------------------------ errors
+    def errorhandler(self, code_or_exception: ErrorHandlerKey) -> Callable[[F], F]:
+        """Register the decorated function to handle a status code or an exception class.
+
+        Args:
+            code_or_exception: ``404``, or a class such as ``ValueError`` or an ``HTTPException`` subclass.
+        """
+
+        def decorator(f: F) -> F:
+            self.register_error_handler(code_or_exception, f)
+            return f
+
+        return decorator
+
+    def register_error_handler(self, code_or_exception: ErrorHandlerKey, f: Callable[..., Any]) -> None:
+        """Non-decorator form of :meth:`errorhandler`."""
+        self._check_setup_finished("register_error_handler")
+        exc_class, code = self._get_exc_class_and_code(code_or_exception)
+        self.error_handler_spec[None].setdefault(code, {})[exc_class] = f
+
+    @staticmethod
+    def _get_exc_class_and_code(key: ErrorHandlerKey) -> tuple[type[BaseException], int | None]:
+        if isinstance(key, int):
+            try:
+                exc_class: type[BaseException] = default_exceptions[key]
+            except KeyError:
+                raise ValueError(
+                    f"'{key}' is not a recognized HTTP error code. Use a subclass of HTTPException with that "
+                    "code instead."
+                ) from None
+        else:
+            exc_class = key
+        if isinstance(exc_class, Exception):
+            raise TypeError(f"{exc_class!r} is an instance, not a class; register the class")
+        if not isinstance(exc_class, type) or not issubclass(exc_class, Exception):
+            raise ValueError(f"'{exc_class!r}' is not a subclass of Exception; handlers need an exception class")
+        if issubclass(exc_class, HTTPException):
+            return exc_class, exc_class.code
+        return exc_class, None
+
+
+def iter_chain(blueprints: Iterable[str]) -> tuple[str | None, ...]:
+    """The registry keys for a request: its blueprints (innermost first), then the app (``None``)."""
+    return (*blueprints, None)

@@ -1,0 +1,471 @@
+"""The in-process test client and the request builder behind ``test_request_context``.
+
+``app.test_client()`` sends requests through the app's WSGI callable (or its ASGI callable with
+``protocol="asgi"``) without a server, keeps cookies between calls and returns :class:`TestResponse` objects.
+"""
+
+from __future__ import annotations
+
+import io
+import json as _json
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from .datastructures import FileStorage, Headers
+from .wrappers import Response
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .ctx import RequestContext
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, FileStorage) or (
+        isinstance(value, tuple) and len(value) >= 2 and hasattr(value[0], "read")
+    ) or hasattr(value, "read")
+
+
+def encode_multipart(fields: Iterable[tuple[str, Any]], boundary: str | None = None) -> tuple[bytes, str]:
+    """Encode fields and files as ``multipart/form-data``.
+
+    Args:
+        fields: ``(name, value)`` pairs; a value is text, or a file: ``(fileobj, filename)``,
+            ``(fileobj, filename, content_type)``, a :class:`FileStorage` or an open binary file.
+        boundary: The boundary (random by default).
+
+    Returns:
+        The body and the Content-Type header value.
+    """
+    boundary = boundary or f"----AmpullaBoundary{secrets.token_hex(12)}"
+    out = io.BytesIO()
+    for name, value in fields:
+        out.write(f"--{boundary}\r\n".encode())
+        if _is_file(value):
+            content_type = "application/octet-stream"
+            if isinstance(value, FileStorage):
+                stream: IO[bytes] = value.stream
+                filename = value.filename or ""
+                content_type = value.content_type
+            elif isinstance(value, tuple):
+                stream, filename = value[0], value[1]
+                if len(value) > 2 and value[2]:
+                    content_type = value[2]
+            else:
+                stream, filename = value, os.path.basename(getattr(value, "name", "") or "")
+            data = stream.read()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+            out.write(
+                f'Content-Disposition: form-data; name="{name}"; filename="{quoted}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n".encode()
+            )
+            out.write(data)
+        else:
+            out.write(f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
+            out.write(value if isinstance(value, bytes) else str(value).encode("utf-8"))
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def _pairs(data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    items = data.items() if isinstance(data, Mapping) else data
+    pairs: list[tuple[str, Any]] = []
+    for key, value in items:
+        if isinstance(value, list):
+            pairs.extend((key, v) for v in value)
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+class EnvironBuilder:
+    """Builds a WSGI environ the way the test client describes requests.
+
+    Args:
+        app: The application (for ``SERVER_NAME`` and ``APPLICATION_ROOT``).
+        path: The path, may include ``?query``.
+        base_url: ``scheme://host/root`` to use.
+        query_string: A string or a mapping (lists give repeated keys).
+        method: The method.
+        headers: Request headers.
+        data: A body: bytes/str, or a mapping of form fields (files make it multipart).
+        json: A JSON body (sets the content type).
+        content_type: The Content-Type.
+        environ_base: Extra environ keys.
+        environ_overrides: Environ keys set last.
+        subdomain: Build the host from this subdomain and ``SERVER_NAME``.
+        url_scheme: ``http`` or ``https``.
+    """
+
+    def __init__(
+        self,
+        app: Ampulla | None = None,
+        path: str = "/",
+        base_url: str | None = None,
+        query_string: str | Mapping[str, Any] | None = None,
+        method: str = "GET",
+        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | Headers | None = None,
+        data: Any = None,
+        json: Any = None,
+        content_type: str | None = None,
+        environ_base: Mapping[str, Any] | None = None,
+        environ_overrides: Mapping[str, Any] | None = None,
+        subdomain: str | None = None,
+        url_scheme: str | None = None,
+        input_stream: IO[bytes] | None = None,
+    ) -> None:
+        if json is not None and data is not None:
+            raise TypeError("pass either 'data' or 'json', not both")
+        split = urlsplit(path)
+        if base_url is None:
+            server_name = (app.config.get("SERVER_NAME") if app is not None else None) or "localhost"
+            if subdomain:
+                server_name = f"{subdomain}.{server_name}"
+            root = (app.config.get("APPLICATION_ROOT") if app is not None else None) or "/"
+            scheme = url_scheme or split.scheme or (
+                app.config.get("PREFERRED_URL_SCHEME", "http") if app is not None else "http"
+            )
+            base_url = f"{scheme}://{split.netloc or server_name}/{root.lstrip('/')}"
+        base = urlsplit(base_url)
+        self.scheme = base.scheme or "http"
+        self.host = base.netloc or "localhost"
+        self.script_root = base.path.rstrip("/")
+        self.path = split.path or "/"
+        self.method = method.upper()
+        if query_string is None:
+            self.query_string = split.query
+        elif isinstance(query_string, str):
+            self.query_string = query_string
+        else:
+            self.query_string = urlencode(_pairs(query_string))
+        self.headers = Headers(headers) if headers is not None else Headers()
+        self.content_type = content_type or self.headers.get("Content-Type")
+        self.body: bytes = b""
+        self.input_stream = input_stream
+        if json is not None:
+            self.body = _json.dumps(json).encode("utf-8")
+            self.content_type = self.content_type or "application/json"
+        elif isinstance(data, str):
+            self.body = data.encode("utf-8")
+        elif isinstance(data, bytes | bytearray):
+            self.body = bytes(data)
+        elif hasattr(data, "read"):
+            self.input_stream = data
+        elif data is not None:
+            pairs = _pairs(data)
+            if any(_is_file(v) for _, v in pairs) or (
+                self.content_type or ""
+            ).startswith("multipart/form-data"):
+                self.body, self.content_type = encode_multipart(pairs)
+            else:
+                self.body = urlencode(
+                    [(k, v if isinstance(v, str | bytes) else str(v)) for k, v in pairs]
+                ).encode("ascii")
+                self.content_type = self.content_type or "application/x-www-form-urlencoded"
+        self.environ_base = dict(environ_base or {})
+        self.environ_overrides = dict(environ_overrides or {})
+
+    def get_environ(self) -> dict[str, Any]:
+        """The WSGI environ."""
+        host = self.host
+        server_name, _, port = host.partition(":")
+        if not port:
+            port = "443" if self.scheme == "https" else "80"
+        path = self.path.encode("utf-8").decode("latin-1")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.method,
+            "SCRIPT_NAME": self.script_root.encode("utf-8").decode("latin-1"),
+            "PATH_INFO": path,
+            "QUERY_STRING": self.query_string,
+            "SERVER_NAME": server_name,
+            "SERVER_PORT": port,
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": host,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": self.scheme,
+            "wsgi.input": self.input_stream if self.input_stream is not None else io.BytesIO(self.body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        environ.update(self.environ_base)
+        if self.input_stream is None or self.body:
+            environ["CONTENT_LENGTH"] = str(len(self.body))
+        elif "Content-Length" not in self.headers:
+            environ["wsgi.input_terminated"] = True
+        if self.content_type:
+            environ["CONTENT_TYPE"] = self.content_type
+        for name, value in self.headers:
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = value
+            else:
+                key = "HTTP_" + key
+                environ[key] = f"{environ[key]}, {value}" if key in environ and key != "HTTP_HOST" else value
+        environ.update(self.environ_overrides)
+        return environ
+
+
+class TestResponse(Response):
+    """A response returned by the test client.
+
+    Attributes:
+        request: The WSGI environ / request description that produced it.
+        history: The responses of followed redirects, oldest first.
+    """
+
+    __slots__ = ("environ", "history", "request")
+
+    __test__ = False
+
+    @property
+    def status_code(self) -> int:
+        return self._status_code
+
+    @status_code.setter
+    def status_code(self, code: int) -> None:
+        Response.status_code.fset(self, code)  # type: ignore[attr-defined]
+
+
+class _Cookie:
+    __slots__ = ("domain", "expires", "path", "value")
+
+    def __init__(self, value: str, path: str, domain: str | None, expires: float | None) -> None:
+        self.value = value
+        self.path = path
+        self.domain = domain
+        self.expires = expires
+
+
+class AmpullaClient:
+    """In-process HTTP client for tests: ``client.get("/")``, ``client.post("/", data={...})``.
+
+    Args:
+        app: The application.
+        use_cookies: Store cookies from responses and send them back.
+        protocol: ``"wsgi"`` (default) or ``"asgi"``: which of the app's callables handles the requests.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: Ampulla, use_cookies: bool = True, protocol: str = "wsgi") -> None:
+        if protocol not in ("wsgi", "asgi"):
+            raise ValueError("protocol must be 'wsgi' or 'asgi'")
+        self.application = app
+        self.use_cookies = use_cookies
+        self.protocol = protocol
+        self._cookies: dict[tuple[str, str], _Cookie] = {}
+        self.preserve_context = False
+        self._context_stack: list[RequestContext] = []
+        self.environ_base: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "Ampulla-test-client"}
+
+    # ------------------------------------------------------------------------------------------ cookies
+    def set_cookie(self, key: str, value: str = "", *, path: str = "/", domain: str = "localhost") -> None:
+        """Store a cookie to send with following requests."""
+        self._cookies[(key, path)] = _Cookie(value, path, domain, None)
+
+    def delete_cookie(self, key: str, *, path: str = "/") -> None:
+        """Forget a cookie."""
+        self._cookies.pop((key, path), None)
+
+    def get_cookie(self, key: str, path: str = "/") -> _Cookie | None:
+        """The stored cookie ``key`` (its ``value`` attribute), or ``None``."""
+        return self._cookies.get((key, path))
+
+    def _cookie_header(self, path: str) -> str | None:
+        now = datetime.now(UTC).timestamp()
+        parts = []
+        for (name, cpath), cookie in list(self._cookies.items()):
+            if cookie.expires is not None and cookie.expires <= now:
+                del self._cookies[(name, cpath)]
+                continue
+            if path == cpath or path.startswith(cpath.rstrip("/") + "/") or cpath == "/":
+                parts.append(f"{name}={cookie.value}")
+        return "; ".join(parts) if parts else None
+
+    def _store_cookies(self, headers: Headers) -> None:
+        from .http import parse_date
+
+        for header in headers.getlist("Set-Cookie"):
+            first, *attrs = header.split(";")
+            name, _, value = first.strip().partition("=")
+            path = "/"
+            domain = None
+            expires: float | None = None
+            for attr in attrs:
+                key, _, val = attr.strip().partition("=")
+                key = key.lower()
+                if key == "path" and val:
+                    path = val
+                elif key == "domain":
+                    domain = val
+                elif key == "max-age":
+                    try:
+                        expires = datetime.now(UTC).timestamp() + int(val)
+                    except ValueError:
+                        pass
+                elif key == "expires" and expires is None:
+                    date = parse_date(val)
+                    if date is not None:
+                        expires = date.timestamp()
+            if expires is not None and expires <= datetime.now(UTC).timestamp():
+                self._cookies.pop((name, path), None)
+            else:
+                self._cookies[(name, path)] = _Cookie(value, path, domain, expires)
+
+    # ------------------------------------------------------------------------------------------ requests
+    def open(
+        self,
+        path: str = "/",
+        method: str = "GET",
+        *,
+        follow_redirects: bool = False,
+        buffered: bool = True,
+        **kwargs: Any,
+    ) -> TestResponse:
+        """Send a request and return the response.
+
+        Args:
+            path: The path (may include a query string).
+            method: The method.
+            follow_redirects: Follow 3xx responses (``response.history`` keeps them).
+            buffered: Read the whole body (always true; kept for compatibility).
+            **kwargs: As for :class:`EnvironBuilder`: ``query_string``, ``data``, ``json``, ``headers``,
+                ``content_type``, ``base_url``, ``environ_base``, ``environ_overrides``.
+        """
+        self._pop_preserved()
+        environ_base = {**self.environ_base, **(kwargs.pop("environ_base", None) or {})}
+        builder = EnvironBuilder(self.application, path, method=method, environ_base=environ_base, **kwargs)
+        response = self._run(builder)
+        history: list[TestResponse] = []
+        redirects = 0
+        while follow_redirects and response.status_code in (301, 302, 303, 307, 308):
+            redirects += 1
+            if redirects > 20:
+                raise RuntimeError("more than 20 redirects; is there a redirect loop?")
+            history.append(response)
+            location = response.headers.get("Location", "/")
+            target = urlsplit(location)
+            new_method = builder.method
+            new_kwargs: dict[str, Any] = {"headers": kwargs.get("headers")}
+            if response.status_code in (307, 308):
+                new_kwargs["data"] = builder.body
+                new_kwargs["content_type"] = builder.content_type
+            elif builder.method != "HEAD":
+                new_method = "GET"
+            new_path = target.path or "/"
+            if builder.script_root and new_path.startswith(builder.script_root):
+                new_path = new_path[len(builder.script_root) :] or "/"
+            self._pop_preserved()
+            builder = EnvironBuilder(
+                self.application,
+                new_path,
+                base_url=f"{builder.scheme}://{target.netloc or builder.host}{builder.script_root}",
+                query_string=target.query,
+                method=new_method,
+                environ_base=environ_base,
+                **new_kwargs,
+            )
+            response = self._run(builder)
+        response.history = history
+        return response
+
+    def _run(self, builder: EnvironBuilder) -> TestResponse:
+        environ = builder.get_environ()
+        if self.use_cookies:
+            cookie = self._cookie_header(builder.path)
+            if cookie and "HTTP_COOKIE" not in environ:
+                environ["HTTP_COOKIE"] = cookie
+        if self.preserve_context:
+            environ["ampulla.preserve_context"] = True
+        if self.protocol == "asgi":
+            from .asgi import run_asgi_request
+
+            status, headers, body = run_asgi_request(self.application, environ)
+        else:
+            status, headers, body = _run_wsgi(self.application, environ)
+        response = TestResponse(body, status, headers, content_type=dict(headers).get("Content-Type"))
+        response.environ = environ
+        response.request = environ
+        response.history = []
+        ctx = environ.get("ampulla._preserved_context")
+        if ctx is not None:
+            self._context_stack.append(ctx)
+        if self.use_cookies:
+            self._store_cookies(response.headers)
+        return response
+
+    def _pop_preserved(self) -> None:
+        while self._context_stack:
+            ctx = self._context_stack.pop()
+            ctx.preserved = False
+            ctx.pop()
+
+    def get(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A GET request."""
+        return self.open(*args, method="GET", **kwargs)
+
+    def post(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A POST request."""
+        return self.open(*args, method="POST", **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A PUT request."""
+        return self.open(*args, method="PUT", **kwargs)
+
+    def patch(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A PATCH request."""
+        return self.open(*args, method="PATCH", **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A DELETE request."""
+        return self.open(*args, method="DELETE", **kwargs)
+
+    def head(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """A HEAD request."""
+        return self.open(*args, method="HEAD", **kwargs)
+
+    def options(self, *args: Any, **kwargs: Any) -> TestResponse:
+        """An OPTIONS request."""
+        return self.open(*args, method="OPTIONS", **kwargs)
+
+    def __enter__(self) -> AmpullaClient:
+        if self.preserve_context:
+            raise RuntimeError("Cannot nest client invocations")
+        self.preserve_context = True
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.preserve_context = False
+        self._pop_preserved()
+
+
+def _run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    captured: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None and captured:
+            raise exc_info[1].with_traceback(exc_info[2])
+        captured[:] = [status, list(headers)]
+        return lambda data: None
+
+    iterable = app(environ, start_response)
+    try:
+        body = b"".join(iterable)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    return captured[0], captured[1], body

@@ -1,0 +1,884 @@
+"""Request and Response objects.
+
+The core works on these objects only; ``wsgi.py`` and ``asgi.py`` build a :class:`Request` from their protocol
+and write a :class:`Response` back. Everything is parsed lazily and cached: a view that never touches
+``request.form`` never reads the body.
+"""
+
+from __future__ import annotations
+
+import io
+import json as _json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from http import HTTPStatus
+from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import quote
+
+from .datastructures import CombinedMultiDict, EnvironHeaders, FileStorage, Headers, ImmutableMultiDict
+from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .routing import Rule
+
+_EMPTY_DICT: ImmutableMultiDict[Any] = ImmutableMultiDict()
+
+
+def _status_line(code: int) -> str:
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} UNKNOWN"
+
+
+# PERF: the status line of every registered code is computed once (benchmarks/run.py: hello).
+STATUS_LINES: dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+
+
+class ClientDisconnected(BadRequest):
+    """The client sent less body than its ``Content-Length`` announced."""
+
+    description = "The client disconnected before sending the whole request body."
+
+
+class LimitedStream(io.RawIOBase):
+    """Reads at most ``length`` bytes of a WSGI input; refuses to read past ``max_length`` (413).
+
+    Args:
+        stream: The raw input (``wsgi.input``).
+        length: The announced ``Content-Length``; ``None`` reads to the end (chunked input).
+        max_length: ``MAX_CONTENT_LENGTH``; reading more raises :class:`RequestEntityTooLarge`.
+    """
+
+    def __init__(self, stream: IO[bytes], length: int | None, max_length: int | None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._length = length
+        self._max = max_length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _allowed(self, size: int) -> int:
+        if self._length is not None:
+            left = self._length - self._pos
+            size = left if size < 0 else min(size, left)
+        return size
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = self._allowed(-1 if size is None else size)
+        if size == 0:
+            return b""
+        if self._max is not None and size < 0:
+            size = self._max + 1 - self._pos  # read one byte beyond the limit to detect the excess
+        data = self._stream.read(size) if size >= 0 else self._stream.read()
+        self._pos += len(data)
+        if self._max is not None and self._pos > self._max:
+            raise RequestEntityTooLarge(f"The request body is larger than the limit of {self._max} bytes.")
+        if self._length is not None and not data and size > 0:
+            raise ClientDisconnected()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while True:
+            chunk = self.read(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        size = self._allowed(-1 if size is None else size)
+        if size == 0:
+            return b""
+        line = self._stream.readline(size) if size > 0 else self._stream.readline()
+        self._pos += len(line)
+        if self._max is not None and self._pos > self._max:
+            raise RequestEntityTooLarge(f"The request body is larger than the limit of {self._max} bytes.")
+        return line
+
+    def exhausted(self) -> bool:
+        """Whether all announced bytes were read."""
+        return self._length is not None and self._pos >= self._length
+
+
+class Request:
+    """The incoming request, available as ``ampulla.request`` in views.
+
+    Attributes are computed on first use and cached. Body-related attributes (``form``, ``files``, ``json``,
+    ``data``) read the body within ``MAX_CONTENT_LENGTH``; ``stream`` gives raw access.
+    """
+
+    __slots__ = (
+        "_args",
+        "_cookies",
+        "_data",
+        "_files",
+        "_form",
+        "_headers",
+        "_json",
+        "_stream",
+        "app",
+        "endpoint",
+        "environ",
+        "input_stream",
+        "max_content_length_override",
+        "max_form_memory_size_override",
+        "max_form_parts_override",
+        "method",
+        "path",
+        "query_string",
+        "remote_addr",
+        "root_path",
+        "routing_exception",
+        "scheme",
+        "scope",
+        "server",
+        "url_rule",
+        "view_args",
+    )
+
+    # Used when the request is not bound to an app (plain construction in tests or tools).
+    default_max_content_length: int | None = 16 * 1024 * 1024
+    default_max_form_memory_size: int | None = 500_000
+    default_max_form_parts: int | None = 1_000
+
+    def __init__(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        query_string: bytes = b"",
+        headers: Headers | None = None,
+        *,
+        scheme: str = "http",
+        server: tuple[str, int | None] | None = None,
+        root_path: str = "",
+        remote_addr: str | None = None,
+        input_stream: IO[bytes] | None = None,
+        environ: dict[str, Any] | None = None,
+        scope: dict[str, Any] | None = None,
+        app: Ampulla | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self._headers = headers
+        self.scheme = scheme
+        self.server = server
+        self.root_path = root_path
+        self.remote_addr = remote_addr
+        self.input_stream = input_stream
+        self.environ: dict[str, Any] = environ if environ is not None else {}
+        self.scope = scope
+        self.app = app
+        self._init_lazy()
+
+    def _init_lazy(self) -> None:
+        self._args = self._form = self._files = self._cookies = self._data = self._stream = None
+        self._json: Any = _UNSET
+        self.url_rule: Rule | None = None
+        self.view_args: dict[str, Any] | None = None
+        self.endpoint: str | None = None
+        self.routing_exception: Exception | None = None
+        self.max_content_length_override: int | None | object = _UNSET
+        self.max_form_memory_size_override: int | None | object = _UNSET
+        self.max_form_parts_override: int | None | object = _UNSET
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
+        """Build a request from a WSGI environ.
+
+        Raises:
+            BadRequest: The path or script name is not valid UTF-8.
+        """
+        # PERF: fill the slots directly; every other attribute is lazy (benchmarks/run.py: hello).
+        self = cls.__new__(cls)
+        self.environ = environ
+        self.app = app
+        self.scope = None
+        self.method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO") or "/"
+        if not path.isascii():
+            path = _wsgi_decoding(path)
+        self.path = path if path[0] == "/" else "/" + path
+        root = environ.get("SCRIPT_NAME", "")
+        self.root_path = root if root.isascii() else _wsgi_decoding(root)
+        self.query_string = environ.get("QUERY_STRING", "").encode("latin-1")
+        self.scheme = environ.get("wsgi.url_scheme", "http")
+        self.remote_addr = environ.get("REMOTE_ADDR")
+        self.server = None
+        self.input_stream = environ.get("wsgi.input")
+        self._headers = None
+        self._init_lazy()
+        return self
+
+    # ---------------------------------------------------------------------------------------- limits
+    def _limit(self, override: object, key: str, default: int | None) -> int | None:
+        if override is not _UNSET:
+            return cast("int | None", override)
+        if self.app is not None:
+            return cast("int | None", self.app.config.get(key, default))
+        return default
+
+    @property
+    def max_content_length(self) -> int | None:
+        """The body size limit in bytes (``MAX_CONTENT_LENGTH``); settable per request."""
+        return self._limit(self.max_content_length_override, "MAX_CONTENT_LENGTH", self.default_max_content_length)
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self.max_content_length_override = value
+
+    @property
+    def max_form_memory_size(self) -> int | None:
+        """The limit for non-file form data held in memory (``MAX_FORM_MEMORY_SIZE``)."""
+        return self._limit(
+            self.max_form_memory_size_override, "MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size
+        )
+
+    @max_form_memory_size.setter
+    def max_form_memory_size(self, value: int | None) -> None:
+        self.max_form_memory_size_override = value
+
+    @property
+    def max_form_parts(self) -> int | None:
+        """The limit on the number of form fields and files (``MAX_FORM_PARTS``)."""
+        return self._limit(self.max_form_parts_override, "MAX_FORM_PARTS", self.default_max_form_parts)
+
+    @max_form_parts.setter
+    def max_form_parts(self, value: int | None) -> None:
+        self.max_form_parts_override = value
+
+    # ---------------------------------------------------------------------------------------- headers
+    @property
+    def headers(self) -> Headers:
+        """The request headers (read-only, case-insensitive)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = EnvironHeaders(self.environ)
+        return headers
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` header."""
+        value: str | None = self.headers.get("Content-Type")
+        return value
+
+    @property
+    def mimetype(self) -> str:
+        """The content type without parameters, lower-cased (``""`` when absent)."""
+        ct = self.content_type
+        return ct.split(";", 1)[0].strip().lower() if ct else ""
+
+    @property
+    def mimetype_params(self) -> dict[str, str]:
+        """The content type's parameters, e.g. ``{"charset": "utf-8"}``."""
+        from .http import parse_options_header
+
+        return parse_options_header(self.content_type)[1]
+
+    @property
+    def content_length(self) -> int | None:
+        """The ``Content-Length`` as an int, or ``None`` when absent or invalid."""
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            return None
+        return length if length >= 0 else None
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the mimetype is ``application/json`` or ``application/*+json``."""
+        mt = self.mimetype
+        return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+
+    @property
+    def cookies(self) -> ImmutableMultiDict[str]:
+        """The request cookies."""
+        if self._cookies is None:
+            from .http import parse_cookie
+
+            self._cookies = parse_cookie(self.headers.get("Cookie"))
+        return self._cookies
+
+    @property
+    def user_agent(self) -> str:
+        """The ``User-Agent`` header (``""`` when absent)."""
+        return cast(str, self.headers.get("User-Agent", ""))
+
+    @property
+    def referrer(self) -> str | None:
+        """The ``Referer`` header."""
+        return cast("str | None", self.headers.get("Referer"))
+
+    @property
+    def authorization(self) -> tuple[str, str] | None:
+        """``(scheme, credentials)`` from the ``Authorization`` header, or ``None``."""
+        value = self.headers.get("Authorization")
+        if not value:
+            return None
+        scheme, _, rest = value.partition(" ")
+        return scheme, rest.strip()
+
+    # ---------------------------------------------------------------------------------------- URL parts
+    @property
+    def host(self) -> str:
+        """The host the client asked for, with port when not the default."""
+        host = self.headers.get("Host")
+        if host:
+            return cast(str, host)
+        if self.server is not None:
+            name, port = self.server
+        else:
+            name, port = self.environ.get("SERVER_NAME", "localhost"), self.environ.get("SERVER_PORT")
+        if port is None or (self.scheme, str(port)) in (("http", "80"), ("https", "443")):
+            return str(name)
+        return f"{name}:{port}"
+
+    @property
+    def is_secure(self) -> bool:
+        """Whether the request came over HTTPS (or WSS)."""
+        return self.scheme in ("https", "wss")
+
+    @property
+    def script_root(self) -> str:
+        """The prefix the application is mounted under (``SCRIPT_NAME`` / ``root_path``)."""
+        return self.root_path.rstrip("/")
+
+    @property
+    def full_path(self) -> str:
+        """Path and query string: ``/search?q=x`` (always with ``?``, as in Flask)."""
+        return f"{self.path}?{self.query_string.decode('latin-1')}"
+
+    @property
+    def host_url(self) -> str:
+        """``scheme://host/``."""
+        return f"{self.scheme}://{self.host}/"
+
+    @property
+    def url_root(self) -> str:
+        """``scheme://host/script_root/``."""
+        return f"{self.scheme}://{self.host}{quote(self.script_root)}/"
+
+    @property
+    def base_url(self) -> str:
+        """The URL without the query string."""
+        return f"{self.scheme}://{self.host}{quote(self.script_root + self.path, safe='/:@!$&()*+,;=~')}"
+
+    @property
+    def url(self) -> str:
+        """The full URL, with the query string."""
+        qs = self.query_string.decode("latin-1")
+        return self.base_url + ("?" + qs if qs else "")
+
+    @property
+    def access_route(self) -> list[str]:
+        """The client addresses: ``X-Forwarded-For`` entries when trusted by a proxy fix, else remote_addr."""
+        return [self.remote_addr] if self.remote_addr else []
+
+    @property
+    def blueprint(self) -> str | None:
+        """The name of the blueprint of the matched endpoint (dotted for nested blueprints)."""
+        endpoint = self.endpoint
+        if endpoint and "." in endpoint:
+            return endpoint.rpartition(".")[0]
+        return None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """The matched blueprint and its parents, innermost first."""
+        name = self.blueprint
+        if name is None:
+            return []
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+    # ---------------------------------------------------------------------------------------- query string
+    @property
+    def args(self) -> ImmutableMultiDict[str]:
+        """The parsed query string: ``request.args.get("page", 1, type=int)``."""
+        args = self._args
+        if args is None:
+            if not self.query_string:
+                args = _EMPTY_DICT
+            else:
+                from .formparser import parse_urlencoded
+
+                args = parse_urlencoded(self.query_string, max_pairs=self.max_form_parts)
+            self._args = args
+        return args
+
+    # ---------------------------------------------------------------------------------------- body
+    @property
+    def stream(self) -> IO[bytes]:
+        """The body as a file object, limited to ``Content-Length`` and ``MAX_CONTENT_LENGTH``.
+
+        Reading it directly bypasses form parsing: use it for large uploads.
+
+        Raises:
+            RequestEntityTooLarge: The announced length is over the limit.
+        """
+        if self._stream is None:
+            if self._data is not None:
+                self._stream = io.BytesIO(self._data)
+            else:
+                self._stream = self._make_stream()
+        return self._stream
+
+    def _make_stream(self) -> IO[bytes]:
+        raw = self.input_stream
+        if raw is None:
+            return io.BytesIO()
+        limit = self.max_content_length
+        length = self.content_length
+        if length is not None and limit is not None and length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        if length is None:
+            if "Content-Length" in self.headers and self.headers.get("Content-Length", "").strip():
+                raise BadRequest("The Content-Length header is not a valid number.")
+            chunked = self.environ.get("wsgi.input_terminated") or (
+                self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+            )
+            if not chunked and self.scope is None:
+                return io.BytesIO()
+        return cast(IO[bytes], LimitedStream(raw, length, limit))
+
+    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
+        """The raw body.
+
+        Args:
+            cache: Keep the bytes for later calls (and for ``form`` parsing afterwards).
+            as_text: Decode as UTF-8 (invalid bytes replaced).
+            parse_form_data: Parse form data first (then form bodies give ``b""`` here, as in Flask).
+
+        Raises:
+            RequestEntityTooLarge: The body is over ``MAX_CONTENT_LENGTH``.
+        """
+        if parse_form_data:
+            self._load_form_data()
+        data = self._data
+        if data is None:
+            data = self.stream.read()
+            if cache:
+                self._data = data
+        return data.decode("utf-8", "replace") if as_text else data
+
+    @property
+    def data(self) -> bytes:
+        """The raw body as bytes (read within the limits and cached)."""
+        return cast(bytes, self.get_data())
+
+    def _load_form_data(self) -> None:
+        if self._form is not None:
+            return
+        mimetype = self.mimetype
+        if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            from .formparser import parse_form_data
+            from .http import parse_options_header
+
+            form, files = parse_form_data(
+                self.stream,
+                mimetype,
+                parse_options_header(self.content_type)[1],
+                self.content_length,
+                max_form_memory_size=self.max_form_memory_size,
+                max_form_parts=self.max_form_parts,
+            )
+            self._form, self._files = form, files
+        else:
+            self._form = self._files = _EMPTY_DICT
+
+    @property
+    def form(self) -> ImmutableMultiDict[str]:
+        """Fields of a urlencoded or multipart body: ``request.form["name"]`` (400 when missing)."""
+        if self._form is None:
+            self._load_form_data()
+        assert self._form is not None
+        return self._form
+
+    @property
+    def files(self) -> ImmutableMultiDict[FileStorage]:
+        """Uploaded files of a multipart body, by field name."""
+        if self._files is None:
+            self._load_form_data()
+        assert self._files is not None
+        return self._files
+
+    @property
+    def values(self) -> CombinedMultiDict[str]:
+        """``args`` and ``form`` combined (only ``args`` for GET, as in Flask)."""
+        if self.method == "GET":
+            return CombinedMultiDict([self.args])
+        return CombinedMultiDict([self.args, self.form])
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Parse the body as JSON.
+
+        Args:
+            force: Parse even when the content type is not JSON.
+            silent: Return ``None`` instead of raising on a wrong content type or invalid JSON.
+            cache: Keep the result for later calls.
+
+        Raises:
+            UnsupportedMediaType: The content type is not JSON (415) and neither ``force`` nor ``silent``.
+            BadRequest: The body is not valid JSON (400) and not ``silent``.
+        """
+        if cache and self._json is not _UNSET:
+            return self._json
+        if not (force or self.is_json):
+            if silent:
+                return None
+            raise UnsupportedMediaType(
+                "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."
+            )
+        data = self.get_data(cache=cache)
+        try:
+            if self.app is not None:
+                value = self.app.json.loads(data)
+            else:
+                value = _json.loads(data)
+        except ValueError as e:
+            if silent:
+                value = None
+                if cache:
+                    self._json = value
+                return value
+            raise BadRequest(f"Failed to decode JSON object: {e}") from None
+        if cache:
+            self._json = value
+        return value
+
+    @property
+    def json(self) -> Any:
+        """The parsed JSON body (same as ``get_json()``): 415 for another content type, 400 when invalid."""
+        return self.get_json()
+
+    def close(self) -> None:
+        """Close uploaded files (deleting their temporary files)."""
+        files = self._files
+        if files:
+            for upload in files.values():
+                upload.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.path!r}>"
+
+
+_UNSET: Any = object()
+
+
+def _wsgi_decoding(value: str) -> str:
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest("The URL is not valid UTF-8 after percent-decoding.") from None
+
+
+class Response:
+    """An HTTP response.
+
+    Args:
+        response: The body: str, bytes, or an iterable of str/bytes (streamed).
+        status: An int (``404``) or a status line (``"404 NOT FOUND"``).
+        headers: Initial headers (mapping, pairs or :class:`Headers`).
+        mimetype: The mimetype; ``charset=utf-8`` is added for text types.
+        content_type: The full Content-Type (wins over ``mimetype``).
+        direct_passthrough: Accepted for compatibility.
+    """
+
+    __slots__ = ("_on_close", "_status_code", "_status_line", "headers", "response")
+
+    default_status = 200
+    default_mimetype: str | None = "text/html"
+    #: Set by the application for JSON responses built with ``jsonify``.
+    json_module: Any = _json
+
+    def __init__(
+        self,
+        response: str | bytes | Iterable[str | bytes] | None = None,
+        status: int | str | HTTPStatus | None = None,
+        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | Headers | None = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+        direct_passthrough: bool = False,
+    ) -> None:
+        self.headers = Headers(headers) if headers is not None else Headers()
+        if content_type is None:
+            if mimetype is None and "Content-Type" not in self.headers:
+                mimetype = self.default_mimetype
+            if mimetype is not None:
+                content_type = mimetype + "; charset=utf-8" if _is_text(mimetype) else mimetype
+        if content_type is not None:
+            self.headers.set("Content-Type", content_type)
+        self._on_close: list[Callable[[], Any]] | None = None
+        if status is None:
+            self._status_code = self.default_status
+            self._status_line = STATUS_LINES[self.default_status]
+        else:
+            self.status = status  # type: ignore[assignment]
+        if response is None:
+            self.response: Iterable[bytes] | list[bytes] = []
+        elif isinstance(response, str):
+            self.response = [response.encode("utf-8")]
+        elif isinstance(response, bytes | bytearray | memoryview):
+            self.response = [bytes(response)]
+        else:
+            self.response = cast(Iterable[bytes], response)
+
+    @classmethod
+    def _fast(cls, body: bytes, status: int, content_type: str) -> Response:
+        """Build a response without argument checks (views returning str/bytes)."""
+        # PERF: skips header parsing and status lookup (benchmarks/run.py: hello, route50).
+        self = cls.__new__(cls)
+        headers = Headers.__new__(Headers)
+        headers._list = [("Content-Type", content_type)]
+        self.headers = headers
+        self._status_code = status
+        self._status_line = STATUS_LINES.get(status) or _status_line(status)
+        self._on_close = None
+        self.response = [body]
+        return self
+
+    # ---------------------------------------------------------------------------------------- status
+    @property
+    def status_code(self) -> int:
+        """The status as an int."""
+        return self._status_code
+
+    @status_code.setter
+    def status_code(self, code: int) -> None:
+        code = int(code)
+        if not 100 <= code <= 999:
+            raise ValueError(f"status code {code} is out of range (100-999)")
+        self._status_code = code
+        self._status_line = STATUS_LINES.get(code) or _status_line(code)
+
+    @property
+    def status(self) -> str:
+        """The status line, e.g. ``"200 OK"``; settable to a code or a line."""
+        return self._status_line
+
+    @status.setter
+    def status(self, value: int | str | HTTPStatus) -> None:
+        if isinstance(value, int):
+            self.status_code = value
+            return
+        text = str(value).strip()
+        code_text, _, reason = text.partition(" ")
+        try:
+            code = int(code_text)
+        except ValueError:
+            raise ValueError(f"status {value!r} must start with a number, e.g. '200 OK'") from None
+        self.status_code = code
+        if reason:
+            if "\n" in reason or "\r" in reason:
+                raise ValueError("status reason must not contain newlines")
+            self._status_line = f"{code} {reason}"
+
+    # ---------------------------------------------------------------------------------------- body
+    @property
+    def is_streamed(self) -> bool:
+        """Whether the body is an iterator of unknown length."""
+        return not isinstance(self.response, list | tuple)
+
+    def get_data(self, as_text: bool = False) -> Any:
+        """The body (a streamed body is consumed and kept).
+
+        Args:
+            as_text: Decode as UTF-8.
+        """
+        if not isinstance(self.response, list):
+            self.response = [c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in self.response]
+        data = b"".join(self.response)
+        return data.decode("utf-8", "replace") if as_text else data
+
+    def set_data(self, value: str | bytes) -> None:
+        """Replace the body."""
+        self.response = [value.encode("utf-8") if isinstance(value, str) else bytes(value)]
+        if "Content-Length" in self.headers:
+            self.headers.set("Content-Length", str(len(self.response[0])))
+
+    data = property(get_data, set_data, doc="The body as bytes.")
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return cast(str, self.get_data(as_text=True))
+
+    def get_json(self, force: bool = False, silent: bool = False) -> Any:
+        """Parse the body as JSON (for tests and clients).
+
+        Args:
+            force: Parse even when the content type is not JSON.
+            silent: Return ``None`` instead of raising.
+        """
+        if not (force or self.is_json):
+            if silent:
+                return None
+            raise ValueError(f"response is not JSON (Content-Type {self.content_type!r})")
+        try:
+            return _json.loads(self.get_data())
+        except ValueError:
+            if silent:
+                return None
+            raise
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return self.get_json()
+
+    @property
+    def is_json(self) -> bool:
+        mt = self.mimetype or ""
+        return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+
+    def iter_encoded(self) -> Iterator[bytes]:
+        """The body as bytes chunks."""
+        for chunk in self.response:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+    # ---------------------------------------------------------------------------------------- headers
+    @property
+    def content_type(self) -> str | None:
+        return cast("str | None", self.headers.get("Content-Type"))
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self.headers.set("Content-Type", value)
+
+    @property
+    def mimetype(self) -> str | None:
+        """The content type without parameters; setting it adds ``charset=utf-8`` for text types."""
+        ct = self.content_type
+        return ct.split(";", 1)[0].strip().lower() if ct else None
+
+    @mimetype.setter
+    def mimetype(self, value: str) -> None:
+        self.headers.set("Content-Type", value + "; charset=utf-8" if _is_text(value) else value)
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @content_length.setter
+    def content_length(self, value: int) -> None:
+        self.headers.set("Content-Length", str(int(value)))
+
+    @property
+    def location(self) -> str | None:
+        return cast("str | None", self.headers.get("Location"))
+
+    @location.setter
+    def location(self, value: str) -> None:
+        self.headers.set("Location", value)
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | timedelta | None = None,
+        expires: str | datetime | int | float | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        Args:
+            key: The cookie name (a token).
+            value: The value (quoted when needed).
+            max_age: Seconds (or a timedelta) until it expires; also sets ``Expires``.
+            expires: A datetime or timestamp.
+            path: The path it applies to.
+            domain: The domain it applies to.
+            secure: Only sent over HTTPS.
+            httponly: Hidden from JavaScript.
+            samesite: ``"Strict"``, ``"Lax"`` or ``"None"``.
+            partitioned: CHIPS partitioned cookie (implies ``secure``).
+        """
+        from .http import dump_cookie
+
+        self.headers.add(
+            "Set-Cookie",
+            dump_cookie(
+                key,
+                value,
+                max_age=max_age,
+                expires=expires,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+                partitioned=partitioned,
+            ),
+        )
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+        partitioned: bool = False,
+    ) -> None:
+        """Expire a cookie in the browser (same ``path`` and ``domain`` as when it was set)."""
+        self.set_cookie(
+            key,
+            expires=0,
+            max_age=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+    def call_on_close(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        """Run ``func`` once the server has sent the body (usable as a decorator)."""
+        if self._on_close is None:
+            self._on_close = []
+        self._on_close.append(func)
+        return func
+
+    def close(self) -> None:
+        """Close the body iterable and run ``call_on_close`` functions."""
+        close = getattr(self.response, "close", None)
+        if close is not None:
+            close()
+        if self._on_close:
+            for func in self._on_close:
+                func()
+
+    def __repr__(self) -> str:
+        body = "streamed" if self.is_streamed else f"{sum(len(c) for c in self.response)} bytes"
+        return f"<{type(self).__name__} {body} [{self.status}]>"
+
+
+def _is_text(mimetype: str) -> bool:
+    return mimetype.startswith("text/") or mimetype in (
+        "application/xml",
+        "application/javascript",
+        "application/ecmascript",
+        "image/svg+xml",
+    ) or mimetype.endswith("+xml")

@@ -1,0 +1,81 @@
+"""The WSGI adapter: environ in, core request cycle, status/headers/body out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+    from .wrappers import Response
+
+
+def _has_content_length(headers: list[tuple[str, str]]) -> bool:
+    for name, _ in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            return True
+    return False
+
+
+class _StreamingBody:
+    """A streamed body for the server: encodes text chunks and closes the response when done."""
+
+    __slots__ = ("_iter", "_response")
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+        self._iter = iter(response.response)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._iter)
+        return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Send ``response`` through ``start_response`` and return the body iterable."""
+    headers = response.headers._list
+    body = response.response
+    if isinstance(body, list):
+        for i, chunk in enumerate(body):
+            if not isinstance(chunk, bytes):
+                body[i] = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        if not _has_content_length(headers):
+            code = response._status_code
+            if code >= 200 and code not in (204, 304):
+                headers = [*headers, ("Content-Length", str(sum(map(len, body)) if len(body) != 1 else len(body[0])))]
+        start_response(response._status_line, headers)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            response.close()
+            return []
+        if response._on_close:
+            return _StreamingBody(response)
+        return body
+    start_response(response._status_line, headers)
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        response.close()
+        return []
+    file_wrapper = environ.get("wsgi.file_wrapper")
+    stream = getattr(body, "wsgi_file", None)
+    if file_wrapper is not None and stream is not None:
+        return file_wrapper(stream, 65536)  # type: ignore[no-any-return]
+    return _StreamingBody(response)
+
+
+def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Serve one WSGI request with ``app`` (``app.wsgi_app`` calls this)."""
+    try:
+        request = app.request_class.from_environ(environ, app)
+    except HTTPException as e:  # undecodable path: answered before any hook runs
+        return to_wsgi(e.get_response(), environ, start_response)
+    response, ctx = app.handle_request(request)
+    if ctx.preserved:
+        environ["ampulla._preserved_context"] = ctx
+    return to_wsgi(response, environ, start_response)
