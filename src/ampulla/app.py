@@ -7,6 +7,8 @@ call :meth:`Ampulla.handle_request` (or its async twin) and send the returned re
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -14,6 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, cast
@@ -21,13 +24,14 @@ from urllib.parse import quote
 
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed
 from .json import DefaultJSONProvider, JSONProvider
 from .routing import Map, RequestRedirect, Rule
 from .scaffold import F, Scaffold, iter_chain
 from .wrappers import Request, Response
 
 if TYPE_CHECKING:
+    from .blueprints import Blueprint
     from .sessions import SessionInterface, SessionMixin
     from .testing import AmpullaClient
 
@@ -56,6 +60,38 @@ class _Chain:
         self.teardown = tuple(
             sync(f) for key in keys for f in reversed(app.teardown_request_funcs.get(key, ()))
         )
+
+
+def is_async_callable(func: Any) -> bool:
+    """Whether calling ``func`` returns a coroutine (async functions and objects with an async ``__call__``)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
+
+
+class _AsyncChain:
+    """The ASGI twin of :class:`_Chain`: each function with a flag telling whether to await it."""
+
+    __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
+
+    def __init__(self, app: Ampulla, endpoint: str | None) -> None:
+        blueprints: list[str] = []
+        if endpoint and "." in endpoint:
+            parts = endpoint.rpartition(".")[0].split(".")
+            blueprints = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        self.blueprints = tuple(blueprints)
+        keys = iter_chain(self.blueprints)
+        outer_first = tuple(reversed(keys))
+
+        def flagged(funcs: Iterator[Callable[..., Any]]) -> tuple[tuple[Callable[..., Any], bool], ...]:
+            return tuple((f, is_async_callable(f)) for f in funcs)
+
+        self.url_value_preprocessors = flagged(
+            f for key in outer_first for f in app.url_value_preprocessors.get(key, ())
+        )
+        self.before = flagged(f for key in outer_first for f in app.before_request_funcs.get(key, ()))
+        self.after = flagged(f for key in keys for f in reversed(app.after_request_funcs.get(key, ())))
+        self.teardown = flagged(f for key in keys for f in reversed(app.teardown_request_funcs.get(key, ())))
 
 
 _thread_state = threading.local()
@@ -191,7 +227,7 @@ class Ampulla(Scaffold):
         self.host_matching = host_matching
         self.static_host = static_host
         self.extensions: dict[str, Any] = {}
-        self.blueprints: dict[str, Any] = {}
+        self.blueprints: dict[str, Blueprint] = {}
         self.teardown_appcontext_funcs: list[Callable[..., Any]] = []
         self.shell_context_processors: list[Callable[[], dict[str, Any]]] = []
         self.template_filters: dict[str, Callable[..., Any]] = {}
@@ -202,6 +238,14 @@ class Ampulla(Scaffold):
         self._got_first_request = False
         self._chains: dict[str | None, _Chain] = {}
         self._sync_views: dict[str, Callable[..., Any]] = {}
+        self._async_chains: dict[str | None, _AsyncChain] = {}
+        self._ws_before: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]] = {}
+        self._view_kinds: dict[str, str] = {}
+        self._inline_endpoints: set[str] = set()
+        self._streaming_endpoints: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._served = False
+        self._background: set[asyncio.Task[None]] = set()
         self._logger: logging.Logger | None = None
         self._session_interface: SessionInterface | None = None
         self._setup_lock = threading.Lock()
@@ -211,7 +255,7 @@ class Ampulla(Scaffold):
 
     def _find_name(self) -> str:
         if self.import_name == "__main__":
-            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            main: str | None = getattr(sys.modules.get("__main__"), "__file__", None)
             if main:
                 return os.path.splitext(os.path.basename(main))[0]
         return self.import_name
@@ -335,6 +379,10 @@ class Ampulla(Scaffold):
                 raise ValueError(f"add_url_rule({rule!r}) needs an endpoint name or a view function")
             endpoint = view_func.__name__
         options["endpoint"] = endpoint
+        if options.pop("inline", False) or getattr(view_func, "run_inline", False):
+            self._inline_endpoints.add(endpoint)
+        if getattr(view_func, "stream_request_body", False):
+            self._streaming_endpoints.add(endpoint)
         methods = options.pop("methods", None)
         if methods is None:
             methods = getattr(view_func, "methods", None) or ("GET",)
@@ -364,6 +412,20 @@ class Ampulla(Scaffold):
                 )
             self.view_functions[endpoint] = view_func
         self.url_map.add(rule_obj)
+
+    def register_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
+        """Register a blueprint: its routes, hooks, error handlers, templates and static files.
+
+        Args:
+            blueprint: The blueprint.
+            **options: ``url_prefix``, ``subdomain``, ``url_defaults``, ``name`` (to register it twice).
+        """
+        self._check_setup_finished("register_blueprint")
+        blueprint.register(self, options)
+
+    def iter_blueprints(self) -> Iterator[Blueprint]:
+        """The registered blueprints, in registration order."""
+        return iter(self.blueprints.values())
 
     def teardown_appcontext(self, f: F) -> F:
         """Run ``f(exc)`` when the application context ends (after every request, and after ``app_context``)."""
@@ -431,8 +493,7 @@ class Ampulla(Scaffold):
     # ------------------------------------------------------------------------------------------ sync/async
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """A synchronous version of ``func``: coroutine functions run on the thread's long-lived event loop."""
-        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
-            import functools
+        if is_async_callable(func):
 
             @functools.wraps(func)
             def run(*args: Any, **kwargs: Any) -> Any:
@@ -491,8 +552,10 @@ class Ampulla(Scaffold):
         with self._setup_lock:
             if self._got_first_request:
                 return
-            for func in self.before_serving_funcs:
-                self.ensure_sync(func)()
+            if not self._served:
+                self._served = True
+                for func in self.before_serving_funcs:
+                    self.ensure_sync(func)()
             if self.after_serving_funcs:
                 import atexit
 
@@ -516,6 +579,11 @@ class Ampulla(Scaffold):
                 request.path, request.method, self._subdomain(request) if self.subdomain_matching else ""
             )
         except HTTPException as e:
+            if e.code == 404 and request.scope is None and request.headers.get("Upgrade", "").lower() == "websocket":
+                e = BadRequest(
+                    "WebSocket connections need an ASGI server: run the app with uvicorn or granian "
+                    "(see docs/deployment.md); this WSGI server cannot upgrade connections."
+                )
             request.routing_exception = e
             return
         request.url_rule = rule
@@ -631,13 +699,13 @@ class Ampulla(Scaffold):
         if isinstance(rv, Response):
             response = rv
         elif isinstance(rv, str | bytes | bytearray):
-            response = response_class(rv)
+            response = response_class(bytes(rv) if isinstance(rv, bytearray) else rv)
         elif isinstance(rv, dict | list):
             response = self.json.response(rv)
         elif isinstance(rv, HTTPException):
             response = rv.get_response()
-        elif isinstance(rv, GeneratorType | Iterator) or inspect.isasyncgen(rv):
-            response = response_class(rv)
+        elif isinstance(rv, GeneratorType | Iterator) or inspect.isasyncgen(rv) or hasattr(rv, "__anext__"):
+            response = response_class(cast(Any, rv))
         else:
             raise TypeError(
                 f"The view function did not return a valid response. The return type must be a string, dict, "
@@ -807,6 +875,288 @@ class Ampulla(Scaffold):
         """Run ``teardown_appcontext`` functions (last registered first)."""
         if self.teardown_appcontext_funcs:
             self._run_teardowns([self.ensure_sync(f) for f in reversed(self.teardown_appcontext_funcs)], exc)
+
+    # ------------------------------------------------------------------------------------------ async cycle
+    def _websocket_before(self, endpoint: str | None) -> tuple[tuple[Callable[..., Any], bool], ...]:
+        funcs = self._ws_before.get(endpoint)
+        if funcs is None:
+            keys = tuple(reversed(iter_chain(self._async_chain(endpoint).blueprints)))
+            funcs = tuple(
+                (f, is_async_callable(f)) for key in keys for f in self.before_websocket_funcs.get(key, ())
+            )
+            self._ws_before[endpoint] = funcs
+        return funcs
+
+    def _async_chain(self, endpoint: str | None) -> _AsyncChain:
+        chain = self._async_chains.get(endpoint)
+        if chain is None:
+            chain = self._async_chains[endpoint] = _AsyncChain(self, endpoint)
+        return chain
+
+    @property
+    def sync_executor(self) -> ThreadPoolExecutor:
+        """The thread pool that runs ``def`` views under ASGI (``SYNC_VIEW_THREADS`` workers, default 40)."""
+        executor = self._executor
+        if executor is None:
+            with self._setup_lock:
+                executor = self._executor
+                if executor is None:
+                    size = int(self.config.get("SYNC_VIEW_THREADS") or 40)
+                    executor = self._executor = ThreadPoolExecutor(size, thread_name_prefix="ampulla-sync")
+        return executor
+
+    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking function in the app's thread pool with the current context (``request`` etc.)."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, func, *args, **kwargs)
+        return await loop.run_in_executor(self.sync_executor, call)
+
+    async def _acall(self, func: Callable[..., Any], *args: Any) -> Any:
+        rv = func(*args)
+        if inspect.isawaitable(rv):
+            rv = await rv
+        return rv
+
+    async def startup(self) -> None:
+        """Run ``before_serving`` functions once (ASGI lifespan startup, or the first request)."""
+        if self._served:
+            return
+        self._served = True
+        for func in self.before_serving_funcs:
+            await self._acall(func)
+
+    async def shutdown(self) -> None:
+        """Run ``after_serving`` functions (ASGI lifespan shutdown) and stop the sync thread pool."""
+        for func in self.after_serving_funcs:
+            await self._acall(func)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def handle_request_async(
+        self, request: Request, read_body: Callable[[Request], Awaitable[None]] | None = None
+    ) -> tuple[Response, RequestContext]:
+        """The ASGI request cycle: like :meth:`handle_request`, awaiting async views and hooks.
+
+        ``def`` views run in the thread pool (unless registered with ``inline=True``); ``read_body`` is awaited
+        after routing so ``request.form`` and friends are plain attributes in every view.
+
+        Teardown is left to the caller (:meth:`finish_request_async`) so it runs after the body was sent.
+        """
+        if not self._got_first_request:
+            if not self._served:
+                await self.startup()
+            self._got_first_request = True
+        ctx = RequestContext(self, request)
+        ctx.async_mode = True
+        if request.environ.get("ampulla.preserve_context"):
+            ctx.preserved = True
+        ctx.push()
+        try:
+            try:
+                response = await self.full_dispatch_request_async(ctx, read_body)
+            except Exception as e:
+                ctx._pending_exc = e
+                response = await self.handle_exception_async(ctx, e)
+            return response, ctx
+        finally:
+            token = ctx._tokens.pop()
+            if not ctx.preserved:
+                _cv_ctx.reset(token)
+
+    async def finish_request_async(self, ctx: RequestContext) -> None:
+        """Run teardown functions (awaiting async ones) unless a streamed body still holds the context."""
+        if ctx.preserved:
+            return
+        if ctx._holds > 0:
+            ctx._teardown_pending = True
+            return
+        await self.teardown_async(ctx, ctx._pending_exc)
+
+    async def teardown_async(self, ctx: RequestContext, exc: BaseException | None) -> None:
+        """Run ``teardown_request`` then ``teardown_appcontext`` functions of ``ctx``, awaiting async ones."""
+        if ctx._is_copy:
+            return
+        token = _cv_ctx.set(ctx)
+        try:
+            funcs = [
+                *self._async_chain(ctx.request.endpoint).teardown,
+                *((f, is_async_callable(f)) for f in reversed(self.teardown_appcontext_funcs)),
+            ]
+            first: BaseException | None = None
+            for func, is_async in funcs:
+                try:
+                    rv = func(exc)
+                    if is_async:
+                        await rv
+                except Exception as e:
+                    first = first or e
+                    self.logger.exception("Error in teardown function %r", func)
+            ctx.request.close()
+            if first is not None and self.should_propagate():
+                raise first
+        finally:
+            _cv_ctx.reset(token)
+
+    async def full_dispatch_request_async(
+        self, ctx: RequestContext, read_body: Callable[[Request], Awaitable[None]] | None = None
+    ) -> Response:
+        """The async twin of :meth:`full_dispatch_request`."""
+        request = ctx.request
+        self._match_request(request)
+        endpoint = request.endpoint
+        chain = self._async_chain(endpoint)
+        try:
+            rv = None
+            if read_body is not None and (endpoint is None or endpoint not in self._streaming_endpoints):
+                await read_body(request)
+            for func, is_async in chain.url_value_preprocessors:
+                rv = func(endpoint, request.view_args)
+                if is_async:
+                    await rv
+            rv = None
+            for func, is_async in chain.before:
+                rv = func()
+                if is_async:
+                    rv = await rv
+                if rv is not None:
+                    break
+            if rv is None:
+                rv = await self.dispatch_request_async(ctx)
+        except Exception as e:
+            rv = await self.handle_user_exception_async(ctx, e)
+        response = self.make_response(rv)
+        return await self.process_response_async(ctx, response, chain)
+
+    async def dispatch_request_async(self, ctx: RequestContext) -> ResponseReturnValue:
+        """Call the view: awaited when async, inline when registered so, else in the thread pool."""
+        request = ctx.request
+        if request.routing_exception is not None:
+            raise request.routing_exception
+        rule = request.url_rule
+        assert rule is not None
+        if request.method == "OPTIONS" and rule.provide_automatic_options:
+            return self.make_default_options_response(ctx)
+        endpoint = rule.endpoint
+        kind = self._view_kinds.get(endpoint)
+        view = self.view_functions[endpoint]
+        if kind is None:
+            inline = endpoint in self._inline_endpoints
+            kind = "async" if is_async_callable(view) else ("inline" if inline else "thread")
+            self._view_kinds[endpoint] = kind
+        args = request.view_args or {}
+        if kind == "async":
+            return await view(**args)
+        if kind == "inline":
+            rv = view(**args)
+        else:
+            rv = await self.run_sync(view, **args)
+        if inspect.isawaitable(rv):
+            rv = await rv
+        return rv
+
+    async def process_response_async(
+        self, ctx: RequestContext, response: Response, chain: _AsyncChain | None = None
+    ) -> Response:
+        """The async twin of :meth:`process_response`."""
+        if ctx._after_request_functions:
+            for func in ctx._after_request_functions:
+                response = await self._acall(func, response)
+        if chain is None:
+            chain = self._async_chain(ctx.request.endpoint)
+        for func, is_async in chain.after:
+            response = func(response)
+            if is_async:
+                response = await response  # type: ignore[misc]
+        if ctx._session is not None:
+            self.session_interface.save_session(self, ctx._session, response)
+        return response
+
+    async def handle_user_exception_async(self, ctx: RequestContext, e: Exception) -> ResponseReturnValue:
+        """The async twin of :meth:`handle_user_exception`."""
+        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
+            if e.code is None or isinstance(e, RequestRedirect):
+                return self._redirect_response(ctx, e) if isinstance(e, RequestRedirect) else e
+            handler = self._find_error_handler(e, self._async_chain(ctx.request.endpoint).blueprints)
+            return e if handler is None else await self._acall(handler, e)
+        handler = self._find_error_handler(e, self._async_chain(ctx.request.endpoint).blueprints)
+        if handler is None:
+            raise e
+        return await self._acall(handler, e)
+
+    async def handle_exception_async(self, ctx: RequestContext, e: Exception) -> Response:
+        """The async twin of :meth:`handle_exception`."""
+        if self.should_propagate():
+            raise e
+        self.log_exception(ctx, e)
+        server_error = InternalServerError(original_exception=e)
+        handler = self._find_error_handler(server_error, self._async_chain(ctx.request.endpoint).blueprints)
+        rv: ResponseReturnValue
+        if handler is not None:
+            rv = await self._acall(handler, server_error)
+        elif self.debug:
+            rv = self._debug_page(e)
+        else:
+            rv = server_error
+        response = self.make_response(rv)
+        try:
+            return await self.process_response_async(ctx, response)
+        except Exception:
+            self.logger.exception("Request finalizing failed with an error while handling an error")
+            return response
+
+    def add_background_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``func(*args, **kwargs)`` after the response has been sent, with the app context active.
+
+        Inside a request it runs once the body is sent (sync or async functions); outside a request it
+        starts at once in the background (a task on the running loop, else a thread).
+        """
+        call = functools.partial(func, *args, **kwargs)
+        ctx = _cv_ctx.get(None)
+        if isinstance(ctx, RequestContext):
+            if ctx.background_tasks is None:
+                ctx.background_tasks = []
+            ctx.background_tasks.append(call)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+
+        async def run_in_app() -> None:
+            with self.app_context():
+                await self._acall(call)
+
+        if loop is not None:
+            task = loop.create_task(run_in_app())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            threading.Thread(target=lambda: run_coroutine_sync(run_in_app()), daemon=True).start()
+
+    async def run_background_tasks_async(self, ctx: RequestContext) -> None:
+        """Run the background tasks queued by a request (ASGI: after the body was sent)."""
+        tasks, ctx.background_tasks = ctx.background_tasks or [], None
+        for call in tasks:
+            with self.app_context():
+                try:
+                    if is_async_callable(call):
+                        await call()
+                    else:
+                        await self.run_sync(call)
+                except Exception:
+                    self.logger.exception("Error in background task %r", call)
+
+    def run_background_tasks(self, ctx: RequestContext) -> None:
+        """Run the background tasks queued by a request (WSGI: when the server closes the body)."""
+        tasks, ctx.background_tasks = ctx.background_tasks or [], None
+        for call in tasks:
+            with self.app_context():
+                try:
+                    self.ensure_sync(call)()
+                except Exception:
+                    self.logger.exception("Error in background task %r", call)
 
     # ------------------------------------------------------------------------------------------ URLs
     def inject_url_defaults(self, endpoint: str, values: dict[str, Any]) -> None:

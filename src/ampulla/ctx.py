@@ -106,7 +106,20 @@ class RequestContext(AppContext):
         request: The request.
     """
 
-    __slots__ = ("_after_request_functions", "_session", "flashes", "preserved", "request")
+    __slots__ = (
+        "_after_request_functions",
+        "_holds",
+        "_is_copy",
+        "_pending_exc",
+        "_session",
+        "_teardown_pending",
+        "async_mode",
+        "background_tasks",
+        "flashes",
+        "preserved",
+        "request",
+        "websocket",
+    )
 
     def __init__(self, app: Ampulla, request: Request) -> None:
         self.app = app
@@ -118,6 +131,13 @@ class RequestContext(AppContext):
         self.flashes: list[tuple[str, str]] | None = None
         self._after_request_functions: list[Callable[[Response], Response]] | None = None
         self.preserved = False
+        self._holds = 0
+        self._teardown_pending = False
+        self._pending_exc: BaseException | None = None
+        self.background_tasks: list[Callable[[], Any]] | None = None
+        self.websocket: Any = None
+        self._is_copy = False
+        self.async_mode = False
 
     @property
     def session(self) -> SessionMixin:
@@ -143,16 +163,40 @@ class RequestContext(AppContext):
             self.owns_app_ctx = False
         self._tokens.append(_cv_ctx.set(self))
 
-    def pop(self, exc: BaseException | None = None) -> None:
-        """Run teardown functions, close uploads and restore the previous context."""
+    def hold(self) -> None:
+        """Keep the context alive past the end of the request (a streamed body that still uses it)."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """End a :meth:`hold`; the last release after the request ended runs the teardown functions."""
+        self._holds -= 1
+        if self._holds == 0 and self._teardown_pending and not self.async_mode:
+            self._teardown_pending = False
+            token = _cv_ctx.set(self)
+            try:
+                self._teardown(self._pending_exc)
+            finally:
+                _cv_ctx.reset(token)
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        if self._is_copy:
+            return
         try:
-            if len(self._tokens) == 1:
-                try:
-                    self.app.do_teardown_request(self, exc)
-                finally:
-                    self.request.close()
-                    if self.owns_app_ctx:
-                        self.app.do_teardown_appcontext(self, exc)
+            self.app.do_teardown_request(self, exc)
+        finally:
+            self.request.close()
+            if self.owns_app_ctx:
+                self.app.do_teardown_appcontext(self, exc)
+
+    def pop(self, exc: BaseException | None = None) -> None:
+        """Run teardown functions (deferred while held), close uploads and restore the previous context."""
+        try:
+            if len(self._tokens) == 1 and not self.async_mode:
+                if self._holds > 0:
+                    self._teardown_pending = True
+                    self._pending_exc = exc
+                else:
+                    self._teardown(exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
 
@@ -170,7 +214,10 @@ class RequestContext(AppContext):
         new = RequestContext(self.app, self.request)
         new._session = self._session
         new._g = self._g
+        new.flashes = self.flashes
         new.owns_app_ctx = False
+        new._is_copy = True
+        new.websocket = self.websocket
         return new
 
 

@@ -352,7 +352,7 @@ class InternalServerError(HTTPException):
         self.original_exception = original_exception
 
 
-class NotImplemented(HTTPException):  # noqa: A001 - the HTTP name
+class NotImplemented(HTTPException):
     """501."""
 
     code = 501

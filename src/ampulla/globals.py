@@ -13,6 +13,7 @@ from .ctx import RequestContext, _AppCtxGlobals, _cv_ctx
 
 if TYPE_CHECKING:
     from .app import Ampulla
+    from .asgi import WebSocket
     from .sessions import SessionMixin
     from .wrappers import Request
 
@@ -29,7 +30,7 @@ _NO_REQUEST = (
 class LocalProxy:
     """Forwards every operation to the object returned by a lookup function."""
 
-    __slots__ = ("__wrapped_lookup", "__name")
+    __slots__ = ("__name", "__wrapped_lookup")
 
     def __init__(self, lookup: Callable[[], Any], name: str) -> None:
         object.__setattr__(self, "_LocalProxy__wrapped_lookup", lookup)
@@ -128,8 +129,16 @@ def _lookup_session() -> SessionMixin:
     return _lookup_request_ctx().session
 
 
+def _lookup_websocket() -> WebSocket:
+    ws = _lookup_request_ctx().websocket
+    if ws is None:
+        raise RuntimeError("Not in a WebSocket connection: 'websocket' is only available in @app.websocket views.")
+    return cast("WebSocket", ws)
+
+
 current_app: Ampulla = cast("Ampulla", LocalProxy(_lookup_app, "current_app"))
 g: _AppCtxGlobals = cast(_AppCtxGlobals, LocalProxy(_lookup_g, "g"))
 request: Request = cast("Request", LocalProxy(_lookup_request, "request"))
 session: SessionMixin = cast("SessionMixin", LocalProxy(_lookup_session, "session"))
+websocket: WebSocket = cast("WebSocket", LocalProxy(_lookup_websocket, "websocket"))
 request_ctx: RequestContext = cast(RequestContext, LocalProxy(_lookup_request_ctx, "request_ctx"))

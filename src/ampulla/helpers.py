@@ -117,12 +117,15 @@ def make_response(*args: Any) -> Response:
 def stream_with_context(generator_or_function: Any) -> Any:
     """Keep the request context (``request``, ``session``, ``g``) alive while a streamed body is generated.
 
-    Use around a generator returned from a view, or as a decorator on a generator function.
+    Use around a generator (sync or async) returned from a view, or as a decorator on a generator function.
+    Teardown functions run when the stream ends, is closed, or the client disconnects.
 
     Raises:
         RuntimeError: Used outside a request.
     """
-    if callable(generator_or_function) and not hasattr(generator_or_function, "__next__"):
+    if callable(generator_or_function) and not (
+        hasattr(generator_or_function, "__next__") or hasattr(generator_or_function, "__anext__")
+    ):
         func = generator_or_function
 
         @functools.wraps(func)
@@ -134,29 +137,102 @@ def stream_with_context(generator_or_function: Any) -> Any:
     if not isinstance(ctx, RequestContext):
         raise RuntimeError("stream_with_context() can only be used while handling a request")
     if hasattr(generator_or_function, "__anext__"):
-        return _async_stream(ctx, generator_or_function)
-    return _sync_stream(ctx.copy(), generator_or_function)
+        return ContextAsyncStream(ctx, generator_or_function)
+    return ContextStream(ctx, iter(generator_or_function))
 
 
-def _sync_stream(ctx: RequestContext, gen: Iterator[Any]) -> Iterator[Any]:
-    with ctx:
+class ContextStream:
+    """A sync iterator run with a request context active; releases the context when done or closed."""
+
+    __slots__ = ("_ctx", "_done", "_gen")
+
+    def __init__(self, ctx: RequestContext, gen: Iterator[Any]) -> None:
+        self._ctx = ctx
+        self._gen = gen
+        self._done = False
+        ctx.hold()
+
+    def __iter__(self) -> ContextStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        token = _cv_ctx.set(self._ctx)
         try:
-            yield from gen
+            return next(self._gen)
+        except BaseException:
+            self._finish()
+            raise
         finally:
-            close = getattr(gen, "close", None)
+            _cv_ctx.reset(token)
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._ctx.release()
+
+    def close(self) -> None:
+        """Close the generator (running its ``finally`` blocks) and release the request context."""
+        if self._done:
+            return
+        token = _cv_ctx.set(self._ctx)
+        try:
+            close = getattr(self._gen, "close", None)
             if close is not None:
                 close()
+        finally:
+            _cv_ctx.reset(token)
+            self._finish()
 
 
-async def _async_stream(ctx: RequestContext, gen: Any) -> Any:
-    copied = ctx.copy()
-    copied.push()
-    try:
-        async for item in gen:
-            yield item
-    finally:
-        await gen.aclose()
-        copied.pop()
+class ContextAsyncStream:
+    """An async iterator run with a request context active; releases the context when done or closed."""
+
+    __slots__ = ("_ctx", "_done", "_gen")
+
+    def __init__(self, ctx: RequestContext, gen: Any) -> None:
+        self._ctx = ctx
+        self._gen = gen
+        self._done = False
+        ctx.hold()
+
+    def __aiter__(self) -> ContextAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        token = _cv_ctx.set(self._ctx)
+        try:
+            return await self._gen.__anext__()
+        except BaseException:
+            self._finish()
+            raise
+        finally:
+            _cv_ctx.reset(token)
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._ctx.release()
+
+    async def aclose(self) -> None:
+        """Close the generator and release the request context."""
+        if self._done:
+            return
+        token = _cv_ctx.set(self._ctx)
+        try:
+            aclose = getattr(self._gen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            _cv_ctx.reset(token)
+            self._finish()
+
+    def close(self) -> None:
+        """Release the context without awaiting (used when the loop is gone)."""
+        self._finish()
 
 
 def flash(message: str, category: str = "message") -> None:
@@ -189,7 +265,7 @@ def get_flashed_messages(
     if flashes is None:
         session = ctx.session
         flashes = [tuple(f) for f in session.pop("_flashes")] if "_flashes" in session else []
-        ctx.flashes = flashes  # type: ignore[assignment]
+        ctx.flashes = flashes
     if category_filter:
         flashes = [f for f in flashes if f[0] in category_filter]
     if not with_categories:

@@ -395,8 +395,7 @@ class ETags:
         if self.star_tag:
             return "*"
         return ", ".join(
-            [quote_etag(tag) for tag in sorted(self._strong)]
-            + [quote_etag(tag, True) for tag in sorted(self._weak)]
+            [f'"{tag}"' for tag in sorted(self._strong)] + [f'W/"{tag}"' for tag in sorted(self._weak)]
         )
 
     def __contains__(self, etag: object) -> bool:

@@ -23,7 +23,7 @@ def _default(o: Any) -> Any:
     if isinstance(o, date):
         from .http import http_date
 
-        return http_date(o) if isinstance(o, datetime) or isinstance(o, date) else str(o)
+        return http_date(o) if isinstance(o, (datetime, date)) else str(o)
     if isinstance(o, decimal.Decimal | uuid.UUID):
         return str(o)
     if dataclasses.is_dataclass(o) and not isinstance(o, type):

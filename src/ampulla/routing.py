@@ -232,7 +232,12 @@ def _parse_converter_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return node.value
         if isinstance(node, ast.Name):
             return node.id
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, int | float)
+        ):
             return -node.operand.value
         raise ValueError(f"converter arguments must be literals, got {ast.unparse(node)!r}")
 
@@ -511,7 +516,7 @@ class _Alternation:
             rule = same[0]
             assert rule.regex is not None
             # Rename the rule's named groups so they are unique in the alternation.
-            local = re.sub(r"\(\?P<([a-zA-Z_][a-zA-Z0-9_]*)>", lambda m, n=n: f"(?P<r{n}_{m.group(1)}>", pattern)
+            local = re.sub(r"\(\?P<([a-zA-Z_][a-zA-Z0-9_]*)>", f"(?P<r{n}_\\1>", pattern)
             alternatives.append(f"(?P<r{n}>{local})")
             names = rule.regex.groupindex
             var_groups = tuple((name, index + names[name], conv) for name, conv in rule._var_groups)
@@ -572,7 +577,8 @@ class Map:
     @property
     def has_subdomains(self) -> bool:
         """Whether any rule is bound to a subdomain."""
-        return any(rule.subdomain for rule in self._rules)
+        tables = self._tables if self._tables is not None else self._compile()
+        return any(subdomain for subdomain, _ in tables)
 
     def match(
         self, path: str, method: str = "GET", subdomain: str = "", websocket: bool = False

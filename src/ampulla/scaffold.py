@@ -21,17 +21,16 @@ ErrorHandlerKey = type[BaseException] | int
 def get_root_path(import_name: str) -> str:
     """The folder of the module or package ``import_name`` (the current directory for ``__main__`` shells)."""
     module = sys.modules.get(import_name)
-    if module is not None and getattr(module, "__file__", None):
-        return os.path.dirname(os.path.abspath(module.__file__))  # type: ignore[arg-type,type-var]
+    filename: str | None = getattr(module, "__file__", None) if module is not None else None
+    if filename:
+        return os.path.dirname(os.path.abspath(filename))
     try:
         spec = importlib.util.find_spec(import_name)
     except (ImportError, ValueError):
         spec = None
-    if spec is None or spec.origin in (None, "namespace", "built-in"):
+    if spec is None or spec.origin is None or spec.origin in ("namespace", "built-in"):
         return os.getcwd()
-    if spec.submodule_search_locations:
-        return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
-    return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[arg-type]
+    return os.path.dirname(os.path.abspath(spec.origin))
 
 
 def _endpoint_from_view_func(view_func: Callable[..., Any]) -> str:
@@ -76,6 +75,7 @@ class Scaffold:
         self.template_context_processors: dict[str | None, list[Callable[..., Any]]] = {None: []}
         self.url_value_preprocessors: dict[str | None, list[Callable[..., Any]]] = {}
         self.url_default_functions: dict[str | None, list[Callable[..., Any]]] = {}
+        self.before_websocket_funcs: dict[str | None, list[Callable[..., Any]]] = {}
 
     def _check_setup_finished(self, f_name: str) -> None:
         raise NotImplementedError
@@ -171,6 +171,26 @@ class Scaffold:
     def delete(self, rule: str, **options: Any) -> Callable[[F], F]:
         """Shortcut for ``route(rule, methods=["DELETE"])``."""
         return self._method_route("DELETE", rule, options)
+
+    def websocket(self, rule: str, **options: Any) -> Callable[[F], F]:
+        """Register an ``async def`` view for WebSocket connections to ``rule`` (ASGI servers only).
+
+        Inside it, ``from ampulla import websocket`` gives ``await websocket.receive()``, ``send()``,
+        ``accept(subprotocol=...)`` and ``close()``.
+        """
+
+        def decorator(f: F) -> F:
+            endpoint = options.pop("endpoint", None)
+            self.add_url_rule(
+                rule, endpoint, f, websocket=True, methods=["GET"], provide_automatic_options=False, **options
+            )
+            return f
+
+        return decorator
+
+    def before_websocket(self, f: F) -> F:
+        """Run ``f()`` before each WebSocket view; a non-``None`` return value closes the connection (1008)."""
+        return self._register(self.before_websocket_funcs, "before_websocket", f)
 
     def endpoint(self, endpoint: str) -> Callable[[F], F]:
         """Attach the decorated function to ``endpoint`` (a rule added with ``add_url_rule`` and no view)."""

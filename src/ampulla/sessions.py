@@ -110,7 +110,7 @@ class NullSession(SecureCookieSession):
             "python -c 'import secrets; print(secrets.token_hex())'."
         )
 
-    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
 
 
 class SessionInterface:
@@ -189,7 +189,7 @@ class SecureCookieSessionInterface(SessionInterface):
         """The serializer for the current keys, or ``None`` without ``SECRET_KEY``."""
         if not app.secret_key:
             return None
-        keys: list[str | bytes] = [app.secret_key]
+        keys: list[Any] = [app.secret_key]
         fallbacks = app.config["SECRET_KEY_FALLBACKS"]
         if fallbacks:
             keys.extend(fallbacks)

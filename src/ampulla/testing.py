@@ -217,7 +217,7 @@ class EnvironBuilder:
 
 
 class TestResponse(Response):
-    """A response returned by the test client.
+    """A response returned by the test client (``status_code``, ``headers``, ``data``, ``text``, ``json``).
 
     Attributes:
         request: The WSGI environ / request description that produced it.
@@ -227,6 +227,10 @@ class TestResponse(Response):
     __slots__ = ("environ", "history", "request")
 
     __test__ = False
+    default_mimetype = None
+    environ: dict[str, Any]
+    request: dict[str, Any]
+    history: list[TestResponse]
 
     @property
     def status_code(self) -> int:
@@ -400,6 +404,11 @@ class AmpullaClient:
         response.history = []
         ctx = environ.get("ampulla._preserved_context")
         if ctx is not None:
+            if ctx.async_mode:
+                # The ASGI cycle ran in another task: make its context current here, tear down synchronously.
+                ctx.async_mode = False
+                ctx._tokens = []
+                ctx.push()
             self._context_stack.append(ctx)
         if self.use_cookies:
             self._store_cookies(response.headers)
@@ -413,31 +422,38 @@ class AmpullaClient:
 
     def get(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A GET request."""
-        return self.open(*args, method="GET", **kwargs)
+        kwargs["method"] = "GET"
+        return self.open(*args, **kwargs)
 
     def post(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A POST request."""
-        return self.open(*args, method="POST", **kwargs)
+        kwargs["method"] = "POST"
+        return self.open(*args, **kwargs)
 
     def put(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A PUT request."""
-        return self.open(*args, method="PUT", **kwargs)
+        kwargs["method"] = "PUT"
+        return self.open(*args, **kwargs)
 
     def patch(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A PATCH request."""
-        return self.open(*args, method="PATCH", **kwargs)
+        kwargs["method"] = "PATCH"
+        return self.open(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A DELETE request."""
-        return self.open(*args, method="DELETE", **kwargs)
+        kwargs["method"] = "DELETE"
+        return self.open(*args, **kwargs)
 
     def head(self, *args: Any, **kwargs: Any) -> TestResponse:
         """A HEAD request."""
-        return self.open(*args, method="HEAD", **kwargs)
+        kwargs["method"] = "HEAD"
+        return self.open(*args, **kwargs)
 
     def options(self, *args: Any, **kwargs: Any) -> TestResponse:
         """An OPTIONS request."""
-        return self.open(*args, method="OPTIONS", **kwargs)
+        kwargs["method"] = "OPTIONS"
+        return self.open(*args, **kwargs)
 
     def __enter__(self) -> AmpullaClient:
         if self.preserve_context:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json as _json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -182,15 +182,20 @@ class Request:
         self._init_lazy()
 
     def _init_lazy(self) -> None:
-        self._args = self._form = self._files = self._cookies = self._data = self._stream = None
+        self._args: ImmutableMultiDict[str] | None = None
+        self._form: ImmutableMultiDict[str] | None = None
+        self._files: ImmutableMultiDict[FileStorage] | None = None
+        self._cookies: ImmutableMultiDict[str] | None = None
+        self._data: bytes | None = None
+        self._stream: IO[bytes] | None = None
         self._json: Any = _UNSET
         self.url_rule: Rule | None = None
         self.view_args: dict[str, Any] | None = None
         self.endpoint: str | None = None
         self.routing_exception: Exception | None = None
-        self.max_content_length_override: int | None | object = _UNSET
-        self.max_form_memory_size_override: int | None | object = _UNSET
-        self.max_form_parts_override: int | None | object = _UNSET
+        self.max_content_length_override: int | object | None = _UNSET
+        self.max_form_memory_size_override: int | object | None = _UNSET
+        self.max_form_parts_override: int | object | None = _UNSET
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
@@ -219,6 +224,67 @@ class Request:
         self._headers = None
         self._init_lazy()
         return self
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any], app: Ampulla | None = None) -> Request:
+        """Build a request from an ASGI HTTP or WebSocket scope (the body is attached by the adapter)."""
+        self = cls.__new__(cls)
+        self.scope = scope
+        self.environ = {}
+        self.app = app
+        self.method = scope.get("method", "GET")
+        root = scope.get("root_path", "")
+        path = scope["path"]
+        if root and path.startswith(root):
+            # NOTE: ASGI servers put the mount prefix in both root_path and path.
+            path = path[len(root) :] or "/"
+        self.path = path if path[:1] == "/" else "/" + path
+        self.root_path = root
+        self.query_string = scope.get("query_string", b"")
+        self.scheme = scope.get("scheme", "http")
+        client = scope.get("client")
+        self.remote_addr = client[0] if client else None
+        server = scope.get("server")
+        self.server = (server[0], server[1]) if server else None
+        self.input_stream = None
+        self._headers = None
+        self._init_lazy()
+        return self
+
+    async def stream_async(self, chunk_size: int = 65536) -> AsyncIterator[bytes]:
+        """Iterate over the body as it arrives, without buffering it (ASGI; views marked
+        ``@stream_request_body``). Over WSGI, or when the body was already read, it yields from the buffer.
+
+        Raises:
+            RequestEntityTooLarge: More than ``MAX_CONTENT_LENGTH`` bytes arrive.
+            ClientDisconnected: The client went away before the end of the body.
+        """
+        receive = self.scope.get("ampulla.receive") if self.scope is not None else None
+        if receive is None or self.input_stream is not None or self._data is not None:
+            stream = self.stream
+            while True:
+                chunk = stream.read(chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+        limit = self.max_content_length
+        length = self.content_length
+        if length is not None and limit is not None and length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if limit is not None and received > limit:
+                raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                self.input_stream = io.BytesIO()
+                return
 
     # ---------------------------------------------------------------------------------------- limits
     def _limit(self, override: object, key: str, default: int | None) -> int | None:
@@ -263,7 +329,12 @@ class Request:
         """The request headers (read-only, case-insensitive)."""
         headers = self._headers
         if headers is None:
-            headers = self._headers = EnvironHeaders(self.environ)
+            if self.scope is not None:
+                headers = Headers.__new__(Headers)
+                headers._list = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.scope["headers"]]
+            else:
+                headers = EnvironHeaders(self.environ)
+            self._headers = headers
         return headers
 
     @property
@@ -439,6 +510,11 @@ class Request:
     def _make_stream(self) -> IO[bytes]:
         raw = self.input_stream
         if raw is None:
+            if self.scope is not None and self.scope.get("ampulla.receive") is not None:
+                raise RuntimeError(
+                    "This view streams its request body (@stream_request_body): read it with "
+                    "'async for chunk in request.stream_async()' instead of form/json/data."
+                )
             return io.BytesIO()
         limit = self.max_content_length
         length = self.content_length
@@ -544,10 +620,7 @@ class Request:
             )
         data = self.get_data(cache=cache)
         try:
-            if self.app is not None:
-                value = self.app.json.loads(data)
-            else:
-                value = _json.loads(data)
+            value = self.app.json.loads(data) if self.app is not None else _json.loads(data)
         except ValueError as e:
             if silent:
                 value = None
@@ -626,7 +699,7 @@ class Response:
             self._status_code = self.default_status
             self._status_line = STATUS_LINES[self.default_status]
         else:
-            self.status = status  # type: ignore[assignment]
+            self.status = status
         if response is None:
             self.response: Iterable[bytes] | list[bytes] = []
         elif isinstance(response, str):

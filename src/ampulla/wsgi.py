@@ -13,10 +13,7 @@ if TYPE_CHECKING:
 
 
 def _has_content_length(headers: list[tuple[str, str]]) -> bool:
-    for name, _ in headers:
-        if len(name) == 14 and name.lower() == "content-length":
-            return True
-    return False
+    return any(len(name) == 14 and name.lower() == "content-length" for name, _ in headers)
 
 
 class _StreamingBody:

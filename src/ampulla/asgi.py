@@ -1,0 +1,510 @@
+"""The ASGI adapter: HTTP, WebSocket and lifespan scopes in, the core request cycle, messages out.
+
+``await app(scope, receive, send)`` lands here. The body is read (within ``MAX_CONTENT_LENGTH``) after routing
+and before the view, so ``request.form``, ``files``, ``json`` and ``data`` stay plain attributes in ``async def``
+views; views marked ``@stream_request_body`` read it themselves with ``request.stream_async()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, cast
+
+from .ctx import RequestContext, _cv_ctx
+from .exceptions import HTTPException, RequestEntityTooLarge
+from .wrappers import ClientDisconnected, Request, Response
+
+if TYPE_CHECKING:
+    from .app import Ampulla
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Bodies larger than this are spooled to a temporary file while they are read.
+SPOOL_THRESHOLD = 1024 * 1024
+_BODY_FREE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
+
+
+async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one ASGI connection with ``app`` (``app(scope, receive, send)`` calls this)."""
+    kind = scope["type"]
+    if kind == "http":
+        await _handle_http(app, scope, receive, send)
+    elif kind == "websocket":
+        await _handle_websocket(app, scope, receive, send)
+    elif kind == "lifespan":
+        await _handle_lifespan(app, scope, receive, send)
+    else:
+        raise ValueError(f"unsupported ASGI scope type {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------- lifespan
+
+
+async def _handle_lifespan(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await app.startup()
+            except Exception as e:
+                app.logger.exception("before_serving failed")
+                await send({"type": "lifespan.startup.failed", "message": f"{type(e).__name__}: {e}"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                await app.shutdown()
+            except Exception as e:
+                app.logger.exception("after_serving failed")
+                await send({"type": "lifespan.shutdown.failed", "message": f"{type(e).__name__}: {e}"})
+                return
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+# ---------------------------------------------------------------------------------------------- HTTP
+
+
+def _announces_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def read_body(request: Request, receive: Receive) -> None:
+    """Read the whole body into ``request.input_stream`` within ``MAX_CONTENT_LENGTH``.
+
+    Raises:
+        RequestEntityTooLarge: The announced or received size is over the limit (nothing more is read).
+        ClientDisconnected: The client went away mid-body.
+    """
+    scope = request.scope
+    assert scope is not None
+    if request.method in _BODY_FREE_METHODS and not _announces_body(scope):
+        request.input_stream = io.BytesIO()
+        return
+    limit = request.max_content_length
+    length = request.content_length
+    if length is not None and limit is not None and length > limit:
+        raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    spool: Any = None
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if spool is not None:
+                spool.close()
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if limit is not None and size > limit:
+                if spool is not None:
+                    spool.close()
+                raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+            if spool is not None:
+                spool.write(chunk)
+            else:
+                chunks.append(chunk)
+                if size > SPOOL_THRESHOLD:
+                    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD)  # noqa: SIM115 - kept open
+                    for part in chunks:
+                        spool.write(part)
+                    chunks = []
+        if not message.get("more_body", False):
+            break
+    if spool is not None:
+        spool.seek(0)
+        request.input_stream = spool
+    else:
+        request.input_stream = io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
+    scope["ampulla.receive"] = receive
+    try:
+        request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
+    except HTTPException as e:
+        await send_response(app, None, e.get_response(), scope, send, receive)
+        return
+    if scope.get("ampulla.preserve_context"):
+        request.environ["ampulla.preserve_context"] = True
+
+    async def reader(req: Request) -> None:
+        await read_body(req, receive)
+
+    response, ctx = await app.handle_request_async(request, reader)
+    try:
+        await send_response(app, ctx, response, scope, send, receive)
+    finally:
+        if ctx.preserved:
+            scope["ampulla._preserved_context"] = ctx
+        await app.finish_request_async(ctx)
+        if ctx.background_tasks:
+            await app.run_background_tasks_async(ctx)
+
+
+def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers._list]
+
+
+async def send_response(
+        app: Ampulla, ctx: RequestContext | None, response: Response, scope: Scope, send: Send, receive: Receive
+) -> None:
+    """Send ``response`` as ASGI messages; streamed bodies stop when the client disconnects."""
+    headers = _encode_headers(response)
+    body = response.response
+    head = scope.get("method") == "HEAD"
+    status = response._status_code
+    if isinstance(body, list):
+        data = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in body)
+        if status >= 200 and status not in (204, 304) and not any(k == b"content-length" for k, _ in headers):
+            headers.append((b"content-length", str(len(data)).encode("latin-1")))
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if head else data})
+        except OSError:
+            pass  # the client went away; nothing left to do
+        finally:
+            if response._on_close:
+                response.close()
+        return
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _stream_body(app, body, send, receive)
+    except OSError:
+        pass
+    finally:
+        await _close_body(body)
+        if response._on_close:
+            response.close()
+
+
+async def _close_body(body: Any) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # pragma: no cover - a failing generator finalizer must not hide the response
+            pass
+        return
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+async def _iterate(app: Ampulla, body: Any) -> AsyncIterator[bytes]:
+    if hasattr(body, "__aiter__"):
+        async for chunk in body:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        return
+    iterator = iter(body)
+    done = object()
+    while True:
+        # NOTE: a sync iterator may block (file reads, slow generators): each step runs in the thread pool.
+        chunk = await app.run_sync(next, iterator, done)
+        if chunk is done:
+            return
+        yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+
+async def _stream_body(app: Ampulla, body: Any, send: Send, receive: Receive) -> None:
+    async def pump() -> None:
+        async for chunk in _iterate(app, body):
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def watch_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    pump_task = asyncio.ensure_future(pump())
+    watch_task = asyncio.ensure_future(watch_disconnect())
+    try:
+        done, _ = await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pump_task, watch_task):
+            if not task.done():
+                task.cancel()
+        for task in (pump_task, watch_task):
+            try:
+                await task
+            except (asyncio.CancelledError, OSError):
+                pass
+    if pump_task in done and pump_task.exception() is not None:
+        raise cast(BaseException, pump_task.exception())
+
+
+# ---------------------------------------------------------------------------------------------- WebSocket
+
+
+class WebSocketDisconnect(Exception):
+    """The client closed the WebSocket (``code`` is its close code)."""
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}")
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    """The WebSocket of the current connection (``from ampulla import websocket``).
+
+    The connection is accepted on the first ``send``/``receive`` unless :meth:`accept` was called.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.accepted = False
+        self.closed = False
+        self._connected = False
+
+    @property
+    def requested_subprotocols(self) -> list[str]:
+        """The subprotocols the client offered."""
+        return list(self.scope.get("subprotocols", ()))
+
+    subprotocols = requested_subprotocols
+
+    async def _ensure_connect(self) -> None:
+        if not self._connected:
+            message = await self._receive()
+            if message["type"] != "websocket.connect":
+                raise WebSocketDisconnect(1006)
+            self._connected = True
+
+    async def accept(self, subprotocol: str | None = None, headers: list[tuple[str, str]] | None = None) -> None:
+        """Accept the connection, optionally choosing a subprotocol and sending headers."""
+        if self.accepted:
+            return
+        await self._ensure_connect()
+        message: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
+        if headers:
+            message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await self._send(message)
+        self.accepted = True
+
+    async def receive(self) -> str | bytes:
+        """The next message (text or bytes).
+
+        Raises:
+            WebSocketDisconnect: The client closed the connection.
+        """
+        await self.accept()
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason", "") or "")
+        text = message.get("text")
+        if text is not None:
+            return cast(str, text)
+        return cast(bytes, message.get("bytes") or b"")
+
+    async def receive_json(self) -> Any:
+        """The next message parsed as JSON."""
+        return json.loads(await self.receive())
+
+    async def send(self, data: str | bytes) -> None:
+        """Send a text (str) or binary (bytes) message."""
+        await self.accept()
+        if isinstance(data, str):
+            await self._send({"type": "websocket.send", "text": data})
+        else:
+            await self._send({"type": "websocket.send", "bytes": bytes(data)})
+
+    async def send_json(self, data: Any) -> None:
+        """Send ``data`` as a JSON text message."""
+        await self.send(json.dumps(data))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (before accepting, this rejects it with HTTP 403)."""
+        if self.closed:
+            return
+        if not self._connected:
+            await self._ensure_connect()
+        self.closed = True
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[str | bytes]:
+        try:
+            while True:
+                yield await self.receive()
+        except WebSocketDisconnect:
+            return
+
+
+async def _handle_websocket(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
+    request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
+    request.input_stream = io.BytesIO()
+    ws = WebSocket(scope, receive, send)
+    ctx = RequestContext(app, request)
+    ctx.async_mode = True
+    ctx.websocket = ws
+    token = _cv_ctx.set(ctx)
+    error: BaseException | None = None
+    try:
+        if not app._got_first_request:
+            if not app._served:
+                await app.startup()
+            app._got_first_request = True
+        try:
+            rule, values = app.url_map.match(request.path, "GET", app._subdomain(request), websocket=True)
+        except HTTPException:
+            await ws.close(1008 if ws.accepted else 1000)
+            return
+        request.url_rule = rule
+        request.endpoint = rule.endpoint
+        request.view_args = values
+        chain = app._async_chain(rule.endpoint)
+        try:
+            for func, is_async in chain.url_value_preprocessors:
+                rv = func(rule.endpoint, values)
+                if is_async:
+                    await rv
+            for func, is_async in app._websocket_before(rule.endpoint):
+                rv = func()
+                if is_async:
+                    rv = await rv
+                if rv is not None:
+                    await ws.close(1008)
+                    return
+            view = app.view_functions[rule.endpoint]
+            result = view(**values)
+            if asyncio.iscoroutine(result):
+                await result
+            if not ws.closed:
+                await ws.close(1000)
+        except WebSocketDisconnect:
+            pass
+        except Exception as e:
+            error = e
+            app.log_exception(ctx, e)
+            if not ws.closed:
+                try:
+                    await ws.close(1011 if ws.accepted else 1000)
+                except Exception:  # pragma: no cover - the transport is gone
+                    pass
+            if app.should_propagate():
+                raise
+    finally:
+        _cv_ctx.reset(token)
+        await app.teardown_async(ctx, error)
+
+
+# ---------------------------------------------------------------------------------------------- test helper
+
+
+def scope_from_environ(environ: dict[str, Any], kind: str = "http") -> dict[str, Any]:
+    """An ASGI scope describing the same request as a WSGI environ (used by the test client)."""
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+    root = environ.get("SCRIPT_NAME", "").encode("latin-1").decode("utf-8", "replace")
+    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if kind == "websocket":
+        scheme = "wss" if scheme == "https" else "ws"
+    scope: dict[str, Any] = {
+        "type": kind,
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": scheme,
+        "path": root + path,
+        "raw_path": (root + path).encode("utf-8"),
+        "root_path": root,
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "headers": headers,
+        "client": (environ.get("REMOTE_ADDR", "127.0.0.1"), 50000),
+        "server": (environ.get("SERVER_NAME", "localhost"), int(environ.get("SERVER_PORT", "80") or 80)),
+    }
+    if kind == "http":
+        scope["method"] = environ.get("REQUEST_METHOD", "GET")
+    if environ.get("ampulla.preserve_context"):
+        scope["ampulla.preserve_context"] = True
+    return scope
+
+
+async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    scope = scope_from_environ(environ)
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    body = stream.read(int(length)) if length else stream.read()
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
+    sent_all = False
+    status = 500
+    headers: list[tuple[str, str]] = []
+    parts: list[bytes] = []
+    done = asyncio.Event()
+
+    async def receive() -> Message:
+        nonlocal sent_all
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+        sent_all = True
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    try:
+        await app(scope, receive, send)
+    finally:
+        done.set()
+    ctx = scope.get("ampulla._preserved_context")
+    if ctx is not None:
+        environ["ampulla._preserved_context"] = ctx
+    return status, headers, b"".join(parts)
+
+
+def run_asgi_request(app: Ampulla, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run one request described by a WSGI environ through the app's ASGI callable (test client)."""
+    from .app import run_coroutine_sync
+    from .wrappers import STATUS_LINES
+
+    status, headers, body = run_coroutine_sync(_run_request(app, environ))
+    return STATUS_LINES.get(status, f"{status} UNKNOWN"), headers, body
+
+
+__all__ = [
+    "WebSocket",
+    "WebSocketDisconnect",
+    "handle_asgi",
+    "read_body",
+    "scope_from_environ",
+    "send_response",
+]
+
