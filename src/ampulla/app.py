@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .testing import AmpullaClient
 
 ResponseReturnValue = Any
+_UNSET: Any = object()
 
 
 class _Chain:
@@ -243,6 +244,7 @@ class Ampulla(Scaffold):
         self._view_kinds: dict[str, str] = {}
         self._inline_endpoints: set[str] = set()
         self._streaming_endpoints: set[str] = set()
+        self._endpoint_body_limits: dict[str, int | None] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._served = False
         self._background: set[asyncio.Task[None]] = set()
@@ -383,6 +385,9 @@ class Ampulla(Scaffold):
             self._inline_endpoints.add(endpoint)
         if getattr(view_func, "stream_request_body", False):
             self._streaming_endpoints.add(endpoint)
+        body_limit = options.pop("max_content_length", _UNSET)
+        if body_limit is not _UNSET:
+            self._endpoint_body_limits[endpoint] = body_limit
         methods = options.pop("methods", None)
         if methods is None:
             methods = getattr(view_func, "methods", None) or ("GET",)
@@ -589,6 +594,8 @@ class Ampulla(Scaffold):
         request.url_rule = rule
         request.endpoint = rule.endpoint
         request.view_args = values
+        if self._endpoint_body_limits and rule.endpoint in self._endpoint_body_limits:
+            request.max_content_length = self._endpoint_body_limits[rule.endpoint]
 
     def handle_request(self, request: Request) -> tuple[Response, RequestContext]:
         """Run the whole request cycle for ``request`` and return the response and the (popped) context.

@@ -453,20 +453,23 @@ async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list
     scope = scope_from_environ(environ)
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH")
-    body = stream.read(int(length)) if length else stream.read()
-    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
-    sent_all = False
+    remaining = int(length) if length else None
+    body_done = False
     status = 500
     headers: list[tuple[str, str]] = []
     parts: list[bytes] = []
     done = asyncio.Event()
 
     async def receive() -> Message:
-        nonlocal sent_all
-        if chunks:
-            chunk = chunks.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
-        sent_all = True
+        nonlocal body_done, remaining
+        if not body_done:
+            size = 65536 if remaining is None else min(65536, remaining)
+            chunk = stream.read(size) if size else b""
+            if remaining is not None:
+                remaining -= len(chunk)
+            more = bool(chunk) and (remaining is None or remaining > 0)
+            body_done = not more
+            return {"type": "http.request", "body": chunk, "more_body": more}
         await done.wait()
         return {"type": "http.disconnect"}
 

@@ -446,8 +446,9 @@ def unquote_etag(value: str | None) -> tuple[str | None, bool]:
     return value, weak
 
 
-_ETAG_RE = re.compile(r'\s*([Ww]/)?\s*(?:"([^"]*)"|([^",\s]+))\s*(?:,|$)')
-_ETAG_SKIP_RE = re.compile(r"[^,]*,?")
+# Empty list items (",,") are skipped in the same match, and junk up to the next comma by _ETAG_SKIP_RE.
+_ETAG_RE = re.compile(r'[\s,]*([Ww]/)?\s*(?:"([^"]*)"|([^",\s]+))\s*(?:,|$)')
+_ETAG_SKIP_RE = re.compile(r"[^,]*,*")
 
 
 def parse_etags(value: str | None) -> ETags:

@@ -184,10 +184,16 @@ class IntegerConverter(NumberConverter):
 
 
 class FloatConverter(NumberConverter):
-    """``<float:x>``: ``1.5`` (a dot is required); ``signed``, ``min``, ``max``."""
+    """``<float:x>``: ``1.5`` (a dot is required, an exponent allowed: ``1.5e-7``); ``signed``, ``min``, ``max``."""
 
-    regex = r"\d+\.\d+"
+    regex = r"\d+\.\d+(?:e[-+]?\d+)?"
     num_convert = float
+
+    def to_url(self, value: Any) -> str:
+        text = repr(float(value))
+        if "e" in text and "." not in text:
+            text = text.replace("e", ".0e", 1)
+        return text
 
     def __init__(
         self, map: Map | None = None, min: float | None = None, max: float | None = None, signed: bool = False
@@ -360,7 +366,8 @@ class Rule:
         if not self.strict_slashes and not self.rule.endswith("/"):
             regex_parts.append("/?")
         self._pattern = "".join(regex_parts)
-        self.regex = re.compile(f"^{self._pattern}$")
+        # NOTE: \Z, not $: "$" also matches before a trailing newline ("/a\n" must not match "/a").
+        self.regex = re.compile(f"^{self._pattern}\\Z", re.DOTALL)
         self._var_groups = tuple((name, conv) for name, conv in self._converters.items())
 
     @property
@@ -522,7 +529,7 @@ class _Alternation:
             var_groups = tuple((name, index + names[name], conv) for name, conv in rule._var_groups)
             self.groups[index] = (same, var_groups)
             index += 1 + rule.regex.groups
-        self.regex = re.compile("(?:" + "|".join(alternatives) + ")$")
+        self.regex = re.compile("(?:" + "|".join(alternatives) + ")\\Z", re.DOTALL)
 
 
 def _method_allows(rule: Rule, method: str) -> bool:

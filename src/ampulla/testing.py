@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 from .datastructures import FileStorage, Headers
 from .wrappers import Response
@@ -179,7 +179,8 @@ class EnvironBuilder:
         server_name, _, port = host.partition(":")
         if not port:
             port = "443" if self.scheme == "https" else "80"
-        path = self.path.encode("utf-8").decode("latin-1")
+        # A server percent-decodes the path; PATH_INFO carries the bytes as latin-1 text (PEP 3333).
+        path = unquote_to_bytes(self.path).decode("latin-1")
         environ: dict[str, Any] = {
             "REQUEST_METHOD": self.method,
             "SCRIPT_NAME": self.script_root.encode("utf-8").decode("latin-1"),
@@ -190,6 +191,7 @@ class EnvironBuilder:
             "SERVER_PROTOCOL": "HTTP/1.1",
             "REMOTE_ADDR": "127.0.0.1",
             "HTTP_HOST": host,
+            "RAW_URI": self.path + (f"?{self.query_string}" if self.query_string else ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self.scheme,
             "wsgi.input": self.input_stream if self.input_stream is not None else io.BytesIO(self.body),
@@ -455,6 +457,29 @@ class AmpullaClient:
         kwargs["method"] = "OPTIONS"
         return self.open(*args, **kwargs)
 
+    def websocket(
+        self, path: str = "/", *, subprotocols: list[str] | None = None, headers: Any = None, **kwargs: Any
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to ``path`` through the app's ASGI callable (use as a context manager).
+
+        Example::
+
+            with client.websocket("/ws/lobby") as ws:
+                ws.send("hi")
+                assert ws.receive() == "lobby:hi"
+        """
+        builder = EnvironBuilder(self.application, path, headers=headers, **kwargs)
+        environ = builder.get_environ()
+        if self.use_cookies:
+            cookie = self._cookie_header(builder.path)
+            if cookie:
+                environ["HTTP_COOKIE"] = cookie
+        from .asgi import scope_from_environ
+
+        scope = scope_from_environ(environ, "websocket")
+        scope["subprotocols"] = list(subprotocols or [])
+        return WebSocketTestSession(self.application, scope)
+
     def __enter__(self) -> AmpullaClient:
         if self.preserve_context:
             raise RuntimeError("Cannot nest client invocations")
@@ -466,6 +491,137 @@ class AmpullaClient:
     ) -> None:
         self.preserve_context = False
         self._pop_preserved()
+
+
+class WebSocketRejected(Exception):
+    """The application closed the WebSocket before accepting it (a server answers HTTP 403)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"WebSocket rejected with close code {code}")
+        self.code = code
+
+
+class WebSocketTestSession:
+    """A WebSocket connection to the app, driven from a test (see ``AmpullaClient.websocket``).
+
+    The app runs in a thread with its own event loop; ``send``/``receive`` exchange messages with it.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: Ampulla, scope: dict[str, Any]) -> None:
+        import queue
+        import threading
+
+        self.app = app
+        self.scope = scope
+        self.subprotocol: str | None = None
+        self.close_code: int | None = None
+        self.accept_headers: list[tuple[str, str]] = []
+        self._outbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._loop: Any = None
+        self._inbox: Any = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ampulla-websocket-test", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._inbox = asyncio.Queue()
+            self._ready.set()
+
+            async def receive() -> dict[str, Any]:
+                message: dict[str, Any] = await self._inbox.get()
+                return message
+
+            async def send(message: dict[str, Any]) -> None:
+                self._outbox.put(dict(message))
+
+            try:
+                await self.app(self.scope, receive, send)
+            except BaseException as e:
+                self._error = e
+            finally:
+                self._outbox.put({"type": "ampulla.done"})
+
+        asyncio.run(main())
+
+    def _put(self, message: dict[str, Any]) -> None:
+        self._loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+
+    def _get(self, timeout: float) -> dict[str, Any]:
+        import queue
+
+        try:
+            return self._outbox.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"the WebSocket view sent nothing within {timeout} s") from None
+
+    def __enter__(self) -> WebSocketTestSession:
+        self._thread.start()
+        self._ready.wait(5)
+        self._put({"type": "websocket.connect"})
+        message = self._get(5)
+        if message["type"] == "websocket.accept":
+            self.subprotocol = message.get("subprotocol")
+            self.accept_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+            return self
+        self._thread.join(5)
+        if self._error is not None:
+            raise self._error
+        raise WebSocketRejected(int(message.get("code", 1000)))
+
+    def send(self, data: str | bytes) -> None:
+        """Send a text or binary message to the app."""
+        if isinstance(data, str):
+            self._put({"type": "websocket.receive", "text": data})
+        else:
+            self._put({"type": "websocket.receive", "bytes": data})
+
+    def send_json(self, data: Any) -> None:
+        """Send ``data`` as JSON text."""
+        self.send(_json.dumps(data))
+
+    def receive(self, timeout: float = 5.0) -> str | bytes:
+        """The next message from the app.
+
+        Raises:
+            WebSocketClosed: The app closed the connection (``close_code`` is set).
+        """
+        message = self._get(timeout)
+        if message["type"] == "websocket.send":
+            text = message.get("text")
+            return text if text is not None else message.get("bytes", b"")
+        self.close_code = int(message.get("code", 1000)) if message["type"] == "websocket.close" else 1006
+        if self._error is not None:
+            raise self._error
+        raise WebSocketClosed(self.close_code)
+
+    def receive_json(self, timeout: float = 5.0) -> Any:
+        """The next message parsed as JSON."""
+        return _json.loads(self.receive(timeout))
+
+    def close(self, code: int = 1000) -> None:
+        """Close from the client side."""
+        if self._thread.is_alive() and self._loop is not None:
+            self._put({"type": "websocket.disconnect", "code": code})
+        self._thread.join(5)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+        if self._error is not None and exc_info[0] is None:
+            raise self._error
+
+
+class WebSocketClosed(Exception):
+    """The application closed the WebSocket (``code`` is its close code)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"WebSocket closed with code {code}")
+        self.code = code
 
 
 def _run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -564,7 +564,7 @@ class Request:
             from .http import parse_options_header
 
             form, files = parse_form_data(
-                self.stream,
+                io.BytesIO(self._data) if self._data is not None else self.stream,
                 mimetype,
                 parse_options_header(self.content_type)[1],
                 self.content_length,
@@ -638,11 +638,14 @@ class Request:
         return self.get_json()
 
     def close(self) -> None:
-        """Close uploaded files (deleting their temporary files)."""
+        """Close uploaded files and a spooled body (deleting their temporary files)."""
         files = self._files
         if files:
-            for upload in files.values():
+            for _, upload in files.items(multi=True):
                 upload.close()
+        stream = self.input_stream
+        if stream is not None and self.scope is not None:
+            stream.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.path!r}>"

@@ -1,0 +1,938 @@
+"""The ``ampulla`` command line: ``run``, ``routes``, ``shell``, ``db`` and the app's ``@app.cli`` commands.
+
+Where the application is found, first match wins:
+
+1. ``--app IMPORT``: ``module``, ``module:app``, ``module:create_app('dev')``, ``path/to/app.py[:app]``;
+2. the ``AMPULLA_APP`` environment variable, same syntax;
+3. ``app.py`` or ``wsgi.py`` in the current folder.
+
+Inside a module the app is the Ampulla instance named ``app`` or ``application``, else the only Ampulla
+instance, else what a factory ``create_app()`` or ``make_app()`` returns. The current folder is put on
+``sys.path`` first, so ``ampulla --app examples.users.app:app run`` works from the project root.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib
+import importlib.util
+import inspect
+import os
+import platform
+import re
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import update_wrapper
+from types import ModuleType
+from typing import Any, TypeVar, cast, overload
+
+import click
+
+from . import __version__
+from .app import Ampulla, run_coroutine_sync
+from .ctx import current_context
+from .globals import g
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_APP_NAMES = ("app", "application")
+_FACTORY_NAMES = ("create_app", "make_app")
+_DEFAULT_FILES = ("app.py", "wsgi.py")
+_SERVERS = ("dev", "uvicorn", "granian", "gunicorn")
+_SERVER_APP_FACTORY = "ampulla.cli:load_app_from_env"
+_INSTALL_SERVERS = "pip install 'ampulla[server]'"
+
+
+class NoAppException(click.UsageError):
+    """The application could not be found or loaded; the message says what was tried and what to do."""
+
+
+@dataclass(frozen=True)
+class AppTarget:
+    """Where an application was found, in a form a server can import in its own processes.
+
+    Attributes:
+        module: The module's import name (``"examples.users.app"``).
+        expr: The attribute name (``"app"``) or the factory call (``"create_app('dev')"``).
+        import_dir: The folder that must be on ``sys.path`` to import ``module``.
+    """
+
+    module: str
+    expr: str
+    import_dir: str
+
+    @property
+    def is_factory(self) -> bool:
+        """Whether ``expr`` calls a factory (the server must call it, not just import it)."""
+        return "(" in self.expr
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.expr}"
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+def _split_import(spec: str) -> tuple[str, str | None]:
+    # NOTE: a colon followed by a slash is a Windows drive ("C:\\app.py"), not the attribute separator.
+    parts = re.split(r":(?![\\/])", spec.strip(), maxsplit=1)
+    return parts[0], (parts[1].strip() or None) if len(parts) == 2 else None
+
+
+def prepare_import(path: str) -> tuple[str, str]:
+    """The module name and the folder to put on ``sys.path`` for ``path`` (a dotted name or a ``.py`` file).
+
+    A dotted name imports from the current folder. For a file, the folder above its outermost package is
+    used, so ``src/pkg/app.py`` (with ``src/pkg/__init__.py``) imports as ``pkg.app`` from ``src``.
+    """
+    is_file = path.endswith(".py") or os.sep in path or bool(os.altsep and os.altsep in path)
+    if not is_file:
+        return path, os.getcwd()
+    path = os.path.realpath(path)
+    stem, ext = os.path.splitext(path)
+    if ext == ".py":
+        path = stem
+    if os.path.basename(path) == "__init__":
+        path = os.path.dirname(path)
+    names: list[str] = []
+    while True:
+        path, name = os.path.split(path)
+        names.append(name)
+        if not os.path.exists(os.path.join(path, "__init__.py")):
+            break
+    return ".".join(reversed(names)), path
+
+
+def _put_on_sys_path(folder: str) -> None:
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def _import_module(module_name: str, where: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise NoAppException(
+                f"Could not import {module_name!r} ({where}): there is no module named {missing!r} on the "
+                f"Python path. Run ampulla from the folder that contains it (now {os.getcwd()}), or fix "
+                "the name."
+            ) from None
+        raise _import_failed(module_name, where) from None
+    except ImportError:
+        raise _import_failed(module_name, where) from None
+
+
+def _import_failed(module_name: str, where: str) -> NoAppException:
+    return NoAppException(
+        f"While importing {module_name!r} ({where}), an ImportError was raised:\n\n{traceback.format_exc()}"
+    )
+
+
+def _called_with_wrong_args(func: Callable[..., Any], error: BaseException) -> bool:
+    """Whether a TypeError comes from calling ``func`` itself (not from inside it)."""
+    tb = error.__traceback__
+    code = getattr(func, "__code__", None)
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return False
+        tb = tb.tb_next
+    return True
+
+
+def _check_app(value: Any, description: str) -> Ampulla:
+    if isinstance(value, Ampulla):
+        return value
+    raise NoAppException(
+        f"{description} gave {type(value).__name__!s}, not an Ampulla application. Point --app at the "
+        "Ampulla instance (module:app) or at a function that returns one (module:create_app())."
+    )
+
+
+def find_best_app(module: ModuleType) -> tuple[Ampulla, str]:
+    """The app of a module and how to name it: ``app``/``application``, the only instance, or a factory.
+
+    Raises:
+        NoAppException: None found, several found, or the factory needs arguments.
+    """
+    name = module.__name__
+    for attr in _APP_NAMES:
+        value = getattr(module, attr, None)
+        if isinstance(value, Ampulla):
+            return value, attr
+    found: dict[int, tuple[str, Ampulla]] = {}
+    for attr, value in vars(module).items():
+        if isinstance(value, Ampulla) and id(value) not in found:
+            found[id(value)] = (attr, value)
+    if len(found) == 1:
+        attr, app = next(iter(found.values()))
+        return app, attr
+    if len(found) > 1:
+        names = ", ".join(sorted(attr for attr, _ in found.values()))
+        raise NoAppException(
+            f"Module {name!r} holds several Ampulla applications ({names}); say which one with "
+            f"'--app {name}:NAME'."
+        )
+    for attr in _FACTORY_NAMES:
+        factory = getattr(module, attr, None)
+        if not inspect.isfunction(factory):
+            continue
+        try:
+            value = factory()
+        except TypeError as e:
+            if not _called_with_wrong_args(factory, e):
+                raise
+            raise NoAppException(
+                f"Module {name!r} has a factory {attr!r}, but it cannot be called without arguments. "
+                f"Pass them in the import string: --app \"{name}:{attr}('arg')\"."
+            ) from e
+        return _check_app(value, f"The factory {name}:{attr}()"), f"{attr}()"
+    raise NoAppException(
+        f"Module {name!r} has no Ampulla application. Looked for an Ampulla instance named 'app' or "
+        "'application' (or a single Ampulla instance under any name), then for a factory function "
+        f"'create_app()' or 'make_app()'. Name it explicitly with '--app {name}:NAME'."
+    )
+
+
+def find_app_by_string(module: ModuleType, app_name: str) -> tuple[Ampulla, str]:
+    """The app named by ``app_name`` in ``module``: an attribute (``app``) or a call (``create_app(1)``).
+
+    Raises:
+        NoAppException: The name cannot be parsed, does not exist, or does not give an Ampulla app.
+    """
+    name = module.__name__
+    try:
+        expr = ast.parse(app_name.strip(), mode="eval").body
+    except SyntaxError:
+        raise NoAppException(
+            f"Could not parse {app_name!r} as an attribute name or a function call, e.g. 'app' or "
+            "\"create_app('dev')\"."
+        ) from None
+    call = isinstance(expr, ast.Call)
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    if isinstance(expr, ast.Name):
+        attr = expr.id
+    elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+        attr = expr.func.id
+        try:
+            args = [ast.literal_eval(arg) for arg in expr.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expr.keywords if kw.arg is not None}
+        except ValueError:
+            raise NoAppException(
+                f"The arguments in {app_name!r} must be Python literals (strings, numbers, ...)."
+            ) from None
+    else:
+        raise NoAppException(
+            f"{app_name!r} is neither an attribute name nor a call of a function by its name, e.g. 'app' or "
+            "\"create_app('dev')\"."
+        )
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        raise NoAppException(f"Module {name!r} has no attribute {attr!r}.") from None
+    if inspect.isfunction(value):
+        try:
+            result = value(*args, **kwargs)
+        except TypeError as e:
+            if not _called_with_wrong_args(value, e):
+                raise
+            raise NoAppException(
+                f"The factory {name}:{attr} could not be called with the arguments in {app_name!r}: {e}"
+            ) from e
+        return _check_app(result, f"{name}:{app_name}"), (app_name.strip() if call else f"{attr}()")
+    if call:
+        raise NoAppException(
+            f"{name}:{attr} is not a function, so it cannot be called; use '--app {name}:{attr}'."
+        )
+    return _check_app(value, f"{name}:{attr}"), attr
+
+
+def locate_app(spec: str, where: str) -> tuple[Ampulla, AppTarget]:
+    """Import the app named by an import string (``module``, ``module:app``, ``path/app.py:create_app()``).
+
+    Args:
+        spec: The import string.
+        where: Where it came from, for error messages (``"--app"``, ``"AMPULLA_APP"``).
+
+    Raises:
+        NoAppException: The module or the app cannot be found.
+    """
+    module_part, app_name = _split_import(spec)
+    module_name, import_dir = prepare_import(module_part)
+    _put_on_sys_path(import_dir)
+    module = _import_module(module_name, f"{where}={spec!r}")
+    app, expr = find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
+    return app, AppTarget(module_name, expr, import_dir)
+
+
+class ScriptInfo:
+    """Finds and loads the application for the commands of one invocation (``ctx.obj``).
+
+    Args:
+        app_import_path: The ``--app`` value.
+        create_app: Returns the app; overrides discovery (for custom scripts and tests).
+    """
+
+    def __init__(
+        self, app_import_path: str | None = None, create_app: Callable[[], Ampulla] | None = None
+    ) -> None:
+        self.app_import_path = app_import_path
+        self.create_app = create_app
+        #: Where the app was found (``None`` when ``create_app`` made it).
+        self.target: AppTarget | None = None
+        self.data: dict[str, Any] = {}
+        self._loaded_app: Ampulla | None = None
+
+    def _spec(self) -> tuple[str | None, str]:
+        if self.app_import_path:
+            return self.app_import_path, "--app"
+        env = os.environ.get("AMPULLA_APP", "").strip()
+        return (env or None), "AMPULLA_APP"
+
+    def load_app(self) -> Ampulla:
+        """The application, loaded once.
+
+        Raises:
+            NoAppException: Nothing was found; the message lists what was tried.
+        """
+        if self._loaded_app is not None:
+            return self._loaded_app
+        if self.create_app is not None:
+            app = _check_app(self.create_app(), "create_app()")
+        else:
+            spec, where = self._spec()
+            if spec is not None:
+                app, self.target = locate_app(spec, where)
+            else:
+                app, self.target = self._discover()
+        self._loaded_app = app
+        return app
+
+    def _discover(self) -> tuple[Ampulla, AppTarget]:
+        cwd = os.getcwd()
+        for filename in _DEFAULT_FILES:
+            path = os.path.join(cwd, filename)
+            if os.path.isfile(path):
+                return locate_app(path, f"found {filename} in the current folder")
+        raise NoAppException(
+            "Could not find an Ampulla application. Tried:\n"
+            "  - the --app option: not given\n"
+            "  - the AMPULLA_APP environment variable: not set\n"
+            f"  - app.py and wsgi.py in the current folder ({cwd}): not there\n"
+            "Say where the app is: 'ampulla --app module:app COMMAND' (or --app \"module:create_app()\"), or "
+            "'export AMPULLA_APP=module:app', or run ampulla in the folder that holds app.py or wsgi.py."
+        )
+
+    def reload_paths(self) -> list[str]:
+        """The folders the reloader watches: the app's top-level package (or module folder); no import."""
+        spec, _ = self._spec()
+        if self.create_app is not None:
+            return [os.getcwd()]
+        if spec is None:
+            return [os.getcwd()]
+        module_name, import_dir = prepare_import(_split_import(spec)[0])
+        top = module_name.split(".")[0]
+        package_dir = os.path.join(import_dir, top)
+        if os.path.isdir(package_dir):
+            return [package_dir]
+        if os.path.isfile(package_dir + ".py"):
+            return [import_dir]
+        try:
+            found = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.origin and os.path.isfile(found.origin):
+            return [os.path.dirname(found.origin)]
+        return [import_dir]
+
+
+#: The app that ``ampulla run`` serves in this process (read by :func:`load_app_from_env`).
+_served_app: Ampulla | None = None
+
+
+def load_app_from_env() -> Ampulla:
+    """App factory for servers started by ``ampulla run --server ...`` (``ampulla.cli:load_app_from_env``).
+
+    Loads the app named by ``AMPULLA_APP`` in the server's worker process (factories and ``--debug`` need
+    this: the server cannot call ``create_app('dev')`` itself), and applies ``AMPULLA_DEBUG``.
+    """
+    app = _served_app
+    if app is None:
+        app = ScriptInfo().load_app()
+        debug = os.environ.get("AMPULLA_DEBUG")
+        if debug is not None:
+            app.debug = debug.lower() in ("1", "true", "yes", "on")
+    return app
+
+
+# ---------------------------------------------------------------------------------------------- groups
+def _current_app() -> Ampulla:
+    ctx = current_context()
+    if ctx is None:
+        raise RuntimeError("this command needs an application context (see ampulla.cli.with_appcontext)")
+    return ctx.app
+
+
+def with_appcontext(f: F) -> F:
+    """Run a click command callback inside the app's application context (loading the app if needed).
+
+    ``async def`` callbacks are run to completion on the thread's event loop.
+    """
+
+    @click.pass_context
+    def decorator(ctx: click.Context, /, *args: Any, **kwargs: Any) -> Any:
+        if current_context() is None:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            ctx.with_resource(app.app_context())
+        rv = ctx.invoke(f, *args, **kwargs)
+        if inspect.isawaitable(rv):
+            rv = run_coroutine_sync(rv)
+        return rv
+
+    return cast(F, update_wrapper(decorator, f))
+
+
+class AppGroup(click.Group):
+    """A click group whose commands run inside the application context (Flask's ``AppGroup``).
+
+    ``app.cli`` is one: ``@app.cli.command()`` registers a command run as ``ampulla --app module:app NAME``.
+    Pass ``with_appcontext=False`` to ``command()`` for a command that does not need the app.
+    """
+
+    @overload
+    def command(self, __func: Callable[..., Any]) -> click.Command: ...
+
+    @overload
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]: ...
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a command (as ``click.Group.command``); its callback runs in the app context."""
+        wrap = kwargs.pop("with_appcontext", True)
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return self.command()(args[0])
+
+        def decorator(f: Callable[..., Any]) -> click.Command:
+            register = click.Group.command(self, *args, **kwargs)
+            return cast(click.Command, register(with_appcontext(f) if wrap else f))
+
+        return decorator
+
+    @overload
+    def group(self, __func: Callable[..., Any]) -> click.Group: ...
+
+    @overload
+    def group(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Group]: ...
+
+    def group(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a subgroup; it is an :class:`AppGroup` unless ``cls`` says otherwise."""
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return self.group()(args[0])
+        kwargs.setdefault("cls", AppGroup)
+        return click.Group.group(self, *args, **kwargs)
+
+
+def _require_app_context(command: click.Command) -> click.Command:
+    """A copy of ``command`` (and of its subcommands) whose callbacks run inside the application context."""
+    clone = copy.copy(command)
+    if clone.callback is not None:
+        clone.callback = with_appcontext(clone.callback)
+    if isinstance(clone, click.Group):
+        clone.commands = {name: _require_app_context(sub) for name, sub in clone.commands.items()}
+    return clone
+
+
+def _unavailable_command(name: str, message: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(message)
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=message,
+        short_help="(unavailable, see 'ampulla db --help')",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    )
+
+
+def _db_commands() -> click.Command | None:
+    """``ampulla.db.cli.db_cli`` when it imports; a command explaining what to install when it cannot."""
+    try:
+        module = importlib.import_module("ampulla.db.cli")
+    except ModuleNotFoundError as e:
+        if e.name in ("ampulla.db", "ampulla.db.cli"):
+            return None
+        return _unavailable_command(
+            "db",
+            f"The db commands need the database extra: pip install 'ampulla[db]' (missing: {e.name!r}).",
+        )
+    except Exception as e:
+        return _unavailable_command("db", f"The db commands could not be loaded: {type(e).__name__}: {e}")
+    command = getattr(module, "db_cli", None)
+    return _require_app_context(command) if isinstance(command, click.Command) else None
+
+
+class AmpullaGroup(AppGroup):
+    """The ``ampulla`` command: built-in commands, ``db``, plugins and the app's ``app.cli`` commands.
+
+    Args:
+        add_default_commands: Add ``run``, ``shell`` and ``routes``.
+        create_app: Returns the app, instead of discovering it (for custom management scripts).
+        add_version_option: Add ``--version``.
+        load_plugins: Add the ``db`` group and commands of the ``ampulla.commands`` entry point group.
+        **extra: Passed to :class:`click.Group`.
+    """
+
+    def __init__(
+        self,
+        add_default_commands: bool = True,
+        create_app: Callable[[], Ampulla] | None = None,
+        add_version_option: bool = True,
+        load_plugins: bool = True,
+        **extra: Any,
+    ) -> None:
+        params: list[click.Parameter] = list(extra.pop("params", None) or ())
+        params.append(
+            click.Option(
+                ["-A", "--app"],
+                metavar="IMPORT",
+                help=(
+                    "The application: 'module:app', \"module:create_app('dev')\" or 'path/app.py'. "
+                    "Default: $AMPULLA_APP, else app.py or wsgi.py in the current folder."
+                ),
+                is_eager=True,
+                expose_value=False,
+                allow_from_autoenv=False,
+                callback=_set_app,
+            )
+        )
+        if add_version_option:
+            params.append(
+                click.Option(
+                    ["--version"],
+                    is_flag=True,
+                    is_eager=True,
+                    expose_value=False,
+                    callback=_print_version,
+                    help="Show the Ampulla and Python versions and exit.",
+                )
+            )
+        super().__init__(params=params, **extra)
+        self.create_app = create_app
+        self._plugins_loaded = not load_plugins
+        if add_default_commands:
+            self.add_command(run_command)
+            self.add_command(shell_command)
+            self.add_command(routes_command)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        db = _db_commands()
+        if db is not None and db.name not in self.commands:
+            self.add_command(db)
+        from importlib.metadata import entry_points
+
+        for entry_point in entry_points(group="ampulla.commands"):
+            try:
+                command = entry_point.load()
+            except Exception as e:
+                command = _unavailable_command(entry_point.name, f"Could not load the command: {e}")
+            self.add_command(command, entry_point.name)
+
+    def _app_cli(self, ctx: click.Context, report: bool) -> click.Group | None:
+        try:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+        except NoAppException as e:
+            if report:
+                click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
+            return None
+        cli = getattr(app, "cli", None)
+        return cli if isinstance(cli, click.Group) else None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugins()
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        app_cli = self._app_cli(ctx, report=True)
+        if app_cli is None:
+            return None
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        active = current_context()
+        if active is None or active.app is not app:
+            ctx.with_resource(app.app_context())
+        return app_cli.get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        names = set(super().list_commands(ctx))
+        try:
+            app_cli = self._app_cli(ctx, report=True)
+        except Exception:
+            # NOTE: an app that fails to import must not hide the built-in commands from --help.
+            click.secho(f"{traceback.format_exc()}\n", err=True, fg="red")
+            app_cli = None
+        if app_cli is not None:
+            names.update(app_cli.list_commands(ctx))
+        return sorted(names)
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        if "obj" not in extra and "obj" not in self.context_settings:
+            extra["obj"] = ScriptInfo(create_app=self.create_app)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.ensure_object(ScriptInfo).app_import_path = value
+    return value
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"Ampulla {__version__}\nPython {platform.python_version()}")
+    ctx.exit()
+
+
+# ---------------------------------------------------------------------------------------------- run
+def _server_target(info: ScriptInfo, server: str, debug: bool | None) -> tuple[str, bool, AppTarget]:
+    """What to tell the server to import: ``module:app`` itself, or the factory that loads ``AMPULLA_APP``."""
+    target = info.target
+    if target is None:
+        raise click.UsageError(
+            f"--server {server} imports the application by name in its own processes, and this app was made "
+            "by a create_app callback. Point to it with '--app module:app' (or \"module:create_app()\")."
+        )
+    if target.is_factory or debug is not None:
+        os.environ["AMPULLA_APP"] = str(target)
+        if debug is not None:
+            os.environ["AMPULLA_DEBUG"] = "1" if debug else "0"
+        return _SERVER_APP_FACTORY, True, target
+    return str(target), False, target
+
+
+def _server_env(target: AppTarget) -> dict[str, str]:
+    env = os.environ.copy()
+    python_path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = target.import_dir + (os.pathsep + python_path if python_path else "")
+    return env
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    """Replace this process with the server (so signals reach it directly); a child process on Windows."""
+    click.echo(f" * Starting: {' '.join(argv)}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "nt":  # pragma: no cover - exec does not keep the console on Windows
+        import subprocess
+
+        raise SystemExit(subprocess.call(argv, env=env))
+    os.execve(argv[0], argv, env)  # pragma: no cover - replaced by the server
+
+
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gunicorn_argv(
+    target: str, factory: bool, host: str, port: int, workers: int | None, reload: bool
+) -> list[str]:
+    """The gunicorn command line for ``ampulla run --server gunicorn`` (WSGI)."""
+    argv = [sys.executable, "-m", "gunicorn", "--bind", _bind_address(host, port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    if reload:
+        argv.append("--reload")
+    return [*argv, f"{target}()" if factory else target]
+
+
+def granian_argv(
+    target: str,
+    factory: bool,
+    host: str,
+    port: int,
+    workers: int | None,
+    reload: bool,
+    interface: str,
+    reload_paths: list[str],
+) -> list[str]:
+    """The granian command line for ``ampulla run --server granian`` (``--interface asgi`` or ``wsgi``)."""
+    argv = [sys.executable, "-m", "granian", "--interface", interface, "--host", host, "--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    if reload:
+        argv.append("--reload")
+        for path in reload_paths:
+            argv += ["--reload-paths", path]
+    if factory:
+        argv.append("--factory")
+        if target == _SERVER_APP_FACTORY:
+            # NOTE: granian resolves a dotted target against the current folder and, when that folder is a
+            # package (has __init__.py), prefixes the package name ("pkg.ampulla.cli"). A file path resolves
+            # to "ampulla.cli" wherever ampulla is installed.
+            target = f"{os.path.abspath(__file__)}:{target.partition(':')[2]}"
+    return [*argv, target]
+
+
+def _run_uvicorn(
+    target: str,
+    factory: bool,
+    app_target: AppTarget,
+    host: str,
+    port: int,
+    workers: int | None,
+    reload: bool,
+    reload_paths: list[str],
+    debug: bool | None,
+) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise click.ClickException(f"--server uvicorn needs uvicorn: {_INSTALL_SERVERS}") from None
+    uvicorn.run(
+        target,
+        host=host,
+        port=port,
+        # NOTE: the app object is one callable for WSGI and ASGI (dispatching on the argument count), so
+        # uvicorn's "auto" detection cannot tell: say ASGI 3 explicitly.
+        interface="asgi3",
+        factory=factory,
+        workers=workers,
+        reload=reload,
+        reload_dirs=reload_paths if reload else None,
+        app_dir=app_target.import_dir,
+        log_level="debug" if debug else None,
+    )
+
+
+_SERVER_HELP = (
+    "dev: the threaded development server (WSGI). uvicorn: ASGI (WebSockets). granian: ASGI, or WSGI with "
+    "--interface wsgi. gunicorn: WSGI, production-grade."
+)
+
+
+@click.command("run", short_help="Serve the app (development server, uvicorn, granian or gunicorn).")
+@click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option(
+    "--reload/--no-reload",
+    default=None,
+    help="Restart when Python files of the app change (through watchfiles). Default: on with --debug for the "
+    "development server.",
+)
+@click.option(
+    "--debug/--no-debug",
+    default=None,
+    envvar="AMPULLA_DEBUG",
+    help="Debug mode: traceback pages, template reloading. Never in production. [env: AMPULLA_DEBUG]",
+)
+@click.option("--server", type=click.Choice(_SERVERS), default="dev", show_default=True, help=_SERVER_HELP)
+@click.option(
+    "--workers", "-w", type=click.IntRange(min=1), default=None, help="Worker processes (not for dev)."
+)
+@click.option(
+    "--interface",
+    type=click.Choice(("asgi", "wsgi")),
+    default=None,
+    help="The protocol granian speaks to the app. [default: asgi]",
+)
+@click.option(
+    "--extra-files",
+    "-e",
+    default=None,
+    help=f"With --reload on the development server: more files to watch, separated by {os.pathsep!r}.",
+)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    reload: bool | None,
+    debug: bool | None,
+    server: str,
+    workers: int | None,
+    interface: str | None,
+    extra_files: str | None,
+) -> None:
+    """Serve the application.
+
+    The default is the threaded development server: for your machine only. In production run gunicorn,
+    uvicorn or granian, directly or through '--server' (see docs/deployment.md).
+    """
+    from . import serving
+
+    info = ctx.ensure_object(ScriptInfo)
+    if reload is None:
+        reload = bool(debug) and server == "dev"
+    if interface is not None and server != "granian":
+        raise click.UsageError(f"--interface applies to --server granian, not to --server {server}.", ctx)
+    if workers is not None and server == "dev":
+        raise click.UsageError(
+            "The development server is one process; --workers applies to --server gunicorn, uvicorn or "
+            "granian.",
+            ctx,
+        )
+    os.environ["AMPULLA_RUN_FROM_CLI"] = "true"
+    extra = [f for f in (extra_files or "").split(os.pathsep) if f]
+
+    if server == "dev":
+        if reload and not serving.is_running_from_reloader():
+            ctx.exit(serving.run_with_reloader(info.reload_paths(), extra_files=extra))
+        app = info.load_app()
+        if debug is not None:
+            app.debug = debug
+        try:
+            serving.run_simple(host, port, app, use_reloader=False, threaded=True)
+        except OSError as e:
+            raise click.ClickException(str(e.strerror or e)) from None
+        return
+
+    global _served_app
+    app = info.load_app()
+    if debug is not None:
+        app.debug = debug
+    target, factory, app_target = _server_target(info, server, debug)
+    reload_paths = info.reload_paths() if reload else []
+    if server == "uvicorn":
+        _served_app = app
+        _run_uvicorn(target, factory, app_target, host, port, workers, reload, reload_paths, debug)
+        return
+    module = "gunicorn" if server == "gunicorn" else "granian"
+    if importlib.util.find_spec(module) is None:
+        raise click.ClickException(f"--server {server} needs {module}: {_INSTALL_SERVERS}")
+    if server == "gunicorn":
+        argv = gunicorn_argv(target, factory, host, port, workers, reload)
+    else:
+        argv = granian_argv(target, factory, host, port, workers, reload, interface or "asgi", reload_paths)
+    _exec(argv, _server_env(app_target))
+
+
+# ---------------------------------------------------------------------------------------------- routes, shell
+def _methods_text(rule: Any, hidden: set[str]) -> str:
+    if getattr(rule, "websocket", False):
+        return "WEBSOCKET"
+    methods = rule.methods
+    if methods is None:
+        return "ANY"
+    return ", ".join(sorted(set(methods) - hidden))
+
+
+@click.command("routes", short_help="Show the app's routes.")
+@click.option(
+    "--sort",
+    "-s",
+    type=click.Choice(("rule", "endpoint", "methods")),
+    default="rule",
+    show_default=True,
+    help="The column to sort by.",
+)
+@click.option("--all-methods", is_flag=True, help="Show HEAD and OPTIONS too.")
+@with_appcontext
+def routes_command(sort: str, all_methods: bool) -> None:
+    """Show every URL rule: its pattern, allowed methods and endpoint."""
+    app = _current_app()
+    rules = list(app.url_map.iter_rules())
+    if not rules:
+        click.echo("No routes were registered.")
+        return
+    hidden = set() if all_methods else {"HEAD", "OPTIONS"}
+    rows = [
+        (rule.rule, _methods_text(rule, hidden), rule.endpoint, rule.subdomain or rule.host or "")
+        for rule in rules
+    ]
+    column = {"rule": 0, "methods": 1, "endpoint": 2}[sort]
+    rows.sort(key=lambda row: (row[column], row[0], row[1]))
+    headers = ["Rule", "Methods", "Endpoint"]
+    if any(row[3] for row in rows):
+        headers.append("Domain")
+        table = [list(row) for row in rows]
+    else:
+        table = [list(row[:3]) for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    line = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths))
+    click.echo(line.format(*headers).rstrip())
+    click.echo(line.format(*("-" * w for w in widths)).rstrip())
+    for row in table:
+        click.echo(line.format(*row).rstrip())
+
+
+def make_shell_context(app: Ampulla) -> dict[str, Any]:
+    """The names preloaded in ``ampulla shell``: ``app``, ``g`` and those of the shell context processors."""
+    context: dict[str, Any] = {"app": app, "g": g}
+    for processor in app.shell_context_processors:
+        context.update(app.ensure_sync(processor)())
+    return context
+
+
+@click.command("shell", short_help="Open a Python shell in the app's context.")
+@with_appcontext
+def shell_command() -> None:
+    """Open an interactive Python shell with 'app', 'g' and the app's shell context preloaded."""
+    import code
+
+    app = _current_app()
+    banner = (
+        f"Python {sys.version} on {sys.platform}\n"
+        f"App: {app.name}\nInstance: {app.instance_path}\n"
+        f"Preloaded: {{names}}"
+    )
+    context: dict[str, Any] = {}
+    startup = os.environ.get("PYTHONSTARTUP")
+    if startup and os.path.isfile(startup):
+        with open(startup) as f:
+            exec(compile(f.read(), startup, "exec"), context)
+    context.update(make_shell_context(app))
+    names = ", ".join(sorted(name for name in context if not name.startswith("__")))
+    if sys.stdin.isatty():
+        interactive_hook = getattr(sys, "__interactivehook__", None)
+        if interactive_hook is not None:
+            try:
+                import readline
+                from rlcompleter import Completer
+            except ImportError:
+                pass
+            else:
+                readline.set_completer(Completer(context).complete)
+            interactive_hook()
+    code.interact(banner=banner.format(names=names), local=context, exitmsg="")
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+cli = AmpullaGroup(
+    name="ampulla",
+    help=(
+        "Manage and serve an Ampulla application.\n\n"
+        "The app is found with --app, else $AMPULLA_APP, else app.py or wsgi.py in the current folder. "
+        "Commands registered with @app.cli.command() are listed here too."
+    ),
+)
+
+
+def main() -> None:
+    """Run the ``ampulla`` command (the console script and ``python -m ampulla``)."""
+    cli.main(auto_envvar_prefix="AMPULLA")
+
+
+__all__ = [
+    "AmpullaGroup",
+    "AppGroup",
+    "AppTarget",
+    "NoAppException",
+    "ScriptInfo",
+    "cli",
+    "find_app_by_string",
+    "find_best_app",
+    "load_app_from_env",
+    "locate_app",
+    "main",
+    "make_shell_context",
+    "prepare_import",
+    "with_appcontext",
+]

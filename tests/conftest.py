@@ -1,0 +1,56 @@
+"""Shared fixtures: every behavioural test runs over WSGI and ASGI, and over ``def`` and ``async def`` views."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ampulla import Ampulla
+from ampulla.testing import AmpullaClient
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """Which of the app's callables the test client drives."""
+    return str(request.param)
+
+
+@pytest.fixture(params=["def", "async"])
+def view_kind(request: pytest.FixtureRequest) -> str:
+    """Whether test views are plain functions or coroutine functions."""
+    return str(request.param)
+
+
+@pytest.fixture
+def as_view(view_kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn a plain function into a view of the parametrised kind (keeps its name for the endpoint)."""
+
+    def convert(func: Callable[..., Any]) -> Callable[..., Any]:
+        if view_kind == "def":
+            return func
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return convert
+
+
+@pytest.fixture
+def app(tmp_path: Any) -> Ampulla:
+    """A fresh application in testing mode rooted in a temporary folder."""
+    application = Ampulla("test_app", root_path=str(tmp_path))
+    application.testing = True
+    application.config["SECRET_KEY"] = "test-secret"
+    return application
+
+
+@pytest.fixture
+def client(app: Ampulla, protocol: str) -> AmpullaClient:
+    """A test client over the parametrised protocol."""
+    return app.test_client(protocol=protocol)
