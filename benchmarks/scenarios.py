@@ -207,3 +207,19 @@ register(
         headers={"X-Hook": "1"},
     )
 )
+
+# ORM: one row by primary key from a 1,000-row SQLite table (apps in benchmarks/apps/orm_*.py; run alone
+# with `python -m benchmarks.apps.orm_bench`).
+from benchmarks.apps.orm_common import EXPECTED as ORM_EXPECTED  # noqa: E402
+from benchmarks.apps.orm_common import USER_ID as ORM_USER_ID  # noqa: E402
+
+register(
+    Scenario(
+        "orm",
+        "GET /users/<id>: one row by primary key from a 1,000-row table (SQLAlchemy ORM, SQLite)",
+        Request("GET", f"/users/{ORM_USER_ID}"),
+        factory="create_orm_app",
+        body_kind="json",
+        expected=ORM_EXPECTED,
+    )
+)

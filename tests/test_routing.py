@@ -269,8 +269,13 @@ def test_build_then_match_round_trips_for_every_converter(
         Rule("/u/<uuid:ident>", endpoint="u"),
         Rule("/f/<float:real>", endpoint="f"),
     )
-    cases = [("s", {"name": name}), ("i", {"number": number}), ("signed", {"signed": signed}),
-             ("u", {"ident": ident}), ("f", {"real": real})]
+    cases = [
+        ("s", {"name": name}),
+        ("i", {"number": number}),
+        ("signed", {"signed": signed}),
+        ("u", {"ident": ident}),
+        ("f", {"real": real}),
+    ]
     if not path.startswith("/") and "//" not in path and not path.endswith("/"):
         cases.append(("p", {"path": path}))
     for endpoint, values in cases:

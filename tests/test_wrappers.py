@@ -88,7 +88,11 @@ def test_urlencoded_form(app: Ampulla, client: AmpullaClient, as_view: View) -> 
     @app.route("/", methods=["POST"])
     @as_view
     def index() -> dict[str, Any]:
-        return {"form": request.form.to_dict(flat=False), "values": request.values.to_dict(), "files": len(request.files)}
+        return {
+            "form": request.form.to_dict(flat=False),
+            "values": request.values.to_dict(),
+            "files": len(request.files),
+        }
 
     data = client.post("/?src=q", data={"name": "Ann", "tag": ["x", "y"], "empty": ""}).json
     assert data == {

@@ -13,6 +13,7 @@ A Flask application ports by changing its imports::
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -26,14 +27,16 @@ from .ctx import (
     has_request_context,
 )
 from .exceptions import HTTPException, abort
-from .globals import current_app, g, request, session
+from .globals import current_app, g, request, session, websocket
 from .helpers import (
     flash,
     get_flashed_messages,
     make_response,
     redirect,
+    run_inline,
     send_file,
     send_from_directory,
+    stream_request_body,
     stream_with_context,
     url_for,
 )
@@ -65,7 +68,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     value = getattr(importlib.import_module(f".{module_name}", __name__), attr)
-    globals()[name] = value
+    # NOTE: not globals(): "from .globals import ..." bound the submodule to that name in this package.
+    setattr(sys.modules[__name__], name, value)
     return value
 
 
@@ -97,11 +101,14 @@ __all__ = [
     "render_template",
     "render_template_string",
     "request",
+    "run_inline",
     "send_file",
     "send_from_directory",
     "session",
+    "stream_request_body",
     "stream_template",
     "stream_template_string",
     "stream_with_context",
     "url_for",
+    "websocket",
 ]

@@ -39,6 +39,12 @@ ResponseReturnValue = Any
 _UNSET: Any = object()
 
 
+def _csrf_check(app: Ampulla) -> None:
+    from .csrf import csrf_check
+
+    csrf_check(app)
+
+
 class _Chain:
     """Everything the request cycle needs for one endpoint, computed once (see ``Ampulla._chain``)."""
 
@@ -95,6 +101,20 @@ class _AsyncChain:
         self.teardown = flagged(f for key in keys for f in reversed(app.teardown_request_funcs.get(key, ())))
 
 
+class _LoopHolder:
+    """Owns a thread's event loop and closes it when the thread ends (its thread-local is dropped)."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        loop = self.loop
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
+
+
 _thread_state = threading.local()
 
 
@@ -107,10 +127,10 @@ def run_coroutine_sync(awaitable: Awaitable[Any]) -> Any:
     Raises:
         RuntimeError: Called from a thread whose event loop is already running (use ``await`` there).
     """
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_state, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _thread_state.loop = loop
+    holder: _LoopHolder | None = getattr(_thread_state, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _thread_state.holder = _LoopHolder()
+    loop = holder.loop
     if loop.is_running():
         raise RuntimeError("cannot run a coroutine synchronously inside a running event loop; await it instead")
     return loop.run_until_complete(cast(Any, awaitable))
@@ -351,6 +371,13 @@ class Ampulla(Scaffold):
     @session_interface.setter
     def session_interface(self, value: SessionInterface) -> None:
         self._session_interface = value
+
+    @property
+    def jinja_env(self) -> Any:
+        """The Jinja2 environment of the app, built once on first use."""
+        from .templating import get_jinja_env
+
+        return get_jinja_env(self)
 
     @property
     def got_first_request(self) -> bool:
@@ -633,6 +660,8 @@ class Ampulla(Scaffold):
             if chain.url_value_preprocessors:
                 for func in chain.url_value_preprocessors:
                     func(request.endpoint, request.view_args)
+            if self.config["CSRF_ENABLED"]:
+                _csrf_check(self)
             for func in chain.before:
                 rv = func()
                 if rv is not None:
@@ -748,13 +777,14 @@ class Ampulla(Scaffold):
 
     # ------------------------------------------------------------------------------------------ errors
     def _find_error_handler(self, e: BaseException, blueprints: tuple[str, ...]) -> Callable[..., Any] | None:
+        """The handler for ``e``: by status code (blueprints first, then the app), then by class (same order)."""
         exc_class = type(e)
         code = e.code if isinstance(e, HTTPException) else None
-        for name in iter_chain(blueprints):
-            handler_map = self.error_handler_spec.get(name)
-            if not handler_map:
-                continue
-            for c in (code, None) if code is not None else (None,):
+        for c in (code, None) if code is not None else (None,):
+            for name in iter_chain(blueprints):
+                handler_map = self.error_handler_spec.get(name)
+                if not handler_map:
+                    continue
                 handlers = handler_map.get(c)
                 if not handlers:
                     continue
@@ -965,7 +995,13 @@ class Ampulla(Scaffold):
                 response = await self.full_dispatch_request_async(ctx, read_body)
             except Exception as e:
                 ctx._pending_exc = e
-                response = await self.handle_exception_async(ctx, e)
+                try:
+                    response = await self.handle_exception_async(ctx, e)
+                except BaseException:
+                    # Propagating (testing): tear down here, the caller never gets the context.
+                    if not ctx.preserved:
+                        await self.teardown_async(ctx, e)
+                    raise
             return response, ctx
         finally:
             token = ctx._tokens.pop()
@@ -1022,6 +1058,8 @@ class Ampulla(Scaffold):
                 rv = func(endpoint, request.view_args)
                 if is_async:
                     await rv
+            if self.config["CSRF_ENABLED"]:
+                _csrf_check(self)
             rv = None
             for func, is_async in chain.before:
                 rv = func()
@@ -1212,7 +1250,18 @@ class Ampulla(Scaffold):
         if _scheme is not None and not external:
             raise ValueError("When specifying '_scheme', '_external' must be True.")
         self.inject_url_defaults(endpoint, values)
-        _rule, path = self.url_map.build(endpoint, values, method=_method)
+        rule, path = self.url_map.build(endpoint, values, method=_method)
+        if self.url_map.has_subdomains:
+            server_name = self.config["SERVER_NAME"]
+            target = rule.build_subdomain(values)
+            current = self._subdomain(ctx.request) if isinstance(ctx, RequestContext) else ""
+            if target != current:
+                if not server_name:
+                    raise RuntimeError(
+                        f"Building a URL for the subdomain {target!r} needs SERVER_NAME; set app.config['SERVER_NAME']"
+                    )
+                external = True
+                host = f"{target}.{server_name}" if target else server_name
         url = script_root + path
         if _anchor is not None:
             url += "#" + quote(_anchor, safe="%!#$&'()*+,/:;=?@")

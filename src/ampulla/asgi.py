@@ -180,18 +180,65 @@ async def send_response(
             if response._on_close:
                 response.close()
         return
+    streamed = False
     try:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if head:
             await send({"type": "http.response.body", "body": b""})
             return
-        await _stream_body(app, body, send, receive)
+        streamed = True
+        await _stream_body(app, body, send, receive)  # closes the body itself
     except OSError:
         pass
     finally:
-        await _close_body(body)
+        if not streamed or hasattr(body, "__aiter__"):
+            await _close_body(body)
         if response._on_close:
             response.close()
+
+
+class _ThreadedIterator:
+    """Steps a sync iterator in the app's thread pool, one ``next`` at a time, and closes it safely.
+
+    A sync body may block (file reads, slow generators), so it never runs on the event loop. Closing waits for a
+    step still running in its thread first: a generator cannot be closed while it executes.
+    """
+
+    _DONE: Any = object()
+    #: How long closing waits for a step that is still running (a generator blocked for longer is abandoned).
+    close_timeout = 10.0
+
+    def __init__(self, app: Ampulla, iterable: Any) -> None:
+        self._app = app
+        self._source = iterable
+        self._iterator = iter(iterable)
+        self._pending: asyncio.Future[Any] | None = None
+
+    def __aiter__(self) -> _ThreadedIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        # NOTE: shield the step, so cancelling the consumer (a disconnect) leaves it to finish in its thread.
+        self._pending = asyncio.ensure_future(self._app.run_sync(next, self._iterator, self._DONE))
+        chunk = await asyncio.shield(self._pending)
+        if chunk is self._DONE:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        pending = self._pending
+        if pending is not None and not pending.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(pending), self.close_timeout)
+            except Exception:
+                self._app.logger.warning("a streamed body did not yield within %s s of a disconnect", self.close_timeout)
+                return
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            try:
+                await self._app.run_sync(close)
+            except ValueError:  # pragma: no cover - still executing in another thread
+                pass
 
 
 async def _close_body(body: Any) -> None:
@@ -207,26 +254,14 @@ async def _close_body(body: Any) -> None:
         close()
 
 
-async def _iterate(app: Ampulla, body: Any) -> AsyncIterator[bytes]:
-    if hasattr(body, "__aiter__"):
-        async for chunk in body:
-            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-        return
-    iterator = iter(body)
-    done = object()
-    while True:
-        # NOTE: a sync iterator may block (file reads, slow generators): each step runs in the thread pool.
-        chunk = await app.run_sync(next, iterator, done)
-        if chunk is done:
-            return
-        yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-
-
 async def _stream_body(app: Ampulla, body: Any, send: Send, receive: Receive) -> None:
+    iterator: Any = body if hasattr(body, "__aiter__") else _ThreadedIterator(app, body)
+
     async def pump() -> None:
-        async for chunk in _iterate(app, body):
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for chunk in iterator:
+            data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def watch_disconnect() -> None:
@@ -248,6 +283,8 @@ async def _stream_body(app: Ampulla, body: Any, send: Send, receive: Receive) ->
                 await task
             except (asyncio.CancelledError, OSError):
                 pass
+        if iterator is not body:
+            await iterator.aclose()
     if pump_task in done and pump_task.exception() is not None:
         raise cast(BaseException, pump_task.exception())
 

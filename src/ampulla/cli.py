@@ -49,6 +49,9 @@ _INSTALL_SERVERS = "pip install 'ampulla[server]'"
 class NoAppException(click.UsageError):
     """The application could not be found or loaded; the message says what was tried and what to do."""
 
+    #: True when no app was named at all (no --app, no AMPULLA_APP, no app.py or wsgi.py).
+    nothing_configured = False
+
 
 @dataclass(frozen=True)
 class AppTarget:
@@ -317,7 +320,7 @@ class ScriptInfo:
             path = os.path.join(cwd, filename)
             if os.path.isfile(path):
                 return locate_app(path, f"found {filename} in the current folder")
-        raise NoAppException(
+        error = NoAppException(
             "Could not find an Ampulla application. Tried:\n"
             "  - the --app option: not given\n"
             "  - the AMPULLA_APP environment variable: not set\n"
@@ -325,6 +328,8 @@ class ScriptInfo:
             "Say where the app is: 'ampulla --app module:app COMMAND' (or --app \"module:create_app()\"), or "
             "'export AMPULLA_APP=module:app', or run ampulla in the folder that holds app.py or wsgi.py."
         )
+        error.nothing_configured = True
+        raise error
 
     def reload_paths(self) -> list[str]:
         """The folders the reloader watches: the app's top-level package (or module folder); no import."""
@@ -543,11 +548,13 @@ class AmpullaGroup(AppGroup):
                 command = _unavailable_command(entry_point.name, f"Could not load the command: {e}")
             self.add_command(command, entry_point.name)
 
-    def _app_cli(self, ctx: click.Context, report: bool) -> click.Group | None:
+    def _app_cli(
+        self, ctx: click.Context, report: bool, quiet_if_unconfigured: bool = False
+    ) -> click.Group | None:
         try:
             app = ctx.ensure_object(ScriptInfo).load_app()
         except NoAppException as e:
-            if report:
+            if report and not (quiet_if_unconfigured and e.nothing_configured):
                 click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
             return None
         cli = getattr(app, "cli", None)
@@ -571,7 +578,8 @@ class AmpullaGroup(AppGroup):
         self._load_plugins()
         names = set(super().list_commands(ctx))
         try:
-            app_cli = self._app_cli(ctx, report=True)
+            # NOTE: plain 'ampulla --help' outside a project should not open with an error.
+            app_cli = self._app_cli(ctx, report=True, quiet_if_unconfigured=True)
         except Exception:
             # NOTE: an app that fails to import must not hide the built-in commands from --help.
             click.secho(f"{traceback.format_exc()}\n", err=True, fg="red")

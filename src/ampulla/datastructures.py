@@ -465,6 +465,10 @@ class Headers:
         return "".join(f"{k}: {v}\r\n" for k, v in self._list) + "\r\n"
 
 
+# PERF: header name -> environ key, memoised (benchmarks/run.py: json_echo, form).
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
 class EnvironHeaders(Headers):
     """A read-only :class:`Headers` view over a WSGI environ, built without copying."""
 
@@ -475,10 +479,14 @@ class EnvironHeaders(Headers):
 
     @staticmethod
     def _key(name: str) -> str:
-        key = name.upper().replace("-", "_")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            return key
-        return "HTTP_" + key
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = name.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            if len(_ENVIRON_KEYS) < 1024:
+                _ENVIRON_KEYS[name] = key
+        return key
 
     def __getitem__(self, key: str) -> str:
         value = self.environ.get(self._key(key))

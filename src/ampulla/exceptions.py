@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .wrappers import Response
 
 
+_DEFAULT_BODIES: dict[type, bytes] = {}
+
+
 class HTTPException(Exception):
     """Base class for every HTTP error.
 
@@ -65,6 +68,17 @@ class HTTPException(Exception):
             return self.response
         from .wrappers import Response
 
+        cls = type(self)
+        if self.description is cls.description and cls.get_body is HTTPException.get_body:
+            # PERF: the default page of each class is rendered once (benchmarks/run.py: notfound).
+            body = _DEFAULT_BODIES.get(cls)
+            if body is None:
+                body = _DEFAULT_BODIES[cls] = self.get_body().encode("utf-8")
+            response = Response._fast(body, self.code or 500, "text/html; charset=utf-8")
+            extra = self.get_headers()
+            if len(extra) > 1:
+                response.headers.extend(extra[1:])
+            return response
         return Response(self.get_body(), self.code or 500, self.get_headers())
 
     def __str__(self) -> str:

@@ -291,18 +291,7 @@ def _parse_multipart(
                 remaining -= len(chunk)
             # An empty chunk tells the parser the input ended; it raises if the body is incomplete.
             for event in parser.parse(chunk):
-                if isinstance(event, bytes):
-                    if spool is not None:
-                        spool.write(event)
-                    else:
-                        field_size += len(event)
-                        if max_form_memory_size is not None and field_size > max_form_memory_size:
-                            raise RequestEntityTooLarge(
-                                f"The form field {name[:100]!r} is larger than the limit of "
-                                f"{max_form_memory_size} bytes."
-                            )
-                        field_chunks.append(event)
-                elif event is None:  # end of the current part
+                if event is None:  # end of the current part
                     if spool is not None:
                         size = spool.tell()
                         spool.seek(0)
@@ -319,7 +308,7 @@ def _parse_multipart(
                         fields.append((name, raw, part_charset))
                         field_chunks = []
                         field_size = 0
-                else:  # a new part's headers
+                elif isinstance(event, multipart.MultipartSegment):  # a new part's headers
                     parts += 1
                     if max_form_parts is not None and parts > max_form_parts:
                         raise RequestEntityTooLarge(
@@ -350,6 +339,17 @@ def _parse_multipart(
                         spool = _new_spool(spool_threshold)
                     else:
                         part_charset = event.charset
+                else:  # a chunk of the current part's content
+                    if spool is not None:
+                        spool.write(event)
+                    else:
+                        field_size += len(event)
+                        if max_form_memory_size is not None and field_size > max_form_memory_size:
+                            raise RequestEntityTooLarge(
+                                f"The form field {name[:100]!r} is larger than the limit of "
+                                f"{max_form_memory_size} bytes."
+                            )
+                        field_chunks.append(event)
             if not chunk:
                 break
     except multipart.MultipartError as exc:

@@ -84,6 +84,12 @@ class LocalProxy:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.__wrapped_lookup()(*args, **kwargs)
 
+    def __aiter__(self) -> Any:
+        return self.__wrapped_lookup().__aiter__()
+
+    def __anext__(self) -> Any:
+        return self.__wrapped_lookup().__anext__()
+
     def __repr__(self) -> str:
         try:
             return repr(self.__wrapped_lookup())

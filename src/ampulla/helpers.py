@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from .ctx import RequestContext, _cv_ctx
 from .exceptions import abort
 from .wrappers import Response
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     import os
@@ -22,8 +24,10 @@ __all__ = [
     "get_flashed_messages",
     "make_response",
     "redirect",
+    "run_inline",
     "send_file",
     "send_from_directory",
+    "stream_request_body",
     "stream_with_context",
     "url_for",
 ]
@@ -233,6 +237,25 @@ class ContextAsyncStream:
     def close(self) -> None:
         """Release the context without awaiting (used when the loop is gone)."""
         self._finish()
+
+
+def stream_request_body(view: F) -> F:
+    """Mark a view that reads its body itself with ``async for chunk in request.stream_async()``.
+
+    Under ASGI the body of other views is read (within ``MAX_CONTENT_LENGTH``) before they run; a marked view
+    gets the body as it arrives instead, so large uploads need not be buffered. Under WSGI it changes nothing.
+    """
+    view.stream_request_body = True  # type: ignore[attr-defined]
+    return view
+
+
+def run_inline(view: F) -> F:
+    """Mark a cheap ``def`` view to run on the event loop under ASGI instead of the thread pool.
+
+    Only for views that never block (no I/O, no locks); same as ``@app.route(..., inline=True)``.
+    """
+    view.run_inline = True  # type: ignore[attr-defined]
+    return view
 
 
 def flash(message: str, category: str = "message") -> None:

@@ -382,13 +382,11 @@ class ETags:
         return self.star_tag or etag in self._strong or etag in self._weak
 
     def contains_raw(self, etag: str) -> bool:
-        """Like :meth:`contains_weak` for a quoted tag such as ``'W/"abc"'``; weak only matches weak."""
+        """Check a quoted tag such as ``'W/"abc"'``: a weak one by weak comparison, a strong one by strong."""
         tag, weak = unquote_etag(etag)
         if tag is None:
             return False
-        if weak:
-            return self.star_tag or tag in self._weak
-        return self.contains(tag)
+        return self.contains_weak(tag) if weak else self.contains(tag)
 
     def to_header(self) -> str:
         """The header value these tags came from (normalised)."""
@@ -447,8 +445,9 @@ def unquote_etag(value: str | None) -> tuple[str | None, bool]:
 
 
 # Empty list items (",,") are skipped in the same match, and junk up to the next comma by _ETAG_SKIP_RE.
-_ETAG_RE = re.compile(r'[\s,]*([Ww]/)?\s*(?:"([^"]*)"|([^",\s]+))\s*(?:,|$)')
-_ETAG_SKIP_RE = re.compile(r"[^,]*,*")
+# Possessive quantifiers: no backtracking into a long run of separators (no quadratic time on ", , , ...").
+_ETAG_RE = re.compile(r'[\s,]*+([Ww]/)?\s*+(?:"([^"]*+)"|([^",\s]++))\s*+(?:,|$)')
+_ETAG_SKIP_RE = re.compile(r"[^,]*+[\s,]*+")
 
 
 def parse_etags(value: str | None) -> ETags:

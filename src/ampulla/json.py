@@ -14,6 +14,8 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from .ctx import _cv_ctx
+
 if TYPE_CHECKING:
     from .app import Ampulla
     from .wrappers import Response
@@ -88,35 +90,52 @@ class DefaultJSONProvider(JSONProvider):
     mimetype = "application/json"
     default = staticmethod(_default)
 
+    def __init__(self, app: Ampulla) -> None:
+        super().__init__(app)
+        self._encoders: dict[str, _json.JSONEncoder] = {}
+        self._decoder = _json.JSONDecoder()
+
+    def _encoder(self, style: str) -> _json.JSONEncoder:
+        # PERF: one encoder per style, built once (benchmarks/run.py: query_json, json_echo).
+        encoder = self._encoders.get(style)
+        if encoder is None:
+            encoder = self._encoders[style] = _json.JSONEncoder(
+                default=self.default,
+                ensure_ascii=self.ensure_ascii,
+                sort_keys=self.sort_keys,
+                separators=(",", ":") if style == "compact" else None,
+                indent=2 if style == "pretty" else None,
+            )
+        return encoder
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs:
+            return self._encoder("plain").encode(obj)
         kwargs.setdefault("default", self.default)
         kwargs.setdefault("ensure_ascii", self.ensure_ascii)
         kwargs.setdefault("sort_keys", self.sort_keys)
         return _json.dumps(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return _json.loads(s, **kwargs)
+        if kwargs:
+            return _json.loads(s, **kwargs)
+        if isinstance(s, bytes | bytearray):
+            if not s or s[0] in (0x00, 0xEF, 0xFE, 0xFF):
+                return _json.loads(s)  # empty, a BOM or UTF-16/32: let the stdlib detect the encoding
+            # PERF: plain UTF-8 decodes without detection (benchmarks/run.py: json_echo).
+            s = s.decode("utf-8")
+        return self._decoder.decode(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if args and kwargs:
             raise TypeError("jsonify() takes either positional or keyword arguments, not both")
         obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
         compact = self.compact if self.compact is not None else not self._app.debug
-        if compact:
-            text = _json.dumps(
-                obj, default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys,
-                separators=(",", ":"),
-            )
-        else:
-            text = _json.dumps(
-                obj, default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, indent=2
-            )
+        text = self._encoder("compact" if compact else "pretty").encode(obj)
         return self._app.response_class._fast(text.encode("utf-8") + b"\n", 200, self.mimetype)
 
 
 def _app() -> Ampulla | None:
-    from .ctx import _cv_ctx
-
     ctx = _cv_ctx.get(None)
     return ctx.app if ctx is not None else None
 

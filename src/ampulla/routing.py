@@ -354,6 +354,15 @@ class Rule:
             raise ValueError(f"malformed variable in rule {self.rule!r}; use <name> or <converter:name>")
         self._parts = parts
         self.arguments = set(self._converters)
+        self.subdomain_arguments: tuple[str, ...] = ()
+        self.subdomain_regex: re.Pattern[str] | None = None
+        if "<" in self.subdomain:
+            names = [m.group("name") for m in _VAR_RE.finditer(self.subdomain)]
+            pattern = _VAR_RE.sub(lambda m: f"(?P<{m.group('name')}>[^.]+)", re.escape(self.subdomain).replace(
+                "\\<", "<").replace("\\>", ">"))
+            self.subdomain_regex = re.compile(pattern + "\\Z")
+            self.subdomain_arguments = tuple(names)
+            self.arguments |= set(names)
         regex_parts: list[str] = []
         for i, part in enumerate(parts):
             if isinstance(part, str):
@@ -447,6 +456,13 @@ class Rule:
             if key in values and key not in self.arguments and values[key] != default:
                 return False
         return True
+
+    def build_subdomain(self, values: Mapping[str, Any]) -> str:
+        """The rule's subdomain with its variables filled in from ``values``."""
+        if not self.subdomain_arguments:
+            return self.subdomain
+        return _VAR_RE.sub(lambda m: str(values.get(m.group("name"), self.defaults.get(m.group("name"), ""))),
+                           self.subdomain)
 
     def build(self, values: Mapping[str, Any], append_unknown: bool = True) -> str:
         """The path for ``values``; values the rule does not use become the query string.
@@ -556,6 +572,7 @@ class Map:
         self._rules: list[Rule] = []
         self._by_endpoint: dict[str, list[Rule]] = {}
         self._tables: dict[tuple[str, bool], _Table] | None = None
+        self._subdomain_patterns: list[tuple[str, re.Pattern[str]]] = []
         self.host_matching = False
 
     def add(self, rule: Rule) -> None:
@@ -576,10 +593,31 @@ class Map:
 
     def _compile(self) -> dict[tuple[str, bool], _Table]:
         grouped: dict[tuple[str, bool], list[Rule]] = {}
+        patterns: dict[str, re.Pattern[str]] = {}
         for rule in self._rules:
             grouped.setdefault((rule.subdomain, rule.websocket), []).append(rule)
+            if rule.subdomain_regex is not None:
+                patterns[rule.subdomain] = rule.subdomain_regex
+        self._subdomain_patterns = list(patterns.items())
         self._tables = {key: _Table(rules) for key, rules in grouped.items()}
         return self._tables
+
+    def _match_variable_subdomain(
+        self, path: str, method: str, subdomain: str, websocket: bool
+    ) -> tuple[Rule, dict[str, Any]]:
+        error: HTTPException = NotFound()
+        for pattern_text, regex in self._subdomain_patterns:
+            m = regex.match(subdomain)
+            if m is None:
+                continue
+            try:
+                rule, values = self.match(path, method, pattern_text, websocket)
+            except (NotFound, MethodNotAllowed) as e:
+                error = e if isinstance(e, MethodNotAllowed) else error
+                continue
+            values.update(m.groupdict())
+            return rule, values
+        raise error
 
     @property
     def has_subdomains(self) -> bool:
@@ -609,13 +647,17 @@ class Map:
         tables = self._tables if self._tables is not None else self._compile()
         table = tables.get((subdomain, websocket))
         if table is None:
+            if self._subdomain_patterns and subdomain and "<" not in subdomain:
+                return self._match_variable_subdomain(path, method, subdomain, websocket)
             raise NotFound()
         # PERF: static dict first, then one regex per first segment (benchmarks/run.py: hello, route50).
+        matched_path = False
         found = table.static.get(path)
         if found is not None:
             for rule in found:
                 if _method_allows(rule, method):
                     return self._result(rule, dict(rule.defaults) if rule.defaults else {})
+            matched_path = True
         else:
             slash = path.find("/", 1)
             first = path[1:] if slash < 0 else path[1:slash]
@@ -625,6 +667,7 @@ class Map:
                 m = alt.regex.match(path)
                 if m is None:
                     continue
+                matched_path = True
                 index = m.lastindex
                 assert index is not None
                 rules, var_groups = alt.groups[index]
@@ -646,7 +689,28 @@ class Map:
                     for key, value in rule.defaults.items():
                         values.setdefault(key, value)
                 return self._result(rule, values)
+        if not matched_path:
+            # PERF: nothing matched the path at all, so no scan can find a rule (benchmarks/run.py: notfound).
+            if not path.endswith("/") and self._wants_slash(table, path + "/"):
+                raise RequestRedirect(path + "/")
+            raise NotFound()
         return self._slow_match(table, path, method, tables, subdomain, websocket)
+
+    @staticmethod
+    def _wants_slash(table: _Table, path: str) -> bool:
+        """Whether a strict-slashes rule ending in ``/`` matches ``path`` (which ends with the slash)."""
+        found = table.static.get(path)
+        if found is not None:
+            return any(rule.strict_slashes and rule.rule.endswith("/") for rule in found)
+        slash = path.find("/", 1)
+        first = path[1:] if slash < 0 else path[1:slash]
+        for alt in (table.buckets.get(first), table.wildcard):
+            if alt is not None and alt.regex.match(path) is not None:
+                return any(
+                    rule.strict_slashes and rule.rule.endswith("/") and rule.match(path) is not None
+                    for rule in alt.rules
+                )
+        return False
 
     def _result(self, rule: Rule, values: dict[str, Any]) -> tuple[Rule, dict[str, Any]]:
         if rule.redirect_to is not None:

@@ -31,6 +31,7 @@ from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from . import __version__
+from .exceptions import BadRequest
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -53,7 +54,35 @@ def _echo(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- request bodies
-class _LengthBody(io.RawIOBase):
+class _Body(io.RawIOBase):
+    """A request body reader whose ``read(n)`` returns ``n`` bytes unless the body ends first.
+
+    WSGI applications (and Ampulla's own request) expect file semantics from ``wsgi.input``, not the short
+    reads of a raw stream.
+    """
+
+    #: The body cannot be read to its end (malformed, or the client went away): close the connection.
+    broken = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        parts: list[bytes] = []
+        left = size
+        while left > 0:
+            buffer = bytearray(left)
+            count = self.readinto(buffer)
+            if not count:
+                break
+            parts.append(bytes(buffer[:count]))
+            left -= count
+        return b"".join(parts)
+
+
+class _LengthBody(_Body):
     """``wsgi.input`` for a body with a ``Content-Length``: reading stops at the end of the body.
 
     Args:
@@ -65,10 +94,6 @@ class _LengthBody(io.RawIOBase):
         super().__init__()
         self._rfile = rfile
         self.remaining = length
-        self.truncated = False
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: ReadableBuffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -80,7 +105,7 @@ class _LengthBody(io.RawIOBase):
         view[:count] = data
         self.remaining -= count
         if count < size:  # the client went away in the middle of the body
-            self.truncated = True
+            self.broken = True
             self.remaining = 0
         return count
 
@@ -91,21 +116,21 @@ class _LengthBody(io.RawIOBase):
         line = self._rfile.readline(limit)
         self.remaining -= len(line)
         if not line:
-            self.truncated = True
+            self.broken = True
             self.remaining = 0
         return line
 
     @property
     def finished(self) -> bool:
         """Whether the whole body has been read from the connection."""
-        return self.remaining == 0 and not self.truncated
+        return self.remaining == 0 and not self.broken
 
 
-class MalformedChunkedBody(ValueError):
-    """The request body's chunked transfer encoding is invalid."""
+class MalformedChunkedBody(BadRequest, ValueError):
+    """The request body's chunked transfer encoding is invalid (an Ampulla app answers 400)."""
 
 
-class _ChunkedBody(io.RawIOBase):
+class _ChunkedBody(_Body):
     """``wsgi.input`` for a body sent with ``Transfer-Encoding: chunked``: decoded, ends at the last chunk.
 
     Args:
@@ -117,13 +142,9 @@ class _ChunkedBody(io.RawIOBase):
         self._rfile = rfile
         self._chunk_left = 0
         self._done = False
-        self._broken = False
-
-    def readable(self) -> bool:
-        return True
 
     def _fail(self, message: str) -> MalformedChunkedBody:
-        self._broken = True
+        self.broken = True
         self._done = True
         return MalformedChunkedBody(message)
 
@@ -168,7 +189,7 @@ class _ChunkedBody(io.RawIOBase):
     @property
     def finished(self) -> bool:
         """Whether the whole body, up to the last chunk, has been read from the connection."""
-        return self._done and not self._broken
+        return self._done and not self.broken
 
 
 def _drain(body: _LengthBody | _ChunkedBody, limit: int = _DRAIN_LIMIT) -> bool:
@@ -205,7 +226,7 @@ class _ResponseWriter(ServerHandler):
     headers_sent: bool
     environ: dict[str, Any]
 
-    def __init__(self, handler: DevRequestHandler, body: io.RawIOBase, environ: dict[str, Any]) -> None:
+    def __init__(self, handler: DevRequestHandler, body: _Body, environ: dict[str, Any]) -> None:
         server = handler.server
         super().__init__(
             cast(IO[bytes], body),
@@ -216,6 +237,7 @@ class _ResponseWriter(ServerHandler):
             multiprocess=False,
         )
         self.request_handler = handler
+        self.body = body
         self.completed = False
         self._chunked = False
         self._head = environ["REQUEST_METHOD"] == "HEAD"
@@ -230,6 +252,8 @@ class _ResponseWriter(ServerHandler):
         if "Content-Length" not in headers and not self._head:
             self.set_content_length()
         handler = self.request_handler
+        if self.body.broken:
+            handler.close_connection = True
         if "Content-Length" not in headers and not self._no_body:
             if handler.request_version == "HTTP/1.1":
                 headers["Transfer-Encoding"] = "chunked"

@@ -285,8 +285,11 @@ def _tag(value: Any) -> Any:
 
     if isinstance(value, dict):
         tagged = {str(k): _tag(v) for k, v in value.items()}
-        if len(value) == 1 and next(iter(value)) in (" t", " b", " d", " m"):
-            return {" di": tagged}
+        if len(tagged) == 1:
+            key = next(iter(tagged))
+            if key in _TAGS:
+                # A user dict shaped like a tag: rename its key so the decoder's bottom-up pass leaves it alone.
+                return {" di": {key + "__": tagged[key]}}
         return tagged
     if isinstance(value, tuple):
         return {" t": [_tag(v) for v in value]}
@@ -316,6 +319,11 @@ def _untag(obj: dict[str, Any]) -> Any:
             from markupsafe import Markup
 
             return Markup(value)
-        if key == " di":
-            return value
+        if key == " di" and isinstance(value, dict) and len(value) == 1:
+            inner_key, inner_value = next(iter(value.items()))
+            if inner_key.endswith("__"):
+                return {inner_key[:-2]: inner_value}
     return obj
+
+
+_TAGS = frozenset((" t", " b", " d", " m", " di"))

@@ -593,8 +593,9 @@ class WebSocketTestSession:
         """
         message = self._get(timeout)
         if message["type"] == "websocket.send":
-            text = message.get("text")
-            return text if text is not None else message.get("bytes", b"")
+            text: str | None = message.get("text")
+            data: bytes = message.get("bytes") or b""
+            return text if text is not None else data
         self.close_code = int(message.get("code", 1000)) if message["type"] == "websocket.close" else 1006
         if self._error is not None:
             raise self._error

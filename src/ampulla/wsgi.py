@@ -17,23 +17,48 @@ def _has_content_length(headers: list[tuple[str, str]]) -> bool:
 
 
 class _StreamingBody:
-    """A streamed body for the server: encodes text chunks and closes the response when done."""
+    """A streamed body for the server: encodes text chunks and closes the response when done.
 
-    __slots__ = ("_iter", "_response")
+    Async iterables (an ``async def`` view returning an async generator) are driven on the worker thread's
+    long-lived event loop.
+    """
+
+    __slots__ = ("_aiter", "_iter", "_response")
 
     def __init__(self, response: Response) -> None:
         self._response = response
-        self._iter = iter(response.response)
+        body: Any = response.response
+        if hasattr(body, "__aiter__"):
+            self._aiter = body.__aiter__()
+            self._iter = None
+        else:
+            self._aiter = None
+            self._iter = iter(body)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        chunk = next(self._iter)
+        if self._iter is not None:
+            chunk = next(self._iter)
+        else:
+            from .app import run_coroutine_sync
+
+            try:
+                chunk = run_coroutine_sync(self._aiter.__anext__())
+            except StopAsyncIteration:
+                raise StopIteration from None
         return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
 
     def close(self) -> None:
-        self._response.close()
+        try:
+            aclose = getattr(self._aiter, "aclose", None)
+            if aclose is not None:
+                from .app import run_coroutine_sync
+
+                run_coroutine_sync(aclose())
+        finally:
+            self._response.close()
 
 
 def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -75,4 +100,6 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
     response, ctx = app.handle_request(request)
     if ctx.preserved:
         environ["ampulla._preserved_context"] = ctx
+    if ctx.background_tasks:
+        response.call_on_close(lambda: app.run_background_tasks(ctx))
     return to_wsgi(response, environ, start_response)

@@ -189,13 +189,13 @@ def create_async_engine(url: URL, options: Mapping[str, Any]) -> Any:
     Raises:
         RuntimeError: The ``greenlet`` package, which SQLAlchemy's asyncio support needs, is missing.
     """
-    try:
-        import greenlet  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("greenlet") is None:
         raise RuntimeError(
             "Async database sessions need the 'greenlet' package: pip install 'sqlalchemy[asyncio]' "
             "(or the 'ampulla[db]' extra)."
-        ) from None
+        )
     from sqlalchemy.ext.asyncio import create_async_engine as _create
 
     merged = _merge(engine_defaults(url, is_async=True), options)

@@ -44,7 +44,7 @@ def _unavailable_from(ctx: ExceptionContext) -> DatabaseUnavailableError:
         return DatabaseUnavailableError(
             wrapped.statement,
             None,
-            wrapped.orig,
+            wrapped.orig or original,
             hide_parameters=True,
             connection_invalidated=wrapped.connection_invalidated,
             ismulti=wrapped.ismulti,

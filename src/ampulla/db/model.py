@@ -73,7 +73,7 @@ def _declares_primary_key(cls: type) -> bool:
     return False
 
 
-def auto_tablename(cls: type) -> str | None:
+def auto_tablename(cls: Any) -> str | None:
     """The table name for a model without ``__tablename__``.
 
     ``None`` (no table of its own) for a subclass of a mapped model that declares no primary key: that is
@@ -141,12 +141,10 @@ class Model(DeclarativeBase):
     ``Database`` with the same features but its own tables.
     """
 
-    __abstract__ = True
-
     #: The query class of ``Model.query`` (``None``: the Database's ``Query``).
     query_class: ClassVar[type[Query[Any]] | None] = None
     #: ``Model.query``: a legacy ``Query`` for the model on the current ``db.session``.
-    query: ClassVar[_QueryProperty] = _QueryProperty()
+    query = _QueryProperty()
 
     @declared_attr.directive
     def __tablename__(cls) -> str | None:
@@ -171,10 +169,6 @@ class Model(DeclarativeBase):
 
 
 _bind_metadatas(Model)
-
-if TYPE_CHECKING:
-    # For type checkers, ``User.query`` is a ``Query[User]`` (the descriptor's ``__get__`` says so).
-    Model.query = _QueryProperty()  # type: ignore[misc]
 
 
 def fresh_base(metadata: sa.MetaData | None = None, mixin: type | None = None) -> type[Model]:
@@ -208,13 +202,14 @@ def prepare_user_base(base: type) -> None:
         type.__setattr__(base, "__tablename__", declared_attr.directive(auto_tablename))
     _bind_metadatas(base)
     own = base.__dict__.get("__init_subclass__")
+    owner: Any = base
 
-    def __init_subclass__(cls: type, **kwargs: Any) -> None:
+    def __init_subclass__(cls: Any, /, **kwargs: Any) -> None:
         apply_bind_key(cls)
         if own is not None:
             own.__func__(cls, **kwargs)
         else:
-            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+            super(owner, cls).__init_subclass__(**kwargs)
 
     type.__setattr__(base, "__init_subclass__", classmethod(__init_subclass__))
 

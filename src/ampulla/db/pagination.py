@@ -31,7 +31,7 @@ MAX_OFFSET = 2**53
 def _request_args() -> Mapping[str, str] | None:
     ctx = _cv_ctx.get(None)
     if isinstance(ctx, RequestContext):
-        return ctx.request.args  # type: ignore[return-value]
+        return ctx.request.args
     return None
 
 

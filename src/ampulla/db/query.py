@@ -44,8 +44,8 @@ def _int_bound(type_: sa.types.TypeEngine[Any], dialect_name: str | None) -> int
         return 2**63  # SQLite stores every INTEGER in 64 bits
     for cls, bits in _INT_BITS:
         if isinstance(type_, cls):
-            return 2 ** (bits - 1)
-    return 2**63
+            return 1 << (bits - 1)
+    return 1 << 63
 
 
 def _coerce_value(type_: sa.types.TypeEngine[Any], value: Any, dialect_name: str | None) -> Any:
@@ -108,7 +108,7 @@ class Query(sa_orm.Query[_T]):
 
         Kept without SQLAlchemy's legacy warning: ``Model.query.get(id)`` is everywhere in Flask code.
         """
-        return self._get_impl(ident, sa_orm.loading._load_on_pk_identity)  # type: ignore[no-any-return]
+        return self._get_impl(ident, sa_orm.loading._load_on_pk_identity)
 
     def get_or_404(self, ident: Any, description: str | None = None) -> _T:
         """The row with primary key ``ident``, or a 404.
@@ -193,7 +193,7 @@ def _default_max_per_page() -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------- statements
-def count_statement(statement: sa.Select[Any]) -> sa.Select[tuple[int]]:
+def count_statement(statement: sa.Select[Any]) -> sa.Select[int]:
     """``SELECT count(*)`` over ``statement`` without its ORDER BY."""
     return sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
 

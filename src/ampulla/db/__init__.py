@@ -1,0 +1,47 @@
+"""The data layer: SQLAlchemy 2 models, context-scoped sessions (sync and asyncio), pagination, migrations.
+
+::
+
+    from ampulla import Ampulla
+    from ampulla.db import Database
+    from sqlalchemy import Column, Integer, String
+
+    app = Ampulla(__name__)
+    db = Database(app)  # SQLALCHEMY_DATABASE_URI / DATABASE_URL, else instance/app.db
+
+    class User(db.Model):
+        id = Column(Integer, primary_key=True)
+        name = Column(String(64), unique=True)
+
+    @app.route("/users/<int:id>")
+    def show(id):
+        return {"name": db.get_or_404(User, id).name}
+
+See ``docs/database.md``. Migrations: ``ampulla db init | migrate | upgrade`` (:mod:`ampulla.db.cli`).
+"""
+
+from __future__ import annotations
+
+from .engines import async_url, sync_url
+from .errors import DatabaseUnavailable, DatabaseUnavailableError
+from .extension import Database, current_database
+from .model import Model, camel_to_snake_case
+from .pagination import KeysetPage, Pagination
+from .query import Query
+from .session import AsyncSession, Session
+
+__all__ = [
+    "AsyncSession",
+    "Database",
+    "DatabaseUnavailable",
+    "DatabaseUnavailableError",
+    "KeysetPage",
+    "Model",
+    "Pagination",
+    "Query",
+    "Session",
+    "async_url",
+    "camel_to_snake_case",
+    "current_database",
+    "sync_url",
+]

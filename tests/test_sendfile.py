@@ -1,0 +1,548 @@
+"""File responses: the static route, send_file and send_from_directory.
+
+Covers validators (ETag, Last-Modified), conditional requests (304, 412), byte ranges (206, multipart, 416),
+streaming without reading whole files, ``wsgi.file_wrapper``, Content-Disposition, and path traversal.
+Request-level tests run over WSGI and ASGI (``protocol``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ampulla import Ampulla
+from ampulla.exceptions import NotFound
+from ampulla.http import http_date, parse_date
+from ampulla.sendfile import CHUNK_SIZE, FileChunks, send_file, send_from_directory
+from ampulla.testing import AmpullaClient, EnvironBuilder
+
+CONTENT = b"0123456789abcdefghijklmnopqrstuvwxyz"  # 36 bytes
+MTIME = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def static(app: Ampulla) -> Path:
+    folder = Path(app.root_path) / "static"
+    folder.mkdir()
+    (folder / "data.txt").write_bytes(CONTENT)
+    (folder / "style.css").write_text("body { color: red }", encoding="utf-8")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "app.js").write_text("console.log(1)", encoding="utf-8")
+    os.utime(folder / "data.txt", (MTIME.timestamp(), MTIME.timestamp()))
+    # Files outside the static folder that traversal must not reach.
+    (Path(app.root_path) / "secret.txt").write_text("SECRET", encoding="utf-8")
+    (Path(app.root_path) / "static-secret").mkdir()
+    (Path(app.root_path) / "static-secret" / "x.txt").write_text("SECRET", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def static_client(app: Ampulla, static: Path, protocol: str) -> AmpullaClient:
+    return app.test_client(protocol=protocol)
+
+
+# ---------------------------------------------------------------------------------------------- static route
+
+
+def test_static_file_is_served_with_validators(static_client: AmpullaClient) -> None:
+    response = static_client.get("/static/data.txt")
+    assert response.status_code == 200
+    assert response.data == CONTENT
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["Content-Length"] == str(len(CONTENT))
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["Last-Modified"] == "Fri, 01 Mar 2024 12:00:00 GMT"
+    assert re.fullmatch(r'"[0-9a-f-]+"', response.headers["ETag"])
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["Content-Disposition"] == "inline; filename=data.txt"
+
+
+@pytest.mark.parametrize(
+    ("path", "mimetype"),
+    [
+        ("/static/style.css", "text/css"),
+        ("/static/sub/app.js", "text/javascript"),
+    ],
+)
+def test_static_mimetypes_and_subfolders(static_client: AmpullaClient, path: str, mimetype: str) -> None:
+    response = static_client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype in (mimetype, "application/javascript")
+
+
+def test_static_max_age_setting(app: Ampulla, static: Path, protocol: str) -> None:
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = timedelta(hours=1)
+    response = app.test_client(protocol=protocol).get("/static/data.txt")
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    expires = parse_date(response.headers["Expires"])
+    assert expires is not None
+    assert abs((expires - datetime.now(UTC)).total_seconds() - 3600) < 60
+
+
+def test_head_sends_headers_without_the_body(static_client: AmpullaClient) -> None:
+    response = static_client.head("/static/data.txt")
+    assert response.status_code == 200
+    assert response.data == b""
+    assert response.headers["Content-Length"] == str(len(CONTENT))
+    assert "ETag" in response.headers
+
+
+def test_missing_static_file_and_folder_are_404(static_client: AmpullaClient) -> None:
+    assert static_client.get("/static/nope.txt").status_code == 404
+    assert static_client.get("/static/sub").status_code == 404
+    assert static_client.get("/static/sub/").status_code == 404
+    assert static_client.get("/static/data.txt/x").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/..%2fsecret.txt",
+        "/static/sub/../../secret.txt",
+        "/static/sub/%2e%2e/%2e%2e/secret.txt",
+        "/static/..%5csecret.txt",
+        "/static/sub%5c..%5c..%5csecret.txt",
+        "/static/%2fetc%2fpasswd",
+        "/static//etc/passwd",
+        "/static/data.txt%00.png",
+        "/static/%00",
+        "/static/../static-secret/x.txt",
+        "/static/C:secret.txt",
+        "/static/c:/windows/win.ini",
+    ],
+)
+def test_static_path_traversal_is_404(static_client: AmpullaClient, path: str) -> None:
+    response = static_client.get(path)
+    assert response.status_code == 404
+    assert b"SECRET" not in response.data
+
+
+def test_symlink_pointing_out_of_the_folder_is_404(app: Ampulla, static: Path, protocol: str) -> None:
+    (static / "escape.txt").symlink_to(Path(app.root_path) / "secret.txt")
+    (static / "escape-dir").symlink_to(Path(app.root_path) / "static-secret", target_is_directory=True)
+    (static / "inside.txt").symlink_to(static / "data.txt")
+    client = app.test_client(protocol=protocol)
+    assert client.get("/static/escape.txt").status_code == 404
+    assert client.get("/static/escape-dir/x.txt").status_code == 404
+    inside = client.get("/static/inside.txt")
+    assert inside.status_code == 200
+    assert inside.data == CONTENT
+    assert inside.headers["Content-Disposition"] == "inline; filename=inside.txt"
+
+
+def test_static_folder_next_to_a_similar_named_folder(app: Ampulla, static: Path, protocol: str) -> None:
+    # "static-secret" starts with "static": a prefix check would let it through.
+    (static / "link").symlink_to(Path(app.root_path) / "static-secret" / "x.txt")
+    assert app.test_client(protocol=protocol).get("/static/link").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------- conditional
+
+
+def test_if_none_match_gives_304(static_client: AmpullaClient) -> None:
+    etag = static_client.get("/static/data.txt").headers["ETag"]
+    response = static_client.get("/static/data.txt", headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == etag
+    assert "Content-Length" not in response.headers
+    assert "Content-Type" not in response.headers
+    weak = static_client.get("/static/data.txt", headers={"If-None-Match": f'"other", W/{etag}'})
+    assert weak.status_code == 304
+    assert static_client.get("/static/data.txt", headers={"If-None-Match": "*"}).status_code == 304
+    other = static_client.get("/static/data.txt", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200
+    assert other.data == CONTENT
+
+
+def test_if_modified_since_gives_304(static_client: AmpullaClient) -> None:
+    same = static_client.get("/static/data.txt", headers={"If-Modified-Since": http_date(MTIME)})
+    assert same.status_code == 304
+    later = static_client.get("/static/data.txt", headers={"If-Modified-Since": http_date(MTIME + timedelta(days=1))})
+    assert later.status_code == 304
+    earlier = static_client.get(
+        "/static/data.txt", headers={"If-Modified-Since": http_date(MTIME - timedelta(seconds=1))}
+    )
+    assert earlier.status_code == 200
+    junk = static_client.get("/static/data.txt", headers={"If-Modified-Since": "yesterday-ish"})
+    assert junk.status_code == 200
+
+
+def test_etag_changes_when_the_file_changes(app: Ampulla, static: Path, protocol: str) -> None:
+    client = app.test_client(protocol=protocol)
+    etag = client.get("/static/data.txt").headers["ETag"]
+    (static / "data.txt").write_bytes(CONTENT + b"!")
+    response = client.get("/static/data.txt", headers={"If-None-Match": etag})
+    assert response.status_code == 200
+    assert response.data == CONTENT + b"!"
+    assert response.headers["ETag"] != etag
+
+
+def test_failed_if_match_and_if_unmodified_since_give_412(static_client: AmpullaClient) -> None:
+    etag = static_client.get("/static/data.txt").headers["ETag"]
+    assert static_client.get("/static/data.txt", headers={"If-Match": etag}).status_code == 200
+    assert static_client.get("/static/data.txt", headers={"If-Match": "*"}).status_code == 200
+    assert static_client.get("/static/data.txt", headers={"If-Match": '"other"'}).status_code == 412
+    old = http_date(MTIME - timedelta(days=1))
+    assert static_client.get("/static/data.txt", headers={"If-Unmodified-Since": old}).status_code == 412
+    now = http_date(MTIME)
+    assert static_client.get("/static/data.txt", headers={"If-Unmodified-Since": now}).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------- ranges
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=0-9", 0, 10),
+        ("bytes=10-19", 10, 20),
+        ("bytes=30-", 30, 36),
+        ("bytes=-6", 30, 36),
+        ("bytes=30-1000", 30, 36),
+        ("bytes=-1000", 0, 36),
+        ("bytes=35-35", 35, 36),
+        ("BYTES = 0-0", 0, 1),
+    ],
+)
+def test_single_range_gives_206(static_client: AmpullaClient, header: str, start: int, stop: int) -> None:
+    response = static_client.get("/static/data.txt", headers={"Range": header})
+    assert response.status_code == 206
+    assert response.data == CONTENT[start:stop]
+    assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/36"
+    assert response.headers["Content-Length"] == str(stop - start)
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_multiple_ranges_give_multipart_byteranges(static_client: AmpullaClient) -> None:
+    response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-1, 10-12, -2"})
+    assert response.status_code == 206
+    content_type = response.headers["Content-Type"]
+    assert content_type.startswith("multipart/byteranges; boundary=")
+    assert response.headers["Content-Length"] == str(len(response.data))
+    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + response.data)
+    parts = [
+        (part["Content-Range"], part["Content-Type"], part.get_payload(decode=True)) for part in message.walk()
+    ][1:]
+    assert parts == [
+        ("bytes 0-1/36", "text/plain; charset=utf-8", b"01"),
+        ("bytes 10-12/36", "text/plain; charset=utf-8", b"abc"),
+        ("bytes 34-35/36", "text/plain; charset=utf-8", b"yz"),
+    ]
+
+
+def test_overlapping_ranges_are_merged(static_client: AmpullaClient) -> None:
+    response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-5, 3-9, 0-0"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == "bytes 0-9/36"
+    assert response.data == CONTENT[:10]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=abc",
+        "bytes=5-2",
+        "bytes=--1",
+        "bytes=1-2-3",
+        "bytes=",
+        "pages=1-2",
+        "bytes 0-1",
+        "bytes=0x0-1",
+        "bytes=" + ",".join(["0-0"] * 200),
+        "\u00e9",
+    ],
+)
+def test_malformed_range_is_ignored(static_client: AmpullaClient, header: str) -> None:
+    response = static_client.get("/static/data.txt", headers={"Range": header})
+    assert response.status_code == 200
+    assert response.data == CONTENT
+
+
+@pytest.mark.parametrize("header", ["bytes=36-", "bytes=100-200", "bytes=36-40, 50-", "bytes=" + "9" * 5000 + "-"])
+def test_unsatisfiable_range_gives_416(static_client: AmpullaClient, header: str) -> None:
+    response = static_client.get("/static/data.txt", headers={"Range": header})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */36"
+    assert b"0123" not in response.data
+
+
+def test_if_range_decides_whether_the_range_applies(static_client: AmpullaClient) -> None:
+    full = static_client.get("/static/data.txt")
+    etag = full.headers["ETag"]
+    last_modified = full.headers["Last-Modified"]
+    for if_range, status in [
+        (etag, 206),
+        (last_modified, 206),
+        ('"stale"', 200),
+        (f"W/{etag}", 200),
+        (http_date(MTIME - timedelta(days=1)), 200),
+        ("junk", 200),
+    ]:
+        response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-1", "If-Range": if_range})
+        assert response.status_code == status, if_range
+        assert response.data == (b"01" if status == 206 else CONTENT)
+
+
+def test_range_is_ignored_for_head(static_client: AmpullaClient) -> None:
+    response = static_client.head("/static/data.txt", headers={"Range": "bytes=0-1"})
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "36"
+
+
+def test_empty_file(app: Ampulla, static: Path, protocol: str) -> None:
+    (static / "empty.txt").write_bytes(b"")
+    client = app.test_client(protocol=protocol)
+    response = client.get("/static/empty.txt")
+    assert (response.status_code, response.data, response.headers["Content-Length"]) == (200, b"", "0")
+    assert client.get("/static/empty.txt", headers={"Range": "bytes=0-"}).status_code == 416
+
+
+# ---------------------------------------------------------------------------------------------- send_file
+
+
+@pytest.fixture
+def tracked_files(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every file object send_file opens, to check they get closed."""
+    import builtins
+
+    opened: list[Any] = []
+    real_open = builtins.open
+
+    def tracking_open(*args: Any, **kwargs: Any) -> Any:
+        f = real_open(*args, **kwargs)
+        opened.append(f)
+        return f
+
+    monkeypatch.setattr("ampulla.sendfile.open", tracking_open, raising=False)
+    return opened
+
+
+def test_send_file_path_relative_to_root_path(app: Ampulla, protocol: str) -> None:
+    Path(app.root_path, "reports").mkdir()
+    Path(app.root_path, "reports", "q1.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+
+    @app.route("/report")
+    def report() -> Any:
+        return send_file("reports/q1.csv", as_attachment=True)
+
+    response = app.test_client(protocol=protocol).get("/report")
+    assert response.data == b"a,b\n1,2\n"
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == "attachment; filename=q1.csv"
+
+
+def test_files_are_closed_after_the_response(
+    app: Ampulla, static: Path, protocol: str, tracked_files: list[Any]
+) -> None:
+    client = app.test_client(protocol=protocol)
+    client.get("/static/data.txt")
+    client.head("/static/data.txt")
+    client.get("/static/data.txt", headers={"Range": "bytes=0-1"})
+    client.get("/static/data.txt", headers={"Range": "bytes=0-1,3-4"})
+    client.get("/static/data.txt", headers={"Range": "bytes=100-"})
+    client.get("/static/data.txt", headers={"If-Modified-Since": http_date(MTIME)})
+    client.get("/static/data.txt", headers={"If-Match": '"x"'})
+    assert len(tracked_files) == 7
+    assert all(f.closed for f in tracked_files)
+
+
+def test_large_files_are_streamed_in_chunks(app: Ampulla, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    data = os.urandom(CHUNK_SIZE * 3 + 123)
+    big.write_bytes(data)
+    with app.test_request_context("/"):
+        response = send_file(big)
+        body = response.response
+        assert isinstance(body, FileChunks)
+        assert response.is_streamed
+        chunks = list(body)
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, CHUNK_SIZE, 123]
+    assert b"".join(chunks) == data
+    assert body.wsgi_file is not None and body.wsgi_file.closed
+
+
+def test_wsgi_file_wrapper_is_used_for_whole_files_only(app: Ampulla, static: Path) -> None:
+    wrapped: list[Any] = []
+
+    class FileWrapper:
+        def __init__(self, file: Any, block_size: int) -> None:
+            wrapped.append(file)
+            self.file = file
+
+        def __iter__(self) -> Iterator[bytes]:
+            return iter(lambda: self.file.read(8192), b"")
+
+        def close(self) -> None:
+            self.file.close()
+
+    def call(headers: dict[str, str]) -> bytes:
+        environ = EnvironBuilder(app, "/static/data.txt", headers=headers).get_environ()
+        environ["wsgi.file_wrapper"] = FileWrapper
+        iterable = app(environ, lambda status, headers, exc_info=None: None)
+        try:
+            return b"".join(iterable)
+        finally:
+            iterable.close()  # type: ignore[attr-defined]
+
+    assert call({}) == CONTENT
+    assert len(wrapped) == 1 and wrapped[0].closed
+    assert call({"Range": "bytes=1-2"}) == b"12"
+    assert len(wrapped) == 1  # a range is never handed to the wrapper (it would send to the end of the file)
+
+
+def test_send_file_object_needs_a_name_or_mimetype(app: Ampulla) -> None:
+    with app.test_request_context("/"):
+        with pytest.raises(ValueError, match="download_name"):
+            send_file(io.BytesIO(b"data"))
+        response = send_file(io.BytesIO(b"data"), mimetype="application/x-thing")
+        assert response.mimetype == "application/x-thing"
+        assert "Content-Disposition" not in response.headers
+        assert "ETag" not in response.headers  # no path to derive one from
+
+
+def test_send_file_object_supports_ranges(app: Ampulla, protocol: str) -> None:
+    @app.route("/")
+    def index() -> Any:
+        buffer = io.BytesIO(b"xx" + CONTENT)
+        buffer.seek(2)  # sent from the current position
+        return send_file(buffer, download_name="report.pdf", etag="v1")
+
+    client = app.test_client(protocol=protocol)
+    full = client.get("/")
+    assert full.data == CONTENT
+    assert full.mimetype == "application/pdf"
+    assert full.headers["ETag"] == '"v1"'
+    assert full.headers["Content-Length"] == "36"
+    part = client.get("/", headers={"Range": "bytes=-3"})
+    assert (part.status_code, part.data) == (206, b"xyz")
+    assert client.get("/", headers={"If-None-Match": '"v1"'}).status_code == 304
+
+
+def test_send_file_refuses_text_mode_files(app: Ampulla, tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("x", encoding="utf-8")
+    with app.test_request_context("/"), open(path, encoding="utf-8") as f, pytest.raises(ValueError, match="binary"):
+        send_file(f, mimetype="text/plain")  # type: ignore[arg-type]
+
+
+def test_send_file_missing_path_raises(app: Ampulla, tmp_path: Path) -> None:
+    with app.test_request_context("/"), pytest.raises(FileNotFoundError):
+        send_file(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.pdf", "attachment; filename=report.pdf"),
+        ("my report.pdf", 'attachment; filename="my report.pdf"'),
+        ('say "hi".txt', 'attachment; filename="say \\"hi\\".txt"'),
+        ("résumé.pdf", "attachment; filename=\"resume.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"),
+        ("日本語.txt", "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E.txt"),
+        ("evil\r\nSet-Cookie: x=1.txt", 'attachment; filename="evilSet-Cookie: x=1.txt"'),
+    ],
+)
+def test_content_disposition(app: Ampulla, name: str, expected: str) -> None:
+    with app.test_request_context("/"):
+        response = send_file(io.BytesIO(b"x"), download_name=name, as_attachment=True)
+    assert response.headers["Content-Disposition"] == expected
+
+
+def test_etag_and_last_modified_options(app: Ampulla, static: Path) -> None:
+    when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with app.test_request_context("/"):
+        response = send_file(static / "data.txt", etag=False, last_modified=when, max_age=lambda path: 60)
+        response.close()
+    assert "ETag" not in response.headers
+    assert response.headers["Last-Modified"] == "Thu, 02 Jan 2020 03:04:05 GMT"
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    with app.test_request_context("/"):
+        response = send_file(static / "data.txt", max_age=0, conditional=False)
+        response.close()
+    assert response.headers["Cache-Control"] == "no-cache, max-age=0"
+    with app.test_request_context("/", headers={"If-None-Match": "*", "Range": "bytes=0-1"}):
+        unconditional = send_file(static / "data.txt", conditional=False)
+        assert unconditional.get_data() == CONTENT
+    assert unconditional.status_code == 200
+    assert "Accept-Ranges" not in unconditional.headers
+
+
+@pytest.mark.parametrize(
+    ("name", "mimetype"),
+    [
+        ("a.tar.gz", "application/gzip"),
+        ("a.svg", "image/svg+xml"),
+        ("a.unknownext", "application/octet-stream"),
+        ("noext", "application/octet-stream"),
+        ("a.json", "application/json"),
+    ],
+)
+def test_mimetype_guess(app: Ampulla, name: str, mimetype: str) -> None:
+    with app.test_request_context("/"):
+        response = send_file(io.BytesIO(b"x"), download_name=name)
+    assert response.mimetype == mimetype
+    assert "Content-Encoding" not in response.headers
+
+
+def test_send_file_outside_a_request_has_no_conditional_handling(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"abc")
+    response = send_file(path)
+    assert response.status_code == 200
+    assert response.get_data() == b"abc"
+
+
+# ---------------------------------------------------------------------------------------------- send_from_directory
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "/etc/passwd",
+        str(Path("/") / "etc" / "passwd"),
+        "..\\secret.txt",
+        "sub\\..\\..\\secret.txt",
+        "data.txt\x00.png",
+        "C:\\Windows\\win.ini",
+        "c:secret.txt",
+        "..",
+        ".",
+        "",
+        "sub",
+        "missing.txt",
+    ],
+)
+def test_send_from_directory_refuses_paths_leaving_the_directory(app: Ampulla, static: Path, path: str) -> None:
+    with app.test_request_context("/"), pytest.raises(NotFound):
+        send_from_directory(static, path)
+
+
+def test_send_from_directory_relative_directory_and_kwargs(app: Ampulla, static: Path, protocol: str) -> None:
+    @app.route("/download/<path:name>")
+    def download(name: str) -> Any:
+        return send_from_directory("static", name, as_attachment=True, download_name="renamed.txt")
+
+    client = app.test_client(protocol=protocol)
+    response = client.get("/download/sub/app.js")
+    assert response.data == b"console.log(1)"
+    assert response.headers["Content-Disposition"] == "attachment; filename=renamed.txt"
+    assert client.get("/download/../secret.txt").status_code == 404
+    assert client.get("/download/%2e%2e/secret.txt").status_code == 404
+
+
+def test_send_from_directory_with_pathlike(app: Ampulla, static: Path) -> None:
+    with app.test_request_context("/"):
+        response = send_from_directory(static, Path("sub") / "app.js")
+        assert response.get_data() == b"console.log(1)"
