@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed
+from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed, SecurityError
 from .json import DefaultJSONProvider, JSONProvider
 from .routing import Map, RequestRedirect, Rule
 from .scaffold import F, Scaffold, iter_chain
@@ -37,6 +37,59 @@ if TYPE_CHECKING:
 
 ResponseReturnValue = Any
 _UNSET: Any = object()
+
+
+def host_is_trusted(host: str, trusted: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``host`` (port ignored) is one of ``trusted``; an entry ``.example.com`` also allows subdomains."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower().rstrip(".")
+    for entry in trusted:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("."):
+            if name == entry[1:] or name.endswith(entry):
+                return True
+        elif name == entry.rsplit(":", 1)[0].strip("[]"):
+            return True
+    return False
+
+
+def apply_proxy_fix(request: Request, settings: dict[str, int]) -> None:
+    """Honour ``X-Forwarded-*`` headers set by a known number of trusted proxies (``PROXY_FIX``).
+
+    Each setting counts the proxies that append to that header (0 ignores it): ``x_for``, ``x_proto``,
+    ``x_host``, ``x_port``, ``x_prefix``. The value used is the one the outermost trusted proxy wrote, so a
+    client cannot spoof it by sending its own header.
+    """
+
+    def trusted_value(header: str, count: int) -> str | None:
+        if count <= 0:
+            return None
+        raw: str = request.headers.get(header, "")
+        values = [v.strip() for v in raw.split(",") if v.strip()]
+        if len(values) < count:
+            return None
+        return values[-count]
+
+    x_for = int(settings.get("x_for", 0) or 0)
+    forwarded_for = trusted_value("X-Forwarded-For", x_for)
+    if forwarded_for:
+        chain = [v.strip() for v in request.headers.get("X-Forwarded-For", "").split(",") if v.strip()]
+        request._access_route = chain[-x_for:] + ([request.remote_addr] if request.remote_addr else [])
+        request.remote_addr = forwarded_for
+    proto = trusted_value("X-Forwarded-Proto", int(settings.get("x_proto", 0) or 0))
+    if proto and proto.lower() in ("http", "https"):
+        request.scheme = proto.lower()
+    host = trusted_value("X-Forwarded-Host", int(settings.get("x_host", 0) or 0))
+    if host:
+        request.forwarded_host = host
+    port = trusted_value("X-Forwarded-Port", int(settings.get("x_port", 0) or 0))
+    if port and port.isdigit():
+        base = (request.forwarded_host or request.headers.get("Host") or "").rsplit(":", 1)[0]
+        default = (request.scheme, port) in (("http", "80"), ("https", "443"))
+        request.forwarded_host = base if default else f"{base}:{port}"
+    prefix = trusted_value("X-Forwarded-Prefix", int(settings.get("x_prefix", 0) or 0))
+    if prefix:
+        request.root_path = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
 
 def _csrf_check(app: Ampulla) -> None:
@@ -211,6 +264,10 @@ class Ampulla(Scaffold):
         "TEMPLATES_AUTO_RELOAD": None,
         "MAX_COOKIE_SIZE": 4093,
         "TRUSTED_HOSTS": None,
+        "PROXY_FIX": None,
+        "SECURITY_HEADERS": False,
+        "CONTENT_SECURITY_POLICY": None,
+        "HSTS_MAX_AGE": None,
         "CSRF_ENABLED": False,
     }
 
@@ -606,6 +663,14 @@ class Ampulla(Scaffold):
         return host[: -len(server) - 1]
 
     def _match_request(self, request: Request) -> None:
+        config = self.config
+        if config["PROXY_FIX"]:
+            apply_proxy_fix(request, config["PROXY_FIX"])
+        if config["TRUSTED_HOSTS"] and not host_is_trusted(request.host, config["TRUSTED_HOSTS"]):
+            request.routing_exception = SecurityError(
+                f"Host {request.host!r} is not in TRUSTED_HOSTS; add it to app.config['TRUSTED_HOSTS'] if it is yours."
+            )
+            return
         try:
             rule, values = self.url_map.match(
                 request.path, request.method, self._subdomain(request) if self.subdomain_matching else ""
@@ -765,7 +830,27 @@ class Ampulla(Scaffold):
             response = func(response)
         if ctx._session is not None:
             self.session_interface.save_session(self, ctx._session, response)
+        if self.config["SECURITY_HEADERS"]:
+            self.add_security_headers(ctx.request, response)
         return response
+
+    def add_security_headers(self, request: Request, response: Response) -> None:
+        """Add the opt-in security headers (``SECURITY_HEADERS``); headers a view set itself are kept.
+
+        ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: strict-origin-when-cross-origin`` and
+        ``X-Frame-Options: SAMEORIGIN`` always; ``Content-Security-Policy`` from ``CONTENT_SECURITY_POLICY``;
+        ``Strict-Transport-Security`` on HTTPS requests when ``HSTS_MAX_AGE`` is set.
+        """
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        csp = self.config["CONTENT_SECURITY_POLICY"]
+        if csp:
+            headers.setdefault("Content-Security-Policy", csp)
+        hsts = self.config["HSTS_MAX_AGE"]
+        if hsts is not None and request.is_secure:
+            headers.setdefault("Strict-Transport-Security", f"max-age={int(hsts)}; includeSubDomains")
 
     def open_session(self, ctx: RequestContext) -> SessionMixin:
         """Open the session for the request through ``session_interface`` (on first use of ``session``)."""
@@ -1116,6 +1201,8 @@ class Ampulla(Scaffold):
                 response = await response  # type: ignore[misc]
         if ctx._session is not None:
             self.session_interface.save_session(self, ctx._session, response)
+        if self.config["SECURITY_HEADERS"]:
+            self.add_security_headers(ctx.request, response)
         return response
 
     async def handle_user_exception_async(self, ctx: RequestContext, e: Exception) -> ResponseReturnValue:

@@ -231,7 +231,9 @@ class _ThreadedIterator:
             try:
                 await asyncio.wait_for(asyncio.shield(pending), self.close_timeout)
             except Exception:
-                self._app.logger.warning("a streamed body did not yield within %s s of a disconnect", self.close_timeout)
+                self._app.logger.warning(
+                    "a streamed body did not yield within %s s of a disconnect", self.close_timeout
+                )
                 return
         close = getattr(self._source, "close", None)
         if close is not None:

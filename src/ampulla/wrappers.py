@@ -120,6 +120,7 @@ class Request:
     """
 
     __slots__ = (
+        "_access_route",
         "_args",
         "_cookies",
         "_data",
@@ -131,6 +132,7 @@ class Request:
         "app",
         "endpoint",
         "environ",
+        "forwarded_host",
         "input_stream",
         "max_content_length_override",
         "max_form_memory_size_override",
@@ -198,6 +200,8 @@ class Request:
         self.max_content_length_override: int | object | None = _UNSET
         self.max_form_memory_size_override: int | object | None = _UNSET
         self.max_form_parts_override: int | object | None = _UNSET
+        self.forwarded_host: str | None = None
+        self._access_route: list[str] | None = None
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
@@ -403,7 +407,9 @@ class Request:
     # ---------------------------------------------------------------------------------------- URL parts
     @property
     def host(self) -> str:
-        """The host the client asked for, with port when not the default."""
+        """The host the client asked for, with port when not the default (``X-Forwarded-Host`` when trusted)."""
+        if self.forwarded_host is not None:
+            return self.forwarded_host
         host = self.headers.get("Host")
         if host:
             return cast(str, host)
@@ -453,7 +459,9 @@ class Request:
 
     @property
     def access_route(self) -> list[str]:
-        """The client addresses: ``X-Forwarded-For`` entries when trusted by a proxy fix, else remote_addr."""
+        """The client and the proxies it came through, client first (``X-Forwarded-For`` when trusted)."""
+        if self._access_route is not None:
+            return self._access_route
         return [self.remote_addr] if self.remote_addr else []
 
     @property
