@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -42,12 +43,14 @@ def as_view(view_kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 
 
 @pytest.fixture
-def app(tmp_path: Any) -> Ampulla:
+def app(tmp_path: Any) -> Iterator[Ampulla]:
     """A fresh application in testing mode rooted in a temporary folder."""
     application = Ampulla("test_app", root_path=str(tmp_path))
     application.testing = True
     application.config["SECRET_KEY"] = "test-secret"
-    return application
+    yield application
+    # Tests may silence the app's logger; it is process-global, so restore it.
+    logging.getLogger("test_app").disabled = False
 
 
 @pytest.fixture

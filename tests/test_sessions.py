@@ -389,10 +389,12 @@ def test_session_without_secret_key_raises_an_error_saying_what_to_set(session_a
         client.get("/set/user/ada")
 
 
-def test_session_without_secret_key_is_a_500_in_production(session_app: Ampulla, protocol: str) -> None:
+def test_session_without_secret_key_is_a_500_in_production(
+    session_app: Ampulla, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session_app.config["SECRET_KEY"] = None
     session_app.testing = False
-    session_app.logger.disabled = True
+    monkeypatch.setattr(session_app.logger, "disabled", True)  # the logger is global: restore it after
     response = session_app.test_client(protocol=protocol).get("/set/user/ada")
     assert response.status_code == 500
     assert set_cookie_headers(response) == []
@@ -415,9 +417,11 @@ def test_oversized_session_raises_a_clear_error(app: Ampulla, protocol: str) -> 
         client.get("/big")
 
 
-def test_oversized_session_is_not_sent_in_production(app: Ampulla, protocol: str) -> None:
+def test_oversized_session_is_not_sent_in_production(
+    app: Ampulla, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app.testing = False
-    app.logger.disabled = True
+    monkeypatch.setattr(app.logger, "disabled", True)  # the logger is global: restore it after
 
     @app.route("/big")
     def big() -> str:

@@ -470,9 +470,11 @@ def test_missing_template_names_the_folders_searched(app: Ampulla, templates: Pa
     assert str(tmp_path / "shop" / "templates") in message
 
 
-def test_missing_template_in_a_view_is_a_server_error(app: Ampulla, templates: Path, protocol: str) -> None:
+def test_missing_template_in_a_view_is_a_server_error(
+    app: Ampulla, templates: Path, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app.testing = False
-    app.logger.disabled = True
+    monkeypatch.setattr(app.logger, "disabled", True)  # the logger is global: restore it after
 
     @app.route("/")
     def index() -> str:
@@ -589,3 +591,19 @@ def test_render_functions_are_importable_from_the_package() -> None:
     assert ampulla.render_template_string is render_template_string
     assert ampulla.stream_template is stream_template
     assert ampulla.stream_template_string is stream_template_string
+
+
+def test_explain_template_loading_logs_the_search(
+    app: Ampulla, templates: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.logger, "disabled", False)  # other tests may have left the global logger disabled
+    app.config["EXPLAIN_TEMPLATE_LOADING"] = True
+    write(tmp_path / "shop" / "templates", "shop.html", "shop")
+    _fake_blueprint(app, "shop", tmp_path / "shop")
+    with caplog.at_level("INFO", logger=app.logger.name), app.test_request_context("/"):
+        assert render_template("shop.html") == "shop"
+        with pytest.raises(TemplateNotFound):
+            render_template("nope.html")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("'shop.html' found in " + str(tmp_path / "shop" / "templates") in m for m in messages)
+    assert any("'nope.html' not found" in m and str(templates) in m for m in messages)

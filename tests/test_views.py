@@ -343,8 +343,10 @@ def test_method_view_with_blueprint_and_url_for(app: Ampulla, protocol: str) -> 
     assert app.test_client(protocol=protocol).get("/api/users/1").text == "/api/users/2"
 
 
-def test_public_names() -> None:
-    import ampulla.views
+def test_view_classes_are_importable_from_the_package() -> None:
+    # ``from flask.views import MethodView`` ports as ``from ampulla import MethodView``.
+    import ampulla
 
-    assert ampulla.views.View is View
-    assert ampulla.views.MethodView is MethodView
+    assert ampulla.View is View
+    assert ampulla.MethodView is MethodView
+    assert {"View", "MethodView"} <= set(ampulla.__all__)

@@ -32,6 +32,7 @@ from .wrappers import Request, Response
 
 if TYPE_CHECKING:
     from .blueprints import Blueprint
+    from .templating import AmpullaEnvironment
     from .sessions import SessionInterface, SessionMixin
     from .testing import AmpullaClient
 
@@ -93,9 +94,7 @@ def apply_proxy_fix(request: Request, settings: dict[str, int]) -> None:
 
 
 def _csrf_check(app: Ampulla) -> None:
-    from .csrf import csrf_check
-
-    csrf_check(app)
+    (_adapters.csrf or _adapters.load_csrf())(app)
 
 
 class _Chain:
@@ -194,6 +193,13 @@ class _Adapters:
 
     wsgi: Callable[..., Any] | None = None
     asgi: Callable[..., Any] | None = None
+    csrf: Callable[..., Any] | None = None
+
+    def load_csrf(self) -> Callable[..., Any]:
+        from .csrf import csrf_check
+
+        self.csrf = csrf_check
+        return csrf_check
 
     def load_wsgi(self) -> Callable[..., Any]:
         from .wsgi import handle_wsgi
@@ -235,6 +241,8 @@ class Ampulla(Scaffold):
     url_map_class: type[Map] = Map
     url_rule_class: type[Rule] = Rule
     test_client_class: type[AmpullaClient] | None = None
+    #: Extra keyword arguments for the Jinja2 environment (set before the first render).
+    jinja_options: dict[str, Any] = {}
 
     default_config: dict[str, Any] = {
         "DEBUG": False,
@@ -269,6 +277,7 @@ class Ampulla(Scaffold):
         "CONTENT_SECURITY_POLICY": None,
         "HSTS_MAX_AGE": None,
         "CSRF_ENABLED": False,
+        "CSRF_TIME_LIMIT": None,
     }
 
     def __init__(
@@ -430,11 +439,17 @@ class Ampulla(Scaffold):
         self._session_interface = value
 
     @property
-    def jinja_env(self) -> Any:
+    def jinja_env(self) -> AmpullaEnvironment:
         """The Jinja2 environment of the app, built once on first use."""
         from .templating import get_jinja_env
 
         return get_jinja_env(self)
+
+    def update_template_context(self, context: dict[str, Any]) -> None:
+        """Add ``request``, ``session``, ``g``, ``config`` and the context processors' values to ``context``."""
+        from .templating import update_template_context
+
+        update_template_context(self, context)
 
     @property
     def got_first_request(self) -> bool:

@@ -43,7 +43,6 @@ _FACTORY_NAMES = ("create_app", "make_app")
 _DEFAULT_FILES = ("app.py", "wsgi.py")
 _SERVERS = ("dev", "uvicorn", "granian", "gunicorn")
 _SERVER_APP_FACTORY = "ampulla.cli:load_app_from_env"
-_INSTALL_SERVERS = "pip install 'ampulla[server]'"
 
 
 class NoAppException(click.UsageError):
@@ -633,93 +632,6 @@ def _server_env(target: AppTarget) -> dict[str, str]:
     return env
 
 
-def _exec(argv: list[str], env: dict[str, str]) -> None:
-    """Replace this process with the server (so signals reach it directly); a child process on Windows."""
-    click.echo(f" * Starting: {' '.join(argv)}", err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.name == "nt":  # pragma: no cover - exec does not keep the console on Windows
-        import subprocess
-
-        raise SystemExit(subprocess.call(argv, env=env))
-    os.execve(argv[0], argv, env)  # pragma: no cover - replaced by the server
-
-
-def _bind_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def gunicorn_argv(
-    target: str, factory: bool, host: str, port: int, workers: int | None, reload: bool
-) -> list[str]:
-    """The gunicorn command line for ``ampulla run --server gunicorn`` (WSGI)."""
-    argv = [sys.executable, "-m", "gunicorn", "--bind", _bind_address(host, port)]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    if reload:
-        argv.append("--reload")
-    return [*argv, f"{target}()" if factory else target]
-
-
-def granian_argv(
-    target: str,
-    factory: bool,
-    host: str,
-    port: int,
-    workers: int | None,
-    reload: bool,
-    interface: str,
-    reload_paths: list[str],
-) -> list[str]:
-    """The granian command line for ``ampulla run --server granian`` (``--interface asgi`` or ``wsgi``)."""
-    argv = [sys.executable, "-m", "granian", "--interface", interface, "--host", host, "--port", str(port)]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    if reload:
-        argv.append("--reload")
-        for path in reload_paths:
-            argv += ["--reload-paths", path]
-    if factory:
-        argv.append("--factory")
-        if target == _SERVER_APP_FACTORY:
-            # NOTE: granian resolves a dotted target against the current folder and, when that folder is a
-            # package (has __init__.py), prefixes the package name ("pkg.ampulla.cli"). A file path resolves
-            # to "ampulla.cli" wherever ampulla is installed.
-            target = f"{os.path.abspath(__file__)}:{target.partition(':')[2]}"
-    return [*argv, target]
-
-
-def _run_uvicorn(
-    target: str,
-    factory: bool,
-    app_target: AppTarget,
-    host: str,
-    port: int,
-    workers: int | None,
-    reload: bool,
-    reload_paths: list[str],
-    debug: bool | None,
-) -> None:
-    try:
-        import uvicorn
-    except ImportError:
-        raise click.ClickException(f"--server uvicorn needs uvicorn: {_INSTALL_SERVERS}") from None
-    uvicorn.run(
-        target,
-        host=host,
-        port=port,
-        # NOTE: the app object is one callable for WSGI and ASGI (dispatching on the argument count), so
-        # uvicorn's "auto" detection cannot tell: say ASGI 3 explicitly.
-        interface="asgi3",
-        factory=factory,
-        workers=workers,
-        reload=reload,
-        reload_dirs=reload_paths if reload else None,
-        app_dir=app_target.import_dir,
-        log_level="debug" if debug else None,
-    )
-
-
 _SERVER_HELP = (
     "dev: the threaded development server (WSGI). uvicorn: ASGI (WebSockets). granian: ASGI, or WSGI with "
     "--interface wsgi. gunicorn: WSGI, production-grade."
@@ -792,7 +704,11 @@ def run_command(
 
     if server == "dev":
         if reload and not serving.is_running_from_reloader():
-            ctx.exit(serving.run_with_reloader(info.reload_paths(), extra_files=extra))
+            try:
+                code = serving.run_with_reloader(info.reload_paths(), extra_files=extra)
+            except RuntimeError as e:  # watchfiles is not installed
+                raise click.ClickException(str(e)) from None
+            ctx.exit(code)
         app = info.load_app()
         if debug is not None:
             app.debug = debug
@@ -808,18 +724,21 @@ def run_command(
         app.debug = debug
     target, factory, app_target = _server_target(info, server, debug)
     reload_paths = info.reload_paths() if reload else []
+    if importlib.util.find_spec(server) is None:
+        raise click.ClickException(f"--server {server} needs {server}: pip install 'ampulla[server]'")
     if server == "uvicorn":
         _served_app = app
-        _run_uvicorn(target, factory, app_target, host, port, workers, reload, reload_paths, debug)
+        serving.run_uvicorn(
+            target, factory, host, port, workers, reload, reload_paths, app_target.import_dir, bool(debug)
+        )
         return
-    module = "gunicorn" if server == "gunicorn" else "granian"
-    if importlib.util.find_spec(module) is None:
-        raise click.ClickException(f"--server {server} needs {module}: {_INSTALL_SERVERS}")
     if server == "gunicorn":
-        argv = gunicorn_argv(target, factory, host, port, workers, reload)
+        argv = serving.gunicorn_command(target, factory, host, port, workers, reload)
     else:
-        argv = granian_argv(target, factory, host, port, workers, reload, interface or "asgi", reload_paths)
-    _exec(argv, _server_env(app_target))
+        interface = interface or "asgi"
+        argv = serving.granian_command(target, factory, host, port, workers, reload, interface, reload_paths)
+    click.echo(f" * Starting: {' '.join(argv)}", err=True)
+    serving.exec_server(argv, _server_env(app_target))
 
 
 # ---------------------------------------------------------------------------------------------- routes, shell

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from itsdangerous import BadSignature, Signer
 
-from .sessions import SecureCookieSession, SessionInterface, SessionMixin, _TaggedJSON
+from .sessions import SecureCookieSession, SessionInterface, SessionMixin, TaggedJSONSerializer
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -153,7 +153,7 @@ class RedisSessionInterface(SessionInterface):
                 raw = self.client.get(self.key(sid))
                 if raw is not None:
                     try:
-                        data = _TaggedJSON.loads(raw)
+                        data = TaggedJSONSerializer.loads(raw)
                     except (ValueError, TypeError, UnicodeError):
                         data = None
                     if isinstance(data, dict):
@@ -189,7 +189,7 @@ class RedisSessionInterface(SessionInterface):
         key = self.key(session.sid)
         refresh = bool(app.config["SESSION_REFRESH_EACH_REQUEST"])
         if session.modified or session.new:
-            self.client.set(key, _TaggedJSON.dumps(session.to_dict()), ex=ttl)
+            self.client.set(key, TaggedJSONSerializer.dumps(session.to_dict()), ex=ttl)
         elif refresh:
             # Sliding expiry: an active session stays alive; an idle one disappears after the lifetime.
             self.client.expire(key, ttl)

@@ -198,7 +198,7 @@ class SecureCookieSessionInterface(SessionInterface):
         return URLSafeTimedSerializer(
             keys,
             salt=self.salt,
-            serializer=_TaggedJSON,
+            serializer=TaggedJSONSerializer,
             signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
         )
 
@@ -264,8 +264,12 @@ class SecureCookieSessionInterface(SessionInterface):
         )
 
 
-class _TaggedJSON:
-    """JSON with a few tagged types (tuples, bytes, datetimes) so sessions round-trip them. Never pickle."""
+class TaggedJSONSerializer:
+    """JSON with a few tagged types (tuples, bytes, datetimes, Markup) so sessions round-trip them. Never pickle.
+
+    A user dict that looks like a tag (``{" m": "..."}``) round-trips unchanged, so untrusted data stored in
+    the session can never become ``Markup``.
+    """
 
     @staticmethod
     def dumps(obj: Any) -> str:
@@ -278,6 +282,9 @@ class _TaggedJSON:
         import json
 
         return json.loads(value, object_hook=_untag)
+
+
+_TaggedJSON = TaggedJSONSerializer
 
 
 def _tag(value: Any) -> Any:

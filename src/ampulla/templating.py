@@ -13,7 +13,6 @@ they cost nothing unless a template uses them (the session cookie is only read i
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import threading
 from collections import ChainMap
@@ -97,12 +96,20 @@ class AmpullaLoader(BaseLoader):
 
     def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
         folders = self.folders()
-        for folder in folders:
+        explain = bool(self.app.config.get("EXPLAIN_TEMPLATE_LOADING"))
+        for index, folder in enumerate(folders):
             try:
-                return self._loader(folder).get_source(environment, template)
+                source = self._loader(folder).get_source(environment, template)
             except TemplateNotFound:
                 continue
+            if explain:
+                self.app.logger.info(
+                    "Template %r found in %s (searched %s)", template, folder, ", ".join(folders[: index + 1])
+                )
+            return source
         searched = ", ".join(folders) if folders else "(no template folders are configured)"
+        if explain:
+            self.app.logger.info("Template %r not found; searched %s", template, searched)
         raise TemplateNotFound(
             template,
             f"Template {template!r} was not found. Searched the template folders: {searched}. Check the name "
@@ -226,12 +233,14 @@ def _processors(
     key = ctx.request.blueprint if isinstance(ctx, RequestContext) else None
     funcs = env._processors.get(key)
     if funcs is None:
+        from .app import is_async_callable
+
         registry = app.template_context_processors
         names: list[str | None] = [None]
         if isinstance(ctx, RequestContext):
             names.extend(reversed(ctx.request.blueprints))
         funcs = tuple(
-            (func, inspect.iscoroutinefunction(func)) for name in names for func in registry.get(name, ())
+            (func, is_async_callable(func)) for name in names for func in registry.get(name, ())
         )
         env._processors[key] = funcs
     return funcs
