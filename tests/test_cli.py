@@ -597,7 +597,7 @@ def test_run_rejects_options_that_do_not_apply(served: list[dict[str, Any]]) -> 
 @pytest.fixture
 def execs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
     calls: list[tuple[list[str], dict[str, str]]] = []
-    monkeypatch.setattr(cli_module, "_exec", lambda argv, env: calls.append((argv, env)))
+    monkeypatch.setattr(serving, "exec_server", lambda argv, env: calls.append((argv, env)))
     return calls
 
 

@@ -32,9 +32,10 @@ from .wrappers import Request, Response
 
 if TYPE_CHECKING:
     from .blueprints import Blueprint
+    from .cli import AppGroup
     from .templating import AmpullaEnvironment
     from .sessions import SessionInterface, SessionMixin
-    from .testing import AmpullaClient
+    from .testing import AmpullaCliRunner, AmpullaClient
 
 ResponseReturnValue = Any
 _UNSET: Any = object()
@@ -337,6 +338,7 @@ class Ampulla(Scaffold):
         self._logger: logging.Logger | None = None
         self._session_interface: SessionInterface | None = None
         self._setup_lock = threading.Lock()
+        self._cli: AppGroup | None = None
         self.name = self._find_name()
         if self.has_static_folder:
             self._add_static_route()
@@ -437,6 +439,21 @@ class Ampulla(Scaffold):
     @session_interface.setter
     def session_interface(self, value: SessionInterface) -> None:
         self._session_interface = value
+
+    @property
+    def cli(self) -> AppGroup:
+        """Custom commands: ``@app.cli.command()``; run as ``ampulla --app module:app NAME`` in the app context."""
+        if self._cli is None:
+            from .cli import AppGroup
+
+            self._cli = AppGroup(self.name)
+        return self._cli
+
+    def test_cli_runner(self, **kwargs: Any) -> AmpullaCliRunner:
+        """A click test runner that invokes the app's commands (``runner.invoke(args=["cmd"])``)."""
+        from .testing import AmpullaCliRunner
+
+        return AmpullaCliRunner(self, **kwargs)
 
     @property
     def jinja_env(self) -> AmpullaEnvironment:
@@ -1383,11 +1400,23 @@ class Ampulla(Scaffold):
         return (_adapters.asgi or _adapters.load_asgi())(self, scope_or_environ, receive_or_start, send)
 
     def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: Any) -> None:
-        """Serve with the development server (threads, no reload). Use gunicorn/uvicorn/granian in production."""
-        from .serving import run_simple
+        """Serve with the development server (threads; reload in debug). Use gunicorn/uvicorn/granian in production.
 
+        Does nothing when the app was started by the ``ampulla`` command, which serves it itself.
+        """
+        from .serving import is_running_from_reloader, run_simple
+
+        if os.environ.get("AMPULLA_RUN_FROM_CLI") == "true":
+            if not is_running_from_reloader():
+                print(
+                    " * Ignoring app.run() inside the 'ampulla' command; put it under "
+                    "'if __name__ == \"__main__\":'.",
+                    file=sys.stderr,
+                )
+            return
         if debug is not None:
             self.debug = debug
+        options.setdefault("use_reloader", self.debug)
         run_simple(host, port, self, **options)
 
     def __repr__(self) -> str:

@@ -625,6 +625,30 @@ class WebSocketClosed(Exception):
         self.code = code
 
 
+class AmpullaCliRunner:
+    """Invokes the app's CLI commands in tests (``app.test_cli_runner().invoke(args=["hello"])``).
+
+    Args:
+        app: The application.
+        **kwargs: Passed to ``click.testing.CliRunner``.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: Ampulla, **kwargs: Any) -> None:
+        from click.testing import CliRunner
+
+        self.app = app
+        self._runner = CliRunner(**kwargs)
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        """Run a command (default: the app's ``cli`` group) with the app available to it."""
+        from .cli import ScriptInfo
+
+        kwargs.setdefault("obj", ScriptInfo(create_app=lambda: self.app))
+        return self._runner.invoke(cli or self.app.cli, args, **kwargs)
+
+
 def _run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     captured: list[Any] = []
 
