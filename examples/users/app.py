@@ -1,80 +1,220 @@
-"""The seed application: routing and user inputs (``make run`` serves it on http://127.0.0.1:5000)."""
+"""The example application: the seed's routing, user inputs, templates and model, working together.
+
+``make run`` serves it at http://127.0.0.1:5000 on an SQLite file in ``instance/``; set ``DATABASE_URL`` (for
+example ``postgresql://postgres@127.0.0.1:5432/test``) to use another database. It runs under WSGI and ASGI
+servers alike; the live user count (a WebSocket) needs an ASGI server such as uvicorn.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import secrets
 import time
 from typing import Any
 
-from ampulla import Ampulla, Response, abort, g, request
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
-app = Ampulla(__name__)
+from ampulla import (
+    Ampulla,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+    websocket,
+)
+from ampulla.exceptions import HTTPException
 
-# An in-memory store; the database-backed version lives in the data layer's example.
-USERS: dict[int, dict[str, Any]] = {}
+from . import constants
+from .api import api
+from .models import User, db
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+AVATAR_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"GIF87a": "gif", b"GIF89a": "gif"}
+MAX_AVATAR_BYTES = 2 * 1024 * 1024
 
 
-@app.before_request
-def start_timer() -> None:
-    g.started = time.perf_counter()
+def _secret_key(instance_path: str) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in the instance folder."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    os.makedirs(instance_path, exist_ok=True)
+    path = os.path.join(instance_path, "secret_key")
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_hex(32))
+    with open(path) as f:
+        return f.read().strip()
 
 
-@app.after_request
-def add_timing_header(response: Response) -> Response:
-    elapsed_ms = (time.perf_counter() - g.started) * 1000
-    response.headers["X-Response-Time"] = f"{elapsed_ms:.2f}ms"
-    return response
-
-
-@app.route("/")
-def index() -> str:
-    return (
-        "<h1>Ampulla</h1><ul>"
-        '<li><a href="/guest/Ann">/guest/Ann</a></li>'
-        '<li><a href="/api/v1/users/">/api/v1/users/</a></li>'
-        '<li><a href="/search?q=ampulla">/search?q=ampulla</a></li>'
-        "</ul>"
+def create_app(config: dict[str, Any] | None = None) -> Ampulla:
+    """Build the example application (``config`` overrides settings, e.g. in tests)."""
+    app = Ampulla(__name__)
+    app.config.update(
+        CSRF_ENABLED=True,
+        SECURITY_HEADERS=True,
+        CONTENT_SECURITY_POLICY="default-src 'self'; img-src 'self'; style-src 'self'; connect-src 'self' ws: wss:",
+        PER_PAGE=10,
     )
+    if os.environ.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+    app.config.setdefault("AVATAR_FOLDER", os.path.join(app.instance_path, "avatars"))
+    db.init_app(app)
+    with app.app_context():
+        db.create_all()
+    app.register_blueprint(api, url_prefix="/api/v1")
+    _register_pages(app)
+    return app
 
 
-@app.route("/guest/<guest>")
-def hello_guest(guest: str) -> str:
-    return "Hello %s as Guest" % guest  # noqa: UP031 - the seed's own example
+def _register_pages(app: Ampulla) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def add_timing_header(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            response.headers["X-Response-Time"] = f"{(time.perf_counter() - started) * 1000:.2f}ms"
+        return response
+
+    @app.errorhandler(404)
+    def not_found(error: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return {"error": "not found"}, 404
+        return render_template("error.html", error=error), 404
+
+    @app.route("/")
+    def index() -> str:
+        query = request.args.get("q", "").strip()
+        statement = select(User).order_by(User.id)
+        if query:
+            pattern = f"%{query}%"
+            statement = statement.where(or_(User.name.like(pattern), User.email.like(pattern)))
+        page = db.paginate(statement, per_page=app.config["PER_PAGE"], max_per_page=50)
+        return render_template("index.html", page=page, query=query)
+
+    @app.route("/guest/<guest>")
+    def hello_guest(guest: str) -> str:
+        return "Hello %s as Guest" % guest  # noqa: UP031 - the seed's own example
+
+    @app.route("/users/new", methods=["GET", "POST"])
+    def new_user() -> Any:
+        form = {"name": "", "email": ""}
+        errors: list[str] = []
+        if request.method == "POST":
+            form = {"name": request.form.get("name", "").strip(), "email": request.form.get("email", "").strip()}
+            errors = _validate(form["name"], form["email"], request.form.get("password", ""))
+            if not errors:
+                user = User(name=form["name"], email=form["email"], role=constants.ROLE_USER)
+                user.set_password(request.form["password"])
+                db.session.add(user)
+                try:
+                    db.session.commit()
+                except IntegrityError:
+                    db.session.rollback()
+                    errors.append("That name or email is already taken.")
+                else:
+                    flash(f"Created user {user.name}.", "success")
+                    return redirect(url_for("user_detail", id=user.id))
+        status = 400 if errors else 200
+        return render_template("new_user.html", form=form, errors=errors), status
+
+    @app.route("/users/<int:id>")
+    def user_detail(id: int) -> str:
+        user = db.get_or_404(User, id)
+        return render_template("user.html", user=user, avatar=_avatar_name(app, id))
+
+    @app.route("/users/<int:id>/avatar", methods=["POST"])
+    def upload_avatar(id: int) -> Response:
+        user = db.get_or_404(User, id)
+        upload = request.files.get("avatar")
+        data = upload.read(MAX_AVATAR_BYTES + 1) if upload else b""
+        kind = next((ext for magic, ext in AVATAR_TYPES.items() if data.startswith(magic)), None)
+        if not upload or not data:
+            flash("Choose a picture to upload.", "error")
+        elif len(data) > MAX_AVATAR_BYTES:
+            flash("That picture is larger than 2 MB.", "error")
+        elif kind is None:
+            flash("Only PNG, JPEG and GIF pictures are accepted.", "error")
+        else:
+            folder = app.config["AVATAR_FOLDER"]
+            os.makedirs(folder, exist_ok=True)
+            for old in _avatar_files(app, id):
+                os.remove(os.path.join(folder, old))
+            # The stored name comes from the user id and the detected type, never from the client's filename.
+            with open(os.path.join(folder, f"{id}.{kind}"), "wb") as out:
+                out.write(data)
+            flash("Picture updated.", "success")
+        return redirect(url_for("user_detail", id=user.id))
+
+    @app.route("/avatars/<path:filename>")
+    def avatar(filename: str) -> Response:
+        return send_from_directory(app.config["AVATAR_FOLDER"], filename, max_age=60)
+
+    @app.route("/escaping")
+    def escaping() -> str:
+        sample = request.args.get("text", "<script>alert(1)</script>")
+        return render_template("escaping.html", sample=sample)
+
+    def about() -> str:
+        return render_template("about.html")
+
+    # One view registered with add_url_rule, one attached through @app.endpoint (the seed's two forms).
+    app.add_url_rule("/about", view_func=about)
+    app.add_url_rule("/health", endpoint="health")
+
+    @app.endpoint("health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "users": db.session.scalar(select(func.count()).select_from(User))}
+
+    @app.websocket("/ws/users/count")
+    async def live_user_count() -> None:
+        await websocket.accept()
+        last = -1
+        while True:
+            count = await db.async_session.scalar(select(func.count()).select_from(User))
+            await db.async_session.rollback()  # end the read so the next one sees new users
+            if count != last:
+                await websocket.send_json({"users": count})
+                last = count
+            await asyncio.sleep(1.0)
 
 
-@app.route("/api/v1/users/", methods=["GET", "POST", "PUT"])
-def users() -> Any:
-    if request.method == "GET":
-        return {"users": list(USERS.values())}
-    data = request.get_json(silent=True) or request.form
-    name = data.get("name")
+def _validate(name: str, email: str, password: str) -> list[str]:
+    errors = []
     if not name:
-        abort(400, "a 'name' is required")
-    if request.method == "POST":
-        user_id = max(USERS, default=0) + 1
-        USERS[user_id] = {"id": user_id, "name": name, "email": data.get("email", "")}
-        return USERS[user_id], 201
-    user_id = int(data.get("id", 0) or 0)
-    if user_id not in USERS:
-        abort(404)
-    USERS[user_id].update(name=name, email=data.get("email", USERS[user_id]["email"]))
-    return USERS[user_id]
+        errors.append("A name is required.")
+    elif len(name) > 64:
+        errors.append("The name must be at most 64 characters.")
+    if not EMAIL_RE.match(email) or len(email) > 120:
+        errors.append("A valid email address is required.")
+    if len(password) < 8:
+        errors.append("The password must have at least 8 characters.")
+    return errors
 
 
-@app.route("/api/v1/users/<int:id>")
-def user(id: int) -> Any:
-    if id not in USERS:
-        abort(404)
-    return USERS[id]
+def _avatar_files(app: Ampulla, id: int) -> list[str]:
+    folder = app.config["AVATAR_FOLDER"]
+    if not os.path.isdir(folder):
+        return []
+    return [name for name in os.listdir(folder) if name.split(".", 1)[0] == str(id)]
 
 
-def search() -> dict[str, Any]:
-    return {"q": request.args.get("q", ""), "page": request.args.get("page", 1, type=int)}
+def _avatar_name(app: Ampulla, id: int) -> str | None:
+    files = _avatar_files(app, id)
+    return files[0] if files else None
 
 
-app.add_url_rule("/search", view_func=search)
-
-
-@app.route("/upload", methods=["POST"])
-def upload() -> dict[str, Any]:
-    files = request.files
-    return {name: {"filename": f.filename, "size": len(f.read())} for name, f in files.items()}
+app = create_app()
