@@ -1,4 +1,4 @@
-"""Framework registry: which module builds each framework's app, and loading it safely."""
+"""Framework registries (one per protocol): which module builds each framework's app, and loading it safely."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Framework:
     module: str  #: module exposing the app factories named by the scenarios
     protocol: str = "wsgi"  #: "wsgi" or "asgi"
     distribution: str | None = None  #: installed distribution, for version reporting
+    default: bool = True  #: run when ``--frameworks`` is not given
 
 
 #: All frameworks by name, in the order they are reported.
@@ -31,6 +32,27 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework("bare", "bare", "benchmarks.apps.bare_app"),
     )
 }
+
+#: ASGI frameworks by name (``--protocol asgi``), in the order they are reported. Names may repeat
+#: :data:`FRAMEWORKS`' ("ampulla", "bare"): the registries are separate, one per protocol.
+ASGI_FRAMEWORKS: dict[str, Framework] = {
+    fw.name: fw
+    for fw in (
+        Framework("ampulla", "Ampulla", "benchmarks.apps.ampulla_async_app", "asgi", "ampulla"),
+        Framework("ampulla-def", "Ampulla def", "benchmarks.apps.ampulla_app", "asgi", "ampulla"),
+        Framework("starlette", "Starlette", "benchmarks.apps.starlette_app", "asgi", "starlette"),
+        Framework("quart", "Quart", "benchmarks.apps.quart_app", "asgi", "quart"),
+        Framework("fastapi", "FastAPI", "benchmarks.apps.fastapi_app", "asgi", "fastapi"),
+        Framework("bare", "bare", "benchmarks.apps.bare_asgi_app", "asgi"),
+        # Only the hooks scenario, with BaseHTTPMiddleware; on request: --frameworks starlette-bhm.
+        Framework("starlette-bhm", "Starlette BHM", "benchmarks.apps.starlette_bhm_app", "asgi", "starlette", False),
+    )
+}
+
+
+def registry(protocol: str) -> dict[str, Framework]:
+    """The frameworks benchmarked through ``protocol`` ("wsgi" or "asgi")."""
+    return ASGI_FRAMEWORKS if protocol == "asgi" else FRAMEWORKS
 
 
 @dataclass

@@ -80,6 +80,28 @@ def render(
     return "\n".join(lines)
 
 
+def render_ratios(
+    table: Table, frameworks: Sequence[Framework], baseline: str, stat: Stat, markdown: bool = False
+) -> str:
+    """Render only the time ratios of every other framework to ``baseline`` (a second yardstick)."""
+    base_label = next(fw.label for fw in frameworks if fw.name == baseline)
+    others = [fw for fw in frameworks if fw.name != baseline]
+    headers = ["scenario", *(f"{fw.label}/{base_label}" for fw in others)]
+    all_ratios = {fw.name: ratios(table, fw.name, baseline, stat) for fw in others}
+    rows = [
+        [scenario, *(_ratio(all_ratios[fw.name].get(scenario)) for fw in others)] for scenario in table
+    ]
+    footer = [["geomean", *(_ratio(geomean(list(all_ratios[fw.name].values()))) for fw in others)]]
+    lines = _markdown(headers, rows + footer) if markdown else _plain(headers, rows, footer)
+    lines.append("")
+    lines.append(f"X/{base_label} = X's time divided by {base_label}'s ({stat} round), same run.")
+    return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _cell(result: Result | None, stat: Stat) -> str:
     if result is None:
         return "-"

@@ -19,7 +19,7 @@ def create_orm_app() -> Ampulla:
 
     class User(db.Model):  # type: ignore[name-defined,misc]
         __tablename__ = "user"
-        __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+        __table_args__ = {"sqlite_autoincrement": True}
         id = Column(Integer, primary_key=True)
         name = Column(String(64), unique=True)
         email = Column(String(120), unique=True, default="")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from sqlalchemy import Column, Integer, SmallInteger, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
-from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from benchmarks.apps.orm_common import make_database
 
@@ -26,7 +26,7 @@ def create_orm_app() -> WSGIApplication:
 
     class User(Base):
         __tablename__ = "user"
-        __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012
+        __table_args__ = {"sqlite_autoincrement": True}
         id = Column(Integer, primary_key=True)
         name = Column(String(64), unique=True)
         email = Column(String(120), unique=True, default="")

@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from ampulla import (
     Ampulla,
     Response,
-    abort,
     flash,
     g,
     redirect,

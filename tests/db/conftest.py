@@ -157,7 +157,7 @@ def protocol(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["def", "async def"])
+@pytest.fixture(params=["def", "async"])
 def view_kind(request: pytest.FixtureRequest) -> str:
     """Whether views under test are ``def`` or ``async def``."""
     return str(request.param)
@@ -187,11 +187,16 @@ def make_app(db_url: str, tmp_path: Any) -> Iterator[AppFactory]:
         db.dispose(app)
 
 
-def create_tables(app: Ampulla, db: Database) -> None:
-    """Drop leftovers and create the models' tables."""
+def _create_tables(app: Ampulla, db: Database) -> None:
     with app.app_context():
         db.drop_all()
         db.create_all()
+
+
+@pytest.fixture
+def create_tables() -> Callable[[Ampulla, Database], None]:
+    """``create_tables(app, db)``: drop leftovers and create the models' tables."""
+    return _create_tables
 
 
 # ---------------------------------------------------------------------------------------------- TCP proxy

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import threading
+from asyncio.events import _get_running_loop
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from weakref import WeakKeyDictionary
@@ -33,6 +34,7 @@ from .query import (
     Query,
     coerce_ident,
     count_statement,
+    int_bound,
     is_single_entity,
     not_found,
 )
@@ -88,10 +90,10 @@ class _SessionProxy:
         self._db = db
 
     def __call__(self) -> Session:
-        return self._db.session
+        return self._db._context_session()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._db.session, name)
+        return getattr(self._db._context_session(), name)
 
     def remove(self) -> None:
         """Close the current context's session, if it has one."""
@@ -202,6 +204,7 @@ class Database:
         self._states: WeakKeyDictionary[Ampulla, _AppState] = WeakKeyDictionary()
         self._proxy = _SessionProxy(self)
         self._closing: set[asyncio.Future[Any]] = set()
+        self._int_bounds: dict[tuple[Any, Any], int] = {}
         if app is not None:
             self.init_app(app)
 
@@ -234,7 +237,6 @@ class Database:
         app.extensions["sqlalchemy"] = self
         self._states[app] = _AppState()
         app.teardown_appcontext(self._teardown_appcontext)
-        app.teardown_request(self._teardown_request)
         app.register_error_handler(DatabaseUnavailableError, handle_unavailable)
         app.register_error_handler(sa.exc.TimeoutError, handle_unavailable)
         if self._add_models_to_shell:
@@ -376,6 +378,7 @@ class Database:
             engines, state.engines, state.specs = state.engines, None, None
             loops = list(state.async_engines.items())
             state.async_engines.clear()
+        self._int_bounds.clear()
         for engine in (engines or {}).values():
             engine.dispose()
         for loop, async_engines in loops:
@@ -476,6 +479,12 @@ class Database:
                 return session
         return self._session_slow(ctx)
 
+    def _context_session(self) -> Session:
+        ctx = _cv_ctx.get(None)
+        if ctx is None:
+            raise RuntimeError(_NO_APP.format(name="session"))
+        return self._session_slow(ctx)
+
     def _session_slow(self, ctx: AppContext | None) -> Session:
         if ctx is None:
             return cast(Session, self._proxy)
@@ -545,37 +554,32 @@ class Database:
         if ctx is None:
             return
         store = ctx.g.__dict__
-        sessions = [store.pop(self._session_key, None), store.pop(self._async_key, None)]
-        # Sessions of request-context copies used in other threads end with the request at the latest.
-        for key in store.pop(self._copies_key, ()):
-            sessions.append(store.pop(key, None))
-        self._close_sessions(ctx, sessions)
+        session = store.pop(self._session_key, None)
+        async_session = store.pop(self._async_key, None)
+        # Sessions of request-context copies (other threads) end with the request at the latest.
+        copies = store.pop(self._copies_key, None)
+        if session is None and async_session is None and copies is None:
+            return
+        loop = _get_running_loop()
+        if session is not None:
+            self._close(ctx, session, loop)
+        if async_session is not None:
+            self._close(ctx, async_session, loop)
+        for key in copies or ():
+            other = store.pop(key, None)
+            if other is not None:
+                self._close(ctx, other, loop)
 
-    def _teardown_request(self, exc: BaseException | None) -> None:
-        ctx = _cv_ctx.get(None)
-        if ctx is not None and not ctx.owns_app_ctx and getattr(ctx, "_is_copy", False):
-            store = ctx.g.__dict__
-            suffix = f":{id(ctx)}"
-            keys = (self._session_key + suffix, self._async_key + suffix)
-            self._close_sessions(ctx, [store.pop(key, None) for key in keys])
-
-    def _close_sessions(self, ctx: AppContext, sessions: list[Any]) -> None:
-        """Close sessions at the end of a context, without blocking an event loop running in this thread."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        for session in sessions:
-            if session is None:
-                continue
-            if isinstance(session, AsyncSession):
-                self._close_async(session, loop)
-            elif loop is None or not session.in_transaction():
-                _close_sync(session)  # WSGI, or nothing to send to the database
-            else:
-                # ASGI runs teardown on the event loop: the ROLLBACK/check-in happens in the thread pool.
-                executor = getattr(ctx.app, "sync_executor", None)
-                self._track(loop.run_in_executor(executor, _close_sync, session))
+    def _close(self, ctx: AppContext, session: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Close a session at the end of its context, never blocking an event loop running in this thread."""
+        if isinstance(session, AsyncSession):
+            self._close_async(session, loop)
+        elif loop is None or not session.in_transaction():
+            _close_sync(session)  # WSGI, or nothing to send to the database
+        else:
+            # ASGI runs teardown on the event loop: the ROLLBACK and check-in happen in the thread pool.
+            executor = getattr(ctx.app, "sync_executor", None)
+            self._track(loop.run_in_executor(executor, _close_sync, session))
 
     def _track(self, future: asyncio.Future[Any]) -> None:
         self._closing.add(future)
@@ -602,6 +606,17 @@ class Database:
             await asyncio.gather(*list(self._closing), return_exceptions=True)
 
     # ------------------------------------------------------------------------------------------ helpers
+    def _checked_ident(self, session: sa_orm.Session, entity: Any, ident: Any) -> Any:
+        # PERF: an int for an integer key is checked against a cached range (benchmarks: orm).
+        if type(ident) is int and isinstance(session, Session) and session._ampulla_engines is None:
+            key = (entity, session.bind)
+            bound = self._int_bounds.get(key)
+            if bound is None:
+                bound = self._int_bounds[key] = _int_key_bound(session, entity)
+            if bound:
+                return ident if -bound <= ident < bound else NO_MATCH
+        return _checked_ident(session, entity, ident)
+
     def get_or_404(self, entity: type[_O], ident: Any, *, description: str | None = None, **kwargs: Any) -> _O:
         """``db.session.get(entity, ident)``, or a 404 when there is no such row.
 
@@ -612,7 +627,7 @@ class Database:
             NotFound: No such row.
         """
         session = self.session
-        ident = _checked_ident(session, entity, ident)
+        ident = self._checked_ident(session, entity, ident)
         value = session.get(entity, ident, **kwargs) if ident is not NO_MATCH else None
         if value is None:
             raise not_found(description)
@@ -744,7 +759,7 @@ class Database:
             NotFound: No such row.
         """
         session = self.async_session
-        ident = _checked_ident(session.sync_session, entity, ident)
+        ident = self._checked_ident(session.sync_session, entity, ident)
         value = await session.get(entity, ident, **kwargs) if ident is not NO_MATCH else None
         if value is None:
             raise not_found(description)
@@ -857,6 +872,15 @@ def _checked_ident(session: sa_orm.Session, entity: Any, ident: Any) -> Any:
     except Exception:
         dialect_name = None
     return coerce_ident(mapper, ident, dialect_name)
+
+
+def _int_key_bound(session: sa_orm.Session, entity: Any) -> int:
+    """The exclusive bound of ``entity``'s single integer primary key on the session's database (0: none)."""
+    mapper = sa.inspect(entity)
+    columns = mapper.primary_key
+    if len(columns) != 1 or not isinstance(columns[0].type, sa.Integer):
+        return 0
+    return int_bound(columns[0].type, session.get_bind(mapper).dialect.name)
 
 
 def _forget(store: dict[str, Any], key: str, session: Any) -> None:

@@ -39,7 +39,8 @@ _INT_BITS: tuple[tuple[type[sa.types.TypeEngine[Any]], int], ...] = (
 )
 
 
-def _int_bound(type_: sa.types.TypeEngine[Any], dialect_name: str | None) -> int:
+def int_bound(type_: sa.types.TypeEngine[Any], dialect_name: str | None) -> int:
+    """The exclusive bound of values of an integer column type on a database (SQLite: 64-bit always)."""
     if dialect_name == "sqlite":
         return 2**63  # SQLite stores every INTEGER in 64 bits
     for cls, bits in _INT_BITS:
@@ -56,7 +57,7 @@ def _coerce_value(type_: sa.types.TypeEngine[Any], value: Any, dialect_name: str
             except ValueError:
                 return NO_MATCH
         if isinstance(value, int):
-            bound = _int_bound(type_, dialect_name)
+            bound = int_bound(type_, dialect_name)
             return value if -bound <= value < bound else NO_MATCH
         return value
     if isinstance(type_, sa.Uuid) and isinstance(value, str):
