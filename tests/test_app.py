@@ -711,3 +711,45 @@ def test_bad_request_description_is_escaped(app: Ampulla, client: AmpullaClient)
     assert response.status_code == 400
     assert "<script>" not in response.text
     assert "&lt;script&gt;" in response.text
+
+
+def test_session_transaction_reads_and_writes_the_clients_session(app: Ampulla, client: AmpullaClient) -> None:
+    from ampulla import session
+
+    @app.route("/whoami")
+    def whoami() -> str:
+        session["visits"] = session.get("visits", 0) + 1
+        return str(session.get("user_id"))
+
+    with client.session_transaction() as sess:
+        sess["user_id"] = 42
+    assert client.get("/whoami").text == "42"
+    with client.session_transaction() as sess:
+        assert sess["visits"] == 1
+        assert sess["user_id"] == 42
+
+
+def test_explicit_headers_replace_the_clients_defaults(app: Ampulla, client: AmpullaClient) -> None:
+    app.add_url_rule("/ua", "ua", lambda: request.user_agent)
+    assert client.get("/ua", headers={"User-Agent": "curl/8"}).text == "curl/8"
+    assert client.get("/ua", headers=[("X-A", "1"), ("X-A", "2")]).status_code == 200
+
+
+def test_str_return_uses_the_response_class_default_mimetype(app: Ampulla, client: AmpullaClient) -> None:
+    class TextResponse(Response):
+        default_mimetype = "text/plain"
+
+    app.response_class = TextResponse
+    app.add_url_rule("/", "index", lambda: "plain")
+    assert client.get("/").content_type == "text/plain; charset=utf-8"
+
+
+def test_oversized_body_is_413_for_form_access_whatever_the_type(app: Ampulla, client: AmpullaClient) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    app.testing = False
+
+    @app.route("/", methods=["POST"])
+    def index() -> str:
+        return str(len(request.form))
+
+    assert client.post("/", data=b"x" * 200, content_type="application/octet-stream").status_code == 413

@@ -300,3 +300,16 @@ def test_arbitrary_paths_give_a_match_or_an_http_error(path: str) -> None:
         m.match("/" + path)
     except (NotFound, MethodNotAllowed, RequestRedirect):
         pass
+
+
+def test_repeated_slashes_redirect_to_the_merged_path() -> None:
+    m = make_map(Rule("/a/b", endpoint="ab"), Rule("/files/<path:p>", endpoint="files"))
+    with pytest.raises(RequestRedirect) as info:
+        m.match("/a//b")
+    assert info.value.new_path == "/a/b"
+    assert m.match("/files/x//y")[1] == {"p": "x//y"}  # a path variable keeps what it matched
+    with pytest.raises(NotFound):
+        m.match("/nothing//here")
+    strict = make_map(Rule("/a/b", endpoint="ab"), merge_slashes=False)
+    with pytest.raises(NotFound):
+        strict.match("/a//b")

@@ -41,6 +41,17 @@ ResponseReturnValue = Any
 _UNSET: Any = object()
 
 
+# PERF: the Content-Type for views returning str, per response class (benchmarks/run.py: hello).
+_TEXT_CONTENT_TYPES: dict[type[Response], str] = {}
+
+
+def _text_content_type(response_class: type[Response]) -> str:
+    mimetype = response_class.default_mimetype or "text/html"
+    content_type = Response(b"", mimetype=mimetype).content_type or mimetype
+    _TEXT_CONTENT_TYPES[response_class] = content_type
+    return content_type
+
+
 def host_is_trusted(host: str, trusted: list[str] | tuple[str, ...]) -> bool:
     """Whether ``host`` (port ignored) is one of ``trusted``; an entry ``.example.com`` also allows subdomains."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
@@ -802,7 +813,8 @@ class Ampulla(Scaffold):
         response_class = self.response_class
         # PERF: the common cases first, without tuple unpacking (benchmarks/run.py: hello).
         if isinstance(rv, str):
-            return response_class._fast(rv.encode("utf-8"), 200, "text/html; charset=utf-8")
+            content_type = _TEXT_CONTENT_TYPES.get(response_class) or _text_content_type(response_class)
+            return response_class._fast(rv.encode("utf-8"), 200, content_type)
         if isinstance(rv, Response):
             return rv
         if isinstance(rv, dict | list):

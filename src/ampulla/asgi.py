@@ -492,7 +492,7 @@ async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list
     scope = scope_from_environ(environ)
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH")
-    remaining = int(length) if length else None
+    remaining = int(length) if length and str(length).strip().isdigit() else None
     body_done = False
     status = 500
     headers: list[tuple[str, str]] = []

@@ -552,20 +552,28 @@ def _method_allows(rule: Rule, method: str) -> bool:
     return rule.methods is None or method in rule.methods
 
 
+_SLASHES_RE = re.compile("/{2,}")
+
+
 class Map:
     """The URL map of an application (``app.url_map``).
 
     Args:
         strict_slashes: Default for rules: redirect ``/path`` to ``/path/`` when the rule ends with a slash.
         converters: Extra converters by name (added to the defaults).
+        merge_slashes: Redirect ``/a//b`` to ``/a/b`` when only the merged path matches a rule.
     """
 
     default_converters: ClassVar[Mapping[str, type[BaseConverter]]] = DEFAULT_CONVERTERS
 
     def __init__(
-        self, strict_slashes: bool = True, converters: Mapping[str, type[BaseConverter]] | None = None
+        self,
+        strict_slashes: bool = True,
+        converters: Mapping[str, type[BaseConverter]] | None = None,
+        merge_slashes: bool = True,
     ) -> None:
         self.strict_slashes = strict_slashes
+        self.merge_slashes = merge_slashes
         self.converters: dict[str, type[BaseConverter]] = dict(self.default_converters)
         if converters:
             self.converters.update(converters)
@@ -693,8 +701,21 @@ class Map:
             # PERF: nothing matched the path at all, so no scan can find a rule (benchmarks/run.py: notfound).
             if not path.endswith("/") and self._wants_slash(table, path + "/"):
                 raise RequestRedirect(path + "/")
+            if "//" in path and self.merge_slashes:
+                self._redirect_merged(path, method, subdomain, websocket)
             raise NotFound()
         return self._slow_match(table, path, method, tables, subdomain, websocket)
+
+    def _redirect_merged(self, path: str, method: str, subdomain: str, websocket: bool) -> None:
+        """Redirect ``/a//b`` to ``/a/b`` when that matches a rule (raises), else return."""
+        merged = _SLASHES_RE.sub("/", path)
+        try:
+            self.match(merged, method, subdomain, websocket)
+        except RequestRedirect as e:
+            raise RequestRedirect(e.new_path) from None
+        except HTTPException:
+            return
+        raise RequestRedirect(merged)
 
     @staticmethod
     def _wants_slash(table: _Table, path: str) -> bool:
@@ -743,6 +764,8 @@ class Map:
             any_method = True
         if any_method:
             raise MethodNotAllowed(valid_methods=allowed)
+        if "//" in path and self.merge_slashes:
+            self._redirect_merged(path, method, subdomain, websocket)
         if not path.endswith("/"):
             for rule in table.ordered:
                 if rule.strict_slashes and rule.rule.endswith("/") and rule.match(path + "/") is not None:

@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json as _json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from .wrappers import Response
 if TYPE_CHECKING:
     from .app import Ampulla
     from .ctx import RequestContext
+    from .sessions import SessionMixin
 
 
 def _is_file(value: Any) -> bool:
@@ -207,13 +209,18 @@ class EnvironBuilder:
             environ["wsgi.input_terminated"] = True
         if self.content_type:
             environ["CONTENT_TYPE"] = self.content_type
+        from_headers: set[str] = set()
         for name, value in self.headers:
             key = name.upper().replace("-", "_")
             if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 environ[key] = value
+                continue
+            key = "HTTP_" + key
+            if key in from_headers and key != "HTTP_HOST":
+                environ[key] = f"{environ[key]}, {value}"  # repeated header: one comma-joined value
             else:
-                key = "HTTP_" + key
-                environ[key] = f"{environ[key]}, {value}" if key in environ and key != "HTTP_HOST" else value
+                environ[key] = value  # an explicit header replaces the client's default
+            from_headers.add(key)
         environ.update(self.environ_overrides)
         return environ
 
@@ -456,6 +463,43 @@ class AmpullaClient:
         """An OPTIONS request."""
         kwargs["method"] = "OPTIONS"
         return self.open(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def session_transaction(self, *args: Any, **kwargs: Any) -> Iterator[SessionMixin]:
+        """Open the client's session to read or change it between requests.
+
+        Example::
+
+            with client.session_transaction() as session:
+                session["user_id"] = 1
+            client.get("/profile")   # the view sees session["user_id"] == 1
+
+        Arguments are those of ``app.test_request_context`` (e.g. a path for a path-scoped cookie).
+
+        Raises:
+            RuntimeError: Cookies are disabled or the session cannot be opened (no ``SECRET_KEY``).
+        """
+        if not self.use_cookies:
+            raise RuntimeError("session_transaction() needs cookies: create the client with use_cookies=True")
+        app = self.application
+        builder = EnvironBuilder(app, *args, **kwargs)
+        environ = builder.get_environ()
+        cookie = self._cookie_header(builder.path)
+        if cookie:
+            environ["HTTP_COOKIE"] = cookie
+        request = app.request_class.from_environ(environ, app)
+        interface = app.session_interface
+        with app.request_context(request):
+            session = interface.open_session(app, request)
+            if session is None:
+                raise RuntimeError(
+                    "The session could not be opened: set app.config['SECRET_KEY'] so sessions can be signed."
+                )
+            yield session
+            response = app.response_class()
+            if not interface.is_null_session(session):
+                interface.save_session(app, session, response)
+        self._store_cookies(response.headers)
 
     def websocket(
         self, path: str = "/", *, subprotocols: list[str] | None = None, headers: Any = None, **kwargs: Any

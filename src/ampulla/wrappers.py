@@ -584,6 +584,10 @@ class Request:
     def _load_form_data(self) -> None:
         if self._form is not None:
             return
+        length = self.content_length
+        limit = self.max_content_length
+        if length is not None and limit is not None and length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         mimetype = self.mimetype
         if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form, files = parse_form_data(

@@ -76,14 +76,17 @@ def on_handle_error(ctx: ExceptionContext) -> BaseException | None:
 
 
 def on_do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
-    """``do_connect`` engine listener: report a refused connection as :class:`DatabaseUnavailableError`.
+    """``do_connect`` engine listener: report a failed connection as :class:`DatabaseUnavailableError`.
 
-    Drivers such as asyncpg raise a bare ``OSError`` (``ConnectionRefusedError``) that SQLAlchemy does not
-    wrap; every other error passes through unchanged.
+    Drivers such as asyncpg raise bare ``OSError`` (``ConnectionRefusedError``) or their own exceptions when
+    connecting fails, which SQLAlchemy does not wrap; the driver's DB-API errors pass through (SQLAlchemy
+    wraps them and :func:`on_handle_error` converts them).
     """
     try:
         return dialect.connect(*cargs, **cparams)
-    except OSError as e:
+    except Exception as e:
+        if isinstance(e, dialect.loaded_dbapi.Error):
+            raise
         raise DatabaseUnavailableError(None, None, e, hide_parameters=True) from e
 
 
