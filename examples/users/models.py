@@ -15,6 +15,16 @@ from . import constants
 db = Database()
 
 
+def _scrypt_cost() -> int:
+    """The scrypt work factor: ``PASSWORD_SCRYPT_N`` of the current app (2**14 by default)."""
+    from ampulla import current_app
+
+    try:
+        return int(current_app.config.get("PASSWORD_SCRYPT_N", 2**14))
+    except RuntimeError:
+        return 2**14
+
+
 class UserBase:
     """Behaviour shared by user models: roles and password hashing (scrypt; the password is never stored)."""
 
@@ -30,17 +40,19 @@ class UserBase:
 
     def set_password(self, raw: str) -> None:
         salt = secrets.token_bytes(16)
-        digest = hashlib.scrypt(raw.encode("utf-8"), salt=salt, n=2**14, r=8, p=1)
-        self.password = f"scrypt${salt.hex()}${digest.hex()}"
+        n = _scrypt_cost()
+        digest = hashlib.scrypt(raw.encode("utf-8"), salt=salt, n=n, r=8, p=1)
+        self.password = f"scrypt${n}${salt.hex()}${digest.hex()}"
 
     def check_password(self, raw: str) -> bool:
         try:
-            scheme, salt_hex, digest_hex = self.password.split("$")
+            scheme, n_text, salt_hex, digest_hex = self.password.split("$")
+            n = int(n_text)
         except (AttributeError, ValueError):
             return False
-        if scheme != "scrypt":
+        if scheme != "scrypt" or n < 2 or n & (n - 1):
             return False
-        digest = hashlib.scrypt(raw.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+        digest = hashlib.scrypt(raw.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=n, r=8, p=1)
         return hmac.compare_digest(digest.hex(), digest_hex)
 
 
