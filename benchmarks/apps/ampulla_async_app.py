@@ -1,0 +1,84 @@
+"""The benchmark application for Ampulla over ASGI: ``ampulla_app`` with every view and hook ``async def``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ampulla import Ampulla, g, jsonify, request
+from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+
+if TYPE_CHECKING:
+    from ampulla import Response
+
+
+def create_app() -> Ampulla:
+    """Build the app serving every scenario except ``hooks``."""
+    app = Ampulla(__name__)
+
+    @app.route("/")
+    async def hello() -> str:
+        return "Hello, World!"
+
+    @app.route("/search")
+    async def search() -> dict[str, Any]:
+        return {
+            "q": request.args.get("q"),
+            "page": request.args.get("page", type=int),
+            "tags": request.args.getlist("tags"),
+        }
+
+    @app.route("/form", methods=["POST"])
+    async def form() -> str:
+        data = request.form
+        return f"{data['name']} {data['email']} {data['age']}"
+
+    @app.route("/upload", methods=["POST"])
+    async def upload() -> str:
+        upload = request.files["file"]
+        size = len(upload.read())
+        return f"{request.form['title']} {upload.filename} {size}"
+
+    @app.route("/echo", methods=["POST"])
+    async def echo() -> Response:
+        return jsonify(request.get_json())
+
+    for i in STATIC_ROUTES:
+        app.add_url_rule(f"/static{i}", f"static{i}", _static_view(i))
+    for i in DYNAMIC_ROUTES:
+        app.add_url_rule(f"/items{i}/<int:id>", f"items{i}", _item_view(i))
+    return app
+
+
+def create_hooks_app() -> Ampulla:
+    """Build the app for the ``hooks`` scenario."""
+    app = Ampulla(__name__)
+
+    @app.before_request
+    async def set_value() -> None:
+        g.x = HOOK_VALUE
+
+    @app.after_request
+    async def add_header(response: Response) -> Response:
+        response.headers["X-Hook"] = "1"
+        return response
+
+    @app.route("/hooks")
+    async def hooks() -> str:
+        return f"x={g.x}"
+
+    return app
+
+
+def _static_view(i: int) -> Callable[[], Awaitable[str]]:
+    async def view() -> str:
+        return f"static {i}"
+
+    return view
+
+
+def _item_view(i: int) -> Callable[[int], Awaitable[str]]:
+    async def view(id: int) -> str:
+        return f"item {i} {id}"
+
+    return view
