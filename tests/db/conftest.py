@@ -181,9 +181,8 @@ def make_app(db_url: str, tmp_path: Any) -> Iterator[AppFactory]:
 
     yield factory
     for app, db in made:
-        with app.app_context():
-            with contextlib.suppress(Exception):
-                db.drop_all()
+        with app.app_context(), contextlib.suppress(Exception):
+            db.drop_all()
         db.dispose(app)
 
 
@@ -206,6 +205,7 @@ class TCPProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)  # so close() does not wait on a blocked accept()
         self.port: int = self.listener.getsockname()[1]
         self.cut_off = False
         self._sockets: set[socket.socket] = set()
@@ -222,8 +222,11 @@ class TCPProxy:
         while not self._closed:
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             if self.cut_off:
                 client.close()  # the server "is down": the handshake fails at once
                 continue

@@ -96,6 +96,9 @@ def handle_unavailable(error: Exception) -> Any:
     logger.error("database unavailable, answering 503: %s: %s", type(reason).__name__, reason)
     http_error = DatabaseUnavailable()
     ctx = _cv_ctx.get(None)
-    if isinstance(ctx, RequestContext):
-        return ctx.app.handle_http_exception(ctx, http_error)
-    return http_error
+    if not isinstance(ctx, RequestContext):
+        return http_error
+    if getattr(ctx, "async_mode", False):
+        # ASGI: a coroutine, awaited by the request cycle, so an ``async def`` 503 handler works too.
+        return ctx.app.handle_user_exception_async(ctx, http_error)
+    return ctx.app.handle_http_exception(ctx, http_error)

@@ -11,6 +11,8 @@ import sqlalchemy.orm as sa_orm
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
+from ..ctx import _cv_ctx
+
 Engines = Mapping[str | None, sa.Engine]
 
 
@@ -104,9 +106,7 @@ class Session(sa_orm.Session):
     def remove(self) -> None:
         """Close the session (as ``scoped_session.remove()``); the next ``db.session`` is a new one."""
         self.close()
-        on_remove = self.info.pop("ampulla_on_remove", None)
-        if on_remove is not None:
-            on_remove(self)
+        _forget(self)
 
 
 class AsyncSession(_AsyncSession):
@@ -119,13 +119,15 @@ class AsyncSession(_AsyncSession):
     sync_session_class = Session
     loop: asyncio.AbstractEventLoop | None = None
 
-    async def commit(self) -> None:
-        """Commit; on failure roll back, then re-raise (see :meth:`Session.commit`)."""
-        await super().commit()
-
     async def remove(self) -> None:
         """Close the session; the next ``db.async_session`` in this context is a new one."""
         await self.close()
-        on_remove = self.sync_session.info.pop("ampulla_on_remove", None)
-        if on_remove is not None:
-            on_remove(self)
+        _forget(self)
+
+
+def _forget(session: object) -> None:
+    """Drop ``session`` from the current context, where ``db.session``/``db.async_session`` keep it."""
+    ctx = _cv_ctx.get(None)
+    store = ctx.g.__dict__ if ctx is not None else {}
+    for key in [key for key, value in store.items() if value is session]:
+        del store[key]
