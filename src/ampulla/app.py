@@ -1144,6 +1144,9 @@ class Ampulla(Scaffold):
         if ctx._holds > 0:
             ctx._teardown_pending = True
             return
+        if not self.teardown_appcontext_funcs and not self._async_chain(ctx.request.endpoint).teardown:
+            ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
+            return
         await self.teardown_async(ctx, ctx._pending_exc)
 
     async def teardown_async(self, ctx: RequestContext, exc: BaseException | None) -> None:
@@ -1197,7 +1200,16 @@ class Ampulla(Scaffold):
                 if rv is not None:
                     break
             if rv is None:
-                rv = await self.dispatch_request_async(ctx)
+                rule = request.url_rule
+                if (
+                    rule is not None
+                    and self._view_kinds.get(rule.endpoint) == "async"
+                    and request.method != "OPTIONS"
+                ):
+                    # PERF: one coroutine less for async views (benchmarks/run.py --protocol asgi: hello).
+                    rv = await self.view_functions[rule.endpoint](**request.view_args)  # type: ignore[arg-type]
+                else:
+                    rv = await self.dispatch_request_async(ctx)
         except Exception as e:
             rv = await self.handle_user_exception_async(ctx, e)
         response = self.make_response(rv)

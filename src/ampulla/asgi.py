@@ -140,9 +140,14 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
         return
     if scope.get("ampulla.preserve_context"):
         request.environ["ampulla.preserve_context"] = True
+    reader: Callable[[Request], Awaitable[None]] | None = None
+    if request.method in _BODY_FREE_METHODS and not _announces_body(scope):
+        # PERF: no body to wait for (benchmarks/run.py --protocol asgi: hello).
+        request.input_stream = io.BytesIO()
+    else:
 
-    async def reader(req: Request) -> None:
-        await read_body(req, receive)
+        async def reader(req: Request) -> None:
+            await read_body(req, receive)
 
     response, ctx = await app.handle_request_async(request, reader)
     try:
@@ -155,21 +160,32 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
             await app.run_background_tasks_async(ctx)
 
 
-def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers._list]
+def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """The headers as ASGI byte pairs with lower-case names, and whether Content-Length is among them."""
+    has_length = False
+    encoded = []
+    for name, value in response.headers._list:
+        lower = name.lower()
+        if lower == "content-length":
+            has_length = True
+        encoded.append((lower.encode("latin-1"), value.encode("latin-1")))
+    return encoded, has_length
 
 
 async def send_response(
-        app: Ampulla, ctx: RequestContext | None, response: Response, scope: Scope, send: Send, receive: Receive
+    app: Ampulla, ctx: RequestContext | None, response: Response, scope: Scope, send: Send, receive: Receive
 ) -> None:
     """Send ``response`` as ASGI messages; streamed bodies stop when the client disconnects."""
-    headers = _encode_headers(response)
+    headers, has_length = _encode_headers(response)
     body = response.response
     head = scope.get("method") == "HEAD"
     status = response._status_code
     if isinstance(body, list):
-        data = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in body)
-        if status >= 200 and status not in (204, 304) and not any(k == b"content-length" for k, _ in headers):
+        if len(body) == 1 and isinstance(body[0], bytes):
+            data = body[0]
+        else:
+            data = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in body)
+        if not has_length and status >= 200 and status not in (204, 304):
             headers.append((b"content-length", str(len(data)).encode("latin-1")))
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})

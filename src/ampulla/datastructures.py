@@ -366,6 +366,16 @@ class Headers:
         text = self._format(value, params) if params else str(value)
         _check_header(key, text)
         lower = key.lower()
+        items = self._list
+        count = sum(1 for name, _ in items if name.lower() == lower)
+        if count == 0:
+            items.append((key, text))  # PERF: the common case needs no rebuild (benchmarks/run.py: hooks)
+            return
+        if count == 1:
+            for i, (name, _) in enumerate(items):
+                if name.lower() == lower:
+                    items[i] = (key, text)
+                    return
         new: list[tuple[str, str]] = []
         placed = False
         for item in self._list:
@@ -463,6 +473,43 @@ class Headers:
 
     def __str__(self) -> str:
         return "".join(f"{k}: {v}\r\n" for k, v in self._list) + "\r\n"
+
+
+class LowercaseHeaders(Headers):
+    """Read-only :class:`Headers` whose names are already lower-case (ASGI request headers)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> str:
+        lower = key.lower()
+        for name, value in self._list:
+            if name == lower:
+                return value
+        raise BadRequestKeyError(key)
+
+    def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
+        # PERF: no per-entry lower() (benchmarks/run.py --protocol asgi: json_echo).
+        lower = key.lower()
+        for name, value in self._list:
+            if name == lower:
+                if type is None:
+                    return value
+                try:
+                    return type(value)
+                except (ValueError, TypeError):
+                    return default
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        lower = key.lower()
+        return any(name == lower for name, _ in self._list)
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("request headers are read-only")
+
+    add = set = __setitem__ = setdefault = remove = __delitem__ = pop = extend = update = clear = _immutable
 
 
 # PERF: header name -> environ key, memoised (benchmarks/run.py: json_echo, form).

@@ -15,7 +15,14 @@ from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from .datastructures import CombinedMultiDict, EnvironHeaders, FileStorage, Headers, ImmutableMultiDict
+from .datastructures import (
+    CombinedMultiDict,
+    EnvironHeaders,
+    FileStorage,
+    Headers,
+    ImmutableMultiDict,
+    LowercaseHeaders,
+)
 from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
@@ -122,6 +129,7 @@ class Request:
     __slots__ = (
         "_access_route",
         "_args",
+        "_content_length",
         "_cookies",
         "_data",
         "_files",
@@ -202,6 +210,7 @@ class Request:
         self.max_form_parts_override: int | object | None = _UNSET
         self.forwarded_host: str | None = None
         self._access_route: list[str] | None = None
+        self._content_length: int | None | object = _UNSET
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
@@ -336,8 +345,10 @@ class Request:
         headers = self._headers
         if headers is None:
             if self.scope is not None:
-                headers = Headers.__new__(Headers)
-                headers._list = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.scope["headers"]]
+                headers = LowercaseHeaders.__new__(LowercaseHeaders)
+                headers._list = [
+                    (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self.scope["headers"]
+                ]
             else:
                 headers = EnvironHeaders(self.environ)
             self._headers = headers
@@ -363,14 +374,17 @@ class Request:
     @property
     def content_length(self) -> int | None:
         """The ``Content-Length`` as an int, or ``None`` when absent or invalid."""
-        value = self.headers.get("Content-Length")
-        if value is None:
-            return None
-        try:
-            length = int(value)
-        except ValueError:
-            return None
-        return length if length >= 0 else None
+        length = self._content_length
+        if length is _UNSET:
+            value = self.headers.get("Content-Length")
+            try:
+                length = int(value) if value is not None else None
+            except ValueError:
+                length = None
+            if length is not None and length < 0:
+                length = None
+            self._content_length = length
+        return cast("int | None", length)
 
     @property
     def is_json(self) -> bool:
