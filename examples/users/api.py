@@ -7,13 +7,33 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ampulla import Blueprint, abort, request
+from ampulla import Blueprint, abort, current_app, request
 from ampulla.csrf import csrf_exempt
+from ampulla.exceptions import HTTPException
 
 from .models import User, db
 
 api = Blueprint("api", __name__)
 csrf_exempt(api)  # a JSON API authenticated per request, not by the browser's session cookie
+
+
+@api.errorhandler(HTTPException)
+def json_error(error: HTTPException) -> tuple[dict[str, Any], int]:
+    """Errors of the API are JSON, like its answers."""
+    return {"error": error.description or error.name}, error.code or 500
+
+
+def _problems(data: Any, *, creating: bool) -> list[str]:
+    from .app import validate_user
+
+    name = str(data.get("name") or "").strip()
+    email = str(data.get("email") or "").strip()
+    password = data.get("password")
+    if creating:
+        return validate_user(name, email, str(password or ""))
+    # An update checks only the fields it changes.
+    errors = validate_user(name or "placeholder", email or "placeholder@example.test", None)
+    return errors
 
 
 def _payload() -> Any:
@@ -43,11 +63,11 @@ def users() -> Any:
         }
     data = _payload()
     if request.method == "POST":
-        name = str(data.get("name") or "").strip()
-        if not name:
-            abort(400, "A 'name' is required.")
-        user = User(name=name, email=str(data.get("email") or ""))
-        user.set_password(str(data.get("password") or ""))
+        errors = _problems(data, creating=True)
+        if errors:
+            return {"error": " ".join(errors), "errors": errors}, 400
+        user = User(name=str(data["name"]).strip(), email=str(data["email"]).strip())
+        user.set_password(str(data["password"]))
         db.session.add(user)
         try:
             db.session.commit()
@@ -60,6 +80,9 @@ def users() -> Any:
     except (TypeError, ValueError):
         abort(400, "An integer 'id' is required.")
     user = db.get_or_404(User, user_id)
+    errors = _problems(data, creating=False)
+    if errors:
+        return {"error": " ".join(errors), "errors": errors}, 400
     if data.get("name"):
         user.name = str(data["name"]).strip()
     if data.get("email") is not None:
@@ -75,8 +98,11 @@ def users() -> Any:
 def user(id: int) -> Any:
     user = db.get_or_404(User, id)
     if request.method == "DELETE":
+        from .app import remove_avatar
+
         db.session.delete(user)
         db.session.commit()
+        remove_avatar(current_app._get_current_object(), id)
         return "", 204
     return user.to_dict()
 

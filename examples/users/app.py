@@ -14,6 +14,7 @@ import secrets
 import time
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -99,14 +100,17 @@ def _register_pages(app: Ampulla) -> None:
         query = request.args.get("q", "").strip()
         statement = select(User).order_by(User.id)
         if query:
-            pattern = f"%{query}%"
-            statement = statement.where(or_(User.name.like(pattern), User.email.like(pattern)))
+            # icontains with autoescape: "%" and "_" in the query are literal, and case is ignored everywhere.
+            statement = statement.where(
+                or_(User.name.icontains(query, autoescape=True), User.email.icontains(query, autoescape=True))
+            )
         page = db.paginate(statement, per_page=app.config["PER_PAGE"], max_per_page=50)
         return render_template("index.html", page=page, query=query)
 
     @app.route("/guest/<guest>")
     def hello_guest(guest: str) -> str:
-        return "Hello %s as Guest" % guest  # noqa: UP031 - the seed's own example
+        # The seed's example, with the value escaped: this string is sent as HTML.
+        return "Hello %s as Guest" % escape(guest)  # noqa: UP031 - the seed's own example
 
     @app.route("/users/new", methods=["GET", "POST"])
     def new_user() -> Any:
@@ -114,7 +118,7 @@ def _register_pages(app: Ampulla) -> None:
         errors: list[str] = []
         if request.method == "POST":
             form = {"name": request.form.get("name", "").strip(), "email": request.form.get("email", "").strip()}
-            errors = _validate(form["name"], form["email"], request.form.get("password", ""))
+            errors = validate_user(form["name"], form["email"], request.form.get("password", ""))
             if not errors:
                 user = User(name=form["name"], email=form["email"], role=constants.ROLE_USER)
                 user.set_password(request.form["password"])
@@ -150,8 +154,7 @@ def _register_pages(app: Ampulla) -> None:
         else:
             folder = app.config["AVATAR_FOLDER"]
             os.makedirs(folder, exist_ok=True)
-            for old in _avatar_files(app, id):
-                os.remove(os.path.join(folder, old))
+            remove_avatar(app, id)
             # The stored name comes from the user id and the detected type, never from the client's filename.
             with open(os.path.join(folder, f"{id}.{kind}"), "wb") as out:
                 out.write(data)
@@ -181,27 +184,43 @@ def _register_pages(app: Ampulla) -> None:
     @app.websocket("/ws/users/count")
     async def live_user_count() -> None:
         await websocket.accept()
+
+        async def until_closed() -> None:
+            async for _ in websocket:  # ends quietly when the client disconnects
+                pass
+
+        gone = asyncio.ensure_future(until_closed())
         last = -1
-        while True:
-            count = await db.async_session.scalar(select(func.count()).select_from(User))
-            await db.async_session.rollback()  # end the read so the next one sees new users
-            if count != last:
-                await websocket.send_json({"users": count})
-                last = count
-            await asyncio.sleep(1.0)
+        try:
+            while not gone.done():
+                count = await db.async_session.scalar(select(func.count()).select_from(User))
+                await db.async_session.rollback()  # end the read so the next one sees new users
+                if count != last:
+                    await websocket.send_json({"users": count})
+                    last = count
+                await asyncio.wait({gone}, timeout=1.0)
+        finally:
+            gone.cancel()
 
 
-def _validate(name: str, email: str, password: str) -> list[str]:
-    errors = []
+def validate_user(name: str, email: str, password: str | None) -> list[str]:
+    """The problems with a new user's fields (``password=None`` skips the password, for updates)."""
+    errors: list[str] = []
     if not name:
         errors.append("A name is required.")
     elif len(name) > 64:
         errors.append("The name must be at most 64 characters.")
     if not EMAIL_RE.match(email) or len(email) > 120:
         errors.append("A valid email address is required.")
-    if len(password) < 8:
+    if password is not None and len(password) < 8:
         errors.append("The password must have at least 8 characters.")
     return errors
+
+
+def remove_avatar(app: Ampulla, id: int) -> None:
+    """Delete the stored picture(s) of user ``id``."""
+    for name in _avatar_files(app, id):
+        os.remove(os.path.join(app.config["AVATAR_FOLDER"], name))
 
 
 def _avatar_files(app: Ampulla, id: int) -> list[str]:
@@ -216,4 +235,10 @@ def _avatar_name(app: Ampulla, id: int) -> str | None:
     return files[0] if files else None
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    # ``examples.users.app:app`` (make run, servers) builds the default app on first use, not at import.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

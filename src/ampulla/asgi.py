@@ -379,12 +379,23 @@ class WebSocket:
         return json.loads(await self.receive())
 
     async def send(self, data: str | bytes) -> None:
-        """Send a text (str) or binary (bytes) message."""
+        """Send a text (str) or binary (bytes) message.
+
+        Raises:
+            WebSocketDisconnect: The client has gone away (code 1006).
+        """
         await self.accept()
-        if isinstance(data, str):
-            await self._send({"type": "websocket.send", "text": data})
-        else:
-            await self._send({"type": "websocket.send", "bytes": bytes(data)})
+        message: dict[str, Any] = (
+            {"type": "websocket.send", "text": data}
+            if isinstance(data, str)
+            else {"type": "websocket.send", "bytes": bytes(data)}
+        )
+        try:
+            await self._send(message)
+        except OSError:
+            # NOTE: servers raise OSError (uvicorn: ClientDisconnected) once the peer is gone.
+            self.closed = True
+            raise WebSocketDisconnect(1006) from None
 
     async def send_json(self, data: Any) -> None:
         """Send ``data`` as a JSON text message."""

@@ -545,17 +545,55 @@ class WebSocketRejected(Exception):
         self.code = code
 
 
+class _LoopThread:
+    """One event loop in a daemon thread, shared by every WebSocket test session of the process.
+
+    Sessions need the app to run while the test thread sends and receives; sharing one long-lived loop (instead
+    of a loop per session) keeps loop-bound resources such as async database pools valid between sessions.
+    """
+
+    _instance: _LoopThread | None = None
+    _lock: Any = None
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="ampulla-websocket-test-loop", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> _LoopThread:
+        import threading
+
+        if cls._lock is None:
+            cls._lock = threading.Lock()
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+
 class WebSocketTestSession:
     """A WebSocket connection to the app, driven from a test (see ``AmpullaClient.websocket``).
 
-    The app runs in a thread with its own event loop; ``send``/``receive`` exchange messages with it.
+    The app runs on a shared background event loop; ``send``/``receive`` exchange messages with it. Closing
+    waits a moment for the view to finish, then cancels it, so no view outlives its test.
     """
 
     __test__ = False
+    #: Seconds ``close()`` waits for the view to end by itself before cancelling it.
+    close_timeout = 2.0
 
     def __init__(self, app: Ampulla, scope: dict[str, Any]) -> None:
         import queue
-        import threading
 
         self.app = app
         self.scope = scope
@@ -563,38 +601,41 @@ class WebSocketTestSession:
         self.close_code: int | None = None
         self.accept_headers: list[tuple[str, str]] = []
         self._outbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._loop: Any = None
+        self._runner = _LoopThread.get()
+        self._loop: Any = self._runner.loop
         self._inbox: Any = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ampulla-websocket-test", daemon=True)
+        self._future: Any = None
         self._error: BaseException | None = None
 
-    def _run(self) -> None:
+    async def _main(self) -> None:
         import asyncio
 
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._inbox = asyncio.Queue()
-            self._ready.set()
+        self._inbox = asyncio.Queue()
 
-            async def receive() -> dict[str, Any]:
-                message: dict[str, Any] = await self._inbox.get()
-                return message
+        async def receive() -> dict[str, Any]:
+            message: dict[str, Any] = await self._inbox.get()
+            return message
 
-            async def send(message: dict[str, Any]) -> None:
-                self._outbox.put(dict(message))
+        async def send(message: dict[str, Any]) -> None:
+            self._outbox.put(dict(message))
 
-            try:
-                await self.app(self.scope, receive, send)
-            except BaseException as e:
-                self._error = e
-            finally:
-                self._outbox.put({"type": "ampulla.done"})
-
-        asyncio.run(main())
+        try:
+            await self.app(self.scope, receive, send)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:
+            self._error = e
+        finally:
+            self._outbox.put({"type": "ampulla.done"})
 
     def _put(self, message: dict[str, Any]) -> None:
-        self._loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+        def put() -> None:
+            if self._inbox is not None:
+                self._inbox.put_nowait(message)
+            else:  # the task has not started yet
+                self._loop.call_soon(put)
+
+        self._loop.call_soon_threadsafe(put)
 
     def _get(self, timeout: float) -> dict[str, Any]:
         import queue
@@ -605,18 +646,38 @@ class WebSocketTestSession:
             raise TimeoutError(f"the WebSocket view sent nothing within {timeout} s") from None
 
     def __enter__(self) -> WebSocketTestSession:
-        self._thread.start()
-        self._ready.wait(5)
+        import asyncio
+
+        self._future = asyncio.run_coroutine_threadsafe(self._main(), self._loop)
         self._put({"type": "websocket.connect"})
         message = self._get(5)
         if message["type"] == "websocket.accept":
             self.subprotocol = message.get("subprotocol")
             self.accept_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
             return self
-        self._thread.join(5)
+        self._wait(5)
         if self._error is not None:
             raise self._error
         raise WebSocketRejected(int(message.get("code", 1000)))
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait for the view to end; cancel it after ``timeout``. True when it ended by itself."""
+        import concurrent.futures
+
+        if self._future is None:
+            return True
+        try:
+            self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self._future.cancel()
+            try:
+                self._future.result(timeout)
+            except BaseException:
+                pass
+            return False
+        except BaseException:
+            pass
+        return True
 
     def send(self, data: str | bytes) -> None:
         """Send a text or binary message to the app."""
@@ -649,11 +710,15 @@ class WebSocketTestSession:
         """The next message parsed as JSON."""
         return _json.loads(self.receive(timeout))
 
-    def close(self, code: int = 1000) -> None:
-        """Close from the client side."""
-        if self._thread.is_alive() and self._loop is not None:
+    def close(self, code: int = 1000) -> bool:
+        """Close from the client side; a view still running after ``close_timeout`` seconds is cancelled.
+
+        Returns:
+            Whether the view ended by itself (False when it had to be cancelled).
+        """
+        if self._future is not None and not self._future.done():
             self._put({"type": "websocket.disconnect", "code": code})
-        self._thread.join(5)
+        return self._wait(self.close_timeout)
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()

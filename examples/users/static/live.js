@@ -7,7 +7,7 @@
     var socket = new WebSocket(scheme + location.host + "/ws/users/count");
     socket.onmessage = function (event) {
       var data = JSON.parse(event.data);
-      target.textContent = data.users + " users";
+      target.textContent = data.users + (data.users === 1 ? " user" : " users");
     };
   } catch (e) { /* no WebSocket support on this server */ }
 })();
