@@ -97,7 +97,8 @@ async def read_body(request: Request, receive: Receive) -> None:
     length = request.content_length
     if length is not None and limit is not None and length > limit:
         raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    chunks: list[bytes] = []
+    first: bytes | None = None
+    buffer: bytearray | None = None
     spool: Any = None
     size = 0
     while True:
@@ -115,20 +116,27 @@ async def read_body(request: Request, receive: Receive) -> None:
                 raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
             if spool is not None:
                 spool.write(chunk)
+            elif first is None and buffer is None:
+                first = chunk  # PERF: most bodies arrive in one message: keep it without copying
             else:
-                chunks.append(chunk)
+                # NOTE: a bytearray, not a list of chunks, so a body sent a byte at a time costs its size.
+                if buffer is None:
+                    buffer = bytearray(first or b"")
+                    first = None
+                buffer += chunk
                 if size > SPOOL_THRESHOLD:
                     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD)  # noqa: SIM115 - kept open
-                    for part in chunks:
-                        spool.write(part)
-                    chunks = []
+                    spool.write(buffer)
+                    buffer = None
         if not message.get("more_body", False):
             break
     if spool is not None:
         spool.seek(0)
         request.input_stream = spool
+    elif buffer is not None:
+        request.input_stream = io.BytesIO(buffer)
     else:
-        request.input_stream = io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        request.input_stream = io.BytesIO(first or b"")
 
 
 async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,15 +168,24 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
             await app.run_background_tasks_async(ctx)
 
 
+# PERF: response header names, lower-cased and encoded once each (benchmarks/run.py --protocol asgi: hello).
+_ENCODED_NAMES: dict[str, bytes] = {}
+
+
 def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The headers as ASGI byte pairs with lower-case names, and whether Content-Length is among them."""
     has_length = False
     encoded = []
+    names = _ENCODED_NAMES
     for name, value in response.headers._list:
-        lower = name.lower()
-        if lower == "content-length":
+        raw = names.get(name)
+        if raw is None:
+            raw = name.lower().encode("latin-1")
+            if len(names) < 1024:
+                names[name] = raw
+        if raw == b"content-length":
             has_length = True
-        encoded.append((lower.encode("latin-1"), value.encode("latin-1")))
+        encoded.append((raw, value.encode("latin-1")))
     return encoded, has_length
 
 

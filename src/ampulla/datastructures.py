@@ -475,23 +475,34 @@ class Headers:
         return "".join(f"{k}: {v}\r\n" for k, v in self._list) + "\r\n"
 
 
-class LowercaseHeaders(Headers):
-    """Read-only :class:`Headers` whose names are already lower-case (ASGI request headers)."""
+class ASGIHeaders(Headers):
+    """Read-only :class:`Headers` over an ASGI scope's raw ``(name, value)`` byte pairs, decoded on use.
 
-    __slots__ = ()
+    Servers send lower-case names (the ASGI spec asks them to), so lookups compare bytes without per-entry
+    lowering, as Starlette does.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    @property
+    def _list(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw]
 
     def __getitem__(self, key: str) -> str:
-        lower = key.lower()
-        for name, value in self._list:
-            if name == lower:
-                return value
-        raise BadRequestKeyError(key)
+        value = self.get(key)
+        if value is None:
+            raise BadRequestKeyError(key)
+        return str(value)
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
-        # PERF: no per-entry lower() (benchmarks/run.py --protocol asgi: json_echo).
-        lower = key.lower()
-        for name, value in self._list:
-            if name == lower:
+        # PERF: bytes comparison, no copy of the header list (benchmarks/run.py --protocol asgi: json_echo).
+        wanted = key.lower().encode("latin-1")
+        for name, raw in self._raw:
+            if name == wanted:
+                value = raw.decode("latin-1")
                 if type is None:
                     return value
                 try:
@@ -500,16 +511,45 @@ class LowercaseHeaders(Headers):
                     return default
         return default
 
+    def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
+        wanted = key.lower().encode("latin-1")
+        values = [raw.decode("latin-1") for name, raw in self._raw if name == wanted]
+        if type is None:
+            return values
+        result = []
+        for value in values:
+            try:
+                result.append(type(value))
+            except (ValueError, TypeError):
+                pass
+        return result
+
+    get_all = getlist
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        lower = key.lower()
-        return any(name == lower for name, _ in self._list)
+        wanted = key.lower().encode("latin-1")
+        return any(name == wanted for name, _ in self._raw)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._list)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __bool__(self) -> bool:
+        return bool(self._raw)
 
     def _immutable(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("request headers are read-only")
 
     add = set = __setitem__ = setdefault = remove = __delitem__ = pop = extend = update = clear = _immutable
+
+    def copy(self) -> Headers:
+        new = Headers()
+        new._list = self._list
+        return new
 
 
 # PERF: header name -> environ key, memoised (benchmarks/run.py: json_echo, form).

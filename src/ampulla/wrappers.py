@@ -16,12 +16,12 @@ from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from .datastructures import (
+    ASGIHeaders,
     CombinedMultiDict,
     EnvironHeaders,
     FileStorage,
     Headers,
     ImmutableMultiDict,
-    LowercaseHeaders,
 )
 from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from .formparser import parse_form_data, parse_urlencoded
@@ -345,10 +345,7 @@ class Request:
         headers = self._headers
         if headers is None:
             if self.scope is not None:
-                headers = LowercaseHeaders.__new__(LowercaseHeaders)
-                headers._list = [
-                    (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self.scope["headers"]
-                ]
+                headers = ASGIHeaders(self.scope["headers"])
             else:
                 headers = EnvironHeaders(self.environ)
             self._headers = headers
