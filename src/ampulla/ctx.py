@@ -24,21 +24,14 @@ _MISSING: Any = object()
 class _AppCtxGlobals:
     """``g``: a namespace for data that lives as long as the application context."""
 
-    # Typed attribute access, so ``g.user = ...`` and ``g.user`` pass mypy --strict in applications.
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    if TYPE_CHECKING:
+        # Typed attribute access, so ``g.user = ...`` and ``g.user`` pass mypy --strict in applications.
+        # PERF: declared for type checkers only; at run time the built-in attribute access is faster.
+        def __getattr__(self, name: str) -> Any: ...
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.__dict__[name] = value
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
-    def __delattr__(self, name: str) -> None:
-        try:
-            del self.__dict__[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        def __delattr__(self, name: str) -> None: ...
 
     def get(self, name: str, default: Any = None) -> Any:
         """The attribute ``name`` or ``default``."""

@@ -367,15 +367,19 @@ class Headers:
         _check_header(key, text)
         lower = key.lower()
         items = self._list
-        count = sum(1 for name, _ in items if name.lower() == lower)
-        if count == 0:
-            items.append((key, text))  # PERF: the common case needs no rebuild (benchmarks/run.py: hooks)
+        found = -1
+        for i, (name, _) in enumerate(items):
+            if name.lower() == lower:
+                if found >= 0:
+                    break  # several: rebuild below
+                found = i
+        else:
+            # PERF: absent or present once needs no rebuild (benchmarks/run.py: hooks).
+            if found < 0:
+                items.append((key, text))
+            else:
+                items[found] = (key, text)
             return
-        if count == 1:
-            for i, (name, _) in enumerate(items):
-                if name.lower() == lower:
-                    items[i] = (key, text)
-                    return
         new: list[tuple[str, str]] = []
         placed = False
         for item in self._list:
