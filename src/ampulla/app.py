@@ -951,7 +951,8 @@ class Ampulla(Scaffold):
         request = ctx.request
         location = quote(request.script_root + e.new_path, safe="/:@!$&'()*+,;=~%")
         if request.query_string:
-            location += "?" + request.query_string.decode("latin-1")
+            # Percent-encode what a Location header cannot carry (NUL, CR, LF, spaces, non-ASCII).
+            location += "?" + quote(request.query_string, safe="!$&'()*+,/:;=?@~%")
         response = self.response_class(f"Redirecting to {location}", 308)
         response.headers.set("Location", location)
         return response

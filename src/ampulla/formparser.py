@@ -69,10 +69,18 @@ def _ascii_compatible_codec(name: str) -> str | None:
         return None
     try:
         info = codecs.lookup(name)
+        if info.name in _REFUSED_CODECS:
+            return None
         usable = _ASCII_PROBE.decode(info.name) == _ASCII_PROBE.decode("ascii")
-    except (LookupError, ValueError, TypeError):
+    except (LookupError, ValueError, TypeError, UnicodeError):
         return None
     return info.name if usable else None
+
+
+# Codecs that are not text charsets, or decode ASCII bytes into something else: never used for form data.
+_REFUSED_CODECS = frozenset(
+    ("idna", "punycode", "utf-7", "unicode-escape", "raw-unicode-escape", "unicode_escape", "raw_unicode_escape")
+)
 
 
 def _resolve_charset(name: str | None) -> str:
@@ -106,7 +114,7 @@ def _parse_pairs(
             # Percent-encoding is the norm, but some clients send raw UTF-8.
             try:
                 text = qs.decode(charset)
-            except UnicodeDecodeError:
+            except UnicodeError:
                 raise BadRequest(f"The {what} contains bytes that are not valid {charset} text.") from None
     else:
         text = qs
@@ -150,7 +158,7 @@ def _parse_pairs(
                     if unquote_ascii
                     else unquote(value, charset, "strict")
                 )
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise BadRequest(
                 f"The {what} field {piece[:100]!r} is not valid {charset} after percent-decoding."
             ) from None
@@ -376,7 +384,7 @@ def _decode_fields(
             # HTML forms fill a hidden `_charset_` field with the charset the browser used.
             try:
                 default = raw.decode("ascii").strip() or default
-            except UnicodeDecodeError:
+            except UnicodeError:
                 raise BadRequest("The _charset_ form field is not an ASCII charset name.") from None
             break
     default_codec = _resolve_charset(default)
@@ -385,7 +393,7 @@ def _decode_fields(
         codec = default_codec if part_charset is None else _resolve_charset(part_charset)
         try:
             value = raw.decode(codec)
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise BadRequest(f"The form field {key[:100]!r} is not valid {codec} text.") from None
         if key in data:
             data[key].append(value)

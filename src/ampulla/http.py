@@ -63,7 +63,8 @@ def _decode_rfc2231(value: str) -> str:
         encoded = rest
     try:
         return unquote(encoded, charset or "utf-8", "replace")
-    except LookupError:
+    except (LookupError, ValueError, UnicodeError, TypeError):
+        # Unknown charsets, codecs that refuse "replace" (idna, punycode) and NUL in the name: UTF-8.
         return unquote(encoded, "utf-8", "replace")
 
 

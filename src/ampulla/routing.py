@@ -178,15 +178,15 @@ class NumberConverter(BaseConverter):
 
 
 class IntegerConverter(NumberConverter):
-    """``<int:id>``: digits, ``signed=True`` allows a minus; ``min``, ``max``, ``fixed_digits``."""
+    """``<int:id>``: ASCII digits, ``signed=True`` allows a minus; ``min``, ``max``, ``fixed_digits``."""
 
-    regex = r"\d+"
+    regex = r"[0-9]+"
 
 
 class FloatConverter(NumberConverter):
     """``<float:x>``: ``1.5`` (a dot is required, an exponent allowed: ``1.5e-7``); ``signed``, ``min``, ``max``."""
 
-    regex = r"\d+\.\d+(?:e[-+]?\d+)?"
+    regex = r"[0-9]+\.[0-9]+(?:e[-+]?[0-9]+)?"
     num_convert = float
 
     def to_url(self, value: Any) -> str:

@@ -247,7 +247,7 @@ class Request:
         self.scope = scope
         self.environ = {}
         self.app = app
-        self.method = scope.get("method", "GET")
+        self.method = scope.get("method", "GET").upper()
         root = scope.get("root_path", "")
         path = scope["path"]
         if root and path.startswith(root):
@@ -374,12 +374,9 @@ class Request:
         length = self._content_length
         if length is _UNSET:
             value = self.headers.get("Content-Length")
-            try:
-                length = int(value) if value is not None else None
-            except ValueError:
-                length = None
-            if length is not None and length < 0:
-                length = None
+            value = value.strip() if value is not None else None
+            # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
+            length = int(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
         return cast("int | None", length)
 
@@ -659,7 +656,8 @@ class Request:
         data = self.get_data(cache=cache)
         try:
             value = self.app.json.loads(data) if self.app is not None else _json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
+            # RecursionError: deeply nested input ("[[[[..."), a client error like any other invalid JSON.
             if silent:
                 value = None
                 if cache:
