@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, settings
 from ampulla import Ampulla
 from ampulla.testing import AmpullaClient
 
-
 # No timing in tests: property tests get no per-example deadline, whatever the machine's load.
 settings.register_profile("ampulla", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ampulla")

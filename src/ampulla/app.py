@@ -33,9 +33,9 @@ from .wrappers import Request, Response
 if TYPE_CHECKING:
     from .blueprints import Blueprint
     from .cli import AppGroup
-    from .templating import AmpullaEnvironment
     from .sessions import SessionInterface, SessionMixin
-    from .testing import AmpullaCliRunner, AmpullaClient
+    from .templating import AmpullaEnvironment
+    from .testing import AmpullaClient, AmpullaCliRunner
 
 ResponseReturnValue = Any
 _UNSET: Any = object()

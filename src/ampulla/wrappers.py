@@ -210,7 +210,7 @@ class Request:
         self.max_form_parts_override: int | object | None = _UNSET
         self.forwarded_host: str | None = None
         self._access_route: list[str] | None = None
-        self._content_length: int | None | object = _UNSET
+        self._content_length: int | object | None = _UNSET
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
@@ -344,10 +344,8 @@ class Request:
         """The request headers (read-only, case-insensitive)."""
         headers = self._headers
         if headers is None:
-            if self.scope is not None:
-                headers = ASGIHeaders(self.scope["headers"])
-            else:
-                headers = EnvironHeaders(self.environ)
+            scope = self.scope
+            headers = ASGIHeaders(scope["headers"]) if scope is not None else EnvironHeaders(self.environ)
             self._headers = headers
         return headers
 
