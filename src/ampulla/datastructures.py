@@ -14,6 +14,29 @@ V = TypeVar("V")
 _MISSING: Any = object()
 
 
+def _converted(value: Any, default: Any, type: Callable[[Any], Any] | None) -> Any:
+    """``type(value)``, or ``default`` when the conversion refuses the value (``ValueError``/``TypeError``)."""
+    if type is None:
+        return value
+    try:
+        return type(value)
+    except (ValueError, TypeError):
+        return default
+
+
+def _converted_list(values: list[Any], type: Callable[[Any], Any] | None) -> list[Any]:
+    """Each value converted with ``type``; values it refuses are left out."""
+    if type is None:
+        return values
+    result = []
+    for value in values:
+        try:
+            result.append(type(value))
+        except (ValueError, TypeError):
+            pass
+    return result
+
+
 class MultiDict(MutableMapping[str, V]):
     """A dict that keeps every value given for a key, as HTML forms and query strings do.
 
@@ -107,12 +130,7 @@ class MultiDict(MutableMapping[str, V]):
         values = self._data.get(key)
         if not values:
             return default
-        if type is None:
-            return values[0]
-        try:
-            return type(values[0])
-        except (ValueError, TypeError):
-            return default
+        return _converted(values[0], default, type)
 
     def getlist(self, key: str, type: Callable[[Any], Any] | None = None) -> list[Any]:
         """All values for ``key`` (an empty list when missing).
@@ -124,15 +142,7 @@ class MultiDict(MutableMapping[str, V]):
         values = self._data.get(key)
         if not values:
             return []
-        if type is None:
-            return list(values)
-        result = []
-        for value in values:
-            try:
-                result.append(type(value))
-            except (ValueError, TypeError):
-                pass
-        return result
+        return _converted_list(list(values), type)
 
     def add(self, key: str, value: V) -> None:
         """Append a value for ``key``, keeping the existing ones."""
@@ -288,27 +298,14 @@ class Headers:
         lower = key.lower()
         for name, value in self._list:
             if name.lower() == lower:
-                if type is None:
-                    return value
-                try:
-                    return type(value)
-                except (ValueError, TypeError):
-                    return default
+                return _converted(value, default, type)
         return default
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         """Every value for ``key``, in order."""
         lower = key.lower()
         values = [value for name, value in self._list if name.lower() == lower]
-        if type is None:
-            return values
-        result = []
-        for value in values:
-            try:
-                result.append(type(value))
-            except (ValueError, TypeError):
-                pass
-        return result
+        return _converted_list(values, type)
 
     get_all = getlist
 
@@ -507,26 +504,13 @@ class ASGIHeaders(Headers):
         for name, raw in self._raw:
             if name == wanted:
                 value = raw.decode("latin-1")
-                if type is None:
-                    return value
-                try:
-                    return type(value)
-                except (ValueError, TypeError):
-                    return default
+                return _converted(value, default, type)
         return default
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         wanted = key.lower().encode("latin-1")
         values = [raw.decode("latin-1") for name, raw in self._raw if name == wanted]
-        if type is None:
-            return values
-        result = []
-        for value in values:
-            try:
-                result.append(type(value))
-            except (ValueError, TypeError):
-                pass
-        return result
+        return _converted_list(values, type)
 
     get_all = getlist
 
@@ -589,12 +573,7 @@ class EnvironHeaders(Headers):
         value = self.environ.get(self._key(key))
         if value is None or (value == "" and key.lower() in ("content-type", "content-length")):
             return default
-        if type is None:
-            return value
-        try:
-            return type(value)
-        except (ValueError, TypeError):
-            return default
+        return _converted(value, default, type)
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         value = self.get(key, type=type)
