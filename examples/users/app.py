@@ -16,7 +16,7 @@ from typing import Any
 
 from markupsafe import escape
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from ampulla import (
     Ampulla,
@@ -70,8 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Ampulla:
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
     app.config.setdefault("AVATAR_FOLDER", os.path.join(app.instance_path, "avatars"))
     db.init_app(app)
-    with app.app_context():
-        db.create_all()
+    _create_tables(app)
     app.register_blueprint(api, url_prefix="/api/v1")
     _register_pages(app)
     return app
@@ -201,6 +200,22 @@ def _register_pages(app: Ampulla) -> None:
                 await asyncio.wait({gone}, timeout=1.0)
         finally:
             gone.cancel()
+
+
+def _create_tables(app: Ampulla) -> None:
+    """Create missing tables. Several workers may start at once on an empty database and race on CREATE TABLE:
+    the loser's error means another worker created the table, so look again (production apps create tables
+    in a deploy step: ``ampulla db upgrade``)."""
+    with app.app_context():
+        for attempt in range(5):
+            try:
+                db.create_all()
+                return
+            except (IntegrityError, ProgrammingError, OperationalError):
+                db.session.remove()
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
 
 def validate_user(name: str, email: str, password: str | None) -> list[str]:
