@@ -27,7 +27,7 @@ from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed, SecurityError
 from .json import DefaultJSONProvider, JSONProvider
 from .routing import Map, RequestRedirect, Rule
-from .scaffold import F, Scaffold, iter_chain
+from .scaffold import F, Scaffold, iter_chain, registering
 from .wrappers import Request, Response
 
 if TYPE_CHECKING:
@@ -580,47 +580,34 @@ class Ampulla(Scaffold):
         self.after_serving_funcs.append(f)
         return f
 
+    def _add_template_helper(self, kind: str, store: dict[str, Callable[..., Any]], f: Callable[..., Any],
+                             name: str | None) -> None:
+        self._check_setup_finished(f"add_template_{kind}")
+        store[name or f.__name__] = f
+
     def template_filter(self, name: str | None = None) -> Callable[[F], F]:
         """Register the decorated function as a Jinja filter (default name: the function's)."""
-
-        def decorator(f: F) -> F:
-            self.add_template_filter(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_template_filter, name)
 
     def add_template_filter(self, f: Callable[..., Any], name: str | None = None) -> None:
         """Register a Jinja filter."""
-        self._check_setup_finished("add_template_filter")
-        self.template_filters[name or f.__name__] = f
+        self._add_template_helper("filter", self.template_filters, f, name)
 
     def template_global(self, name: str | None = None) -> Callable[[F], F]:
         """Register the decorated function as a Jinja global."""
-
-        def decorator(f: F) -> F:
-            self.add_template_global(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_template_global, name)
 
     def add_template_global(self, f: Callable[..., Any], name: str | None = None) -> None:
         """Register a Jinja global."""
-        self._check_setup_finished("add_template_global")
-        self.template_globals[name or f.__name__] = f
+        self._add_template_helper("global", self.template_globals, f, name)
 
     def template_test(self, name: str | None = None) -> Callable[[F], F]:
         """Register the decorated function as a Jinja test."""
-
-        def decorator(f: F) -> F:
-            self.add_template_test(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_template_test, name)
 
     def add_template_test(self, f: Callable[..., Any], name: str | None = None) -> None:
         """Register a Jinja test."""
-        self._check_setup_finished("add_template_test")
-        self.template_tests[name or f.__name__] = f
+        self._add_template_helper("test", self.template_tests, f, name)
 
     # ------------------------------------------------------------------------------------------ sync/async
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .scaffold import ErrorHandlerKey, F, Scaffold
+from .scaffold import ErrorHandlerKey, F, Scaffold, registering
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -312,36 +312,21 @@ class Blueprint(Scaffold):
 
     def app_template_filter(self, name: str | None = None) -> Callable[[F], F]:
         """Register a Jinja filter for the whole app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_filter(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_filter, name)
 
     def add_app_template_filter(self, f: Callable[..., Any], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_filter(f, name))
 
     def app_template_global(self, name: str | None = None) -> Callable[[F], F]:
         """Register a Jinja global for the whole app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_global(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_global, name)
 
     def add_app_template_global(self, f: Callable[..., Any], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_global(f, name))
 
     def app_template_test(self, name: str | None = None) -> Callable[[F], F]:
         """Register a Jinja test for the whole app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_test(f, name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_test, name)
 
     def add_app_template_test(self, f: Callable[..., Any], name: str | None = None) -> None:
         self.record_once(lambda s: s.app.add_template_test(f, name))

@@ -273,6 +273,16 @@ class Scaffold:
         return exc_class, None
 
 
+def registering(register: Callable[[Callable[..., Any], str | None], None], name: str | None) -> Callable[[F], F]:
+    """A decorator that passes the function and ``name`` to ``register`` and returns the function unchanged."""
+
+    def decorator(f: F) -> F:
+        register(f, name)
+        return f
+
+    return decorator
+
+
 def iter_chain(blueprints: Iterable[str]) -> tuple[str | None, ...]:
     """The registry keys for a request: its blueprints (innermost first), then the app (``None``)."""
     return (*blueprints, None)

@@ -109,6 +109,14 @@ class Query(sa_orm.Query[_T]):
 
         Kept without SQLAlchemy's legacy warning: ``Model.query.get(id)`` is everywhere in Flask code.
         """
+        if (
+            not self._with_options
+            and self._for_update_arg is None
+            and not self.load_options._populate_existing
+            and not self._execution_options
+        ):
+            mapper = self._only_full_mapper_zero("get")
+            return self.session.get(mapper.class_, ident)  # the session's fast path
         return self._get_impl(ident, sa_orm.loading._load_on_pk_identity)
 
     def get_or_404(self, ident: Any, description: str | None = None) -> _T:
