@@ -60,8 +60,17 @@ def test_replay(target: str, path: Path) -> None:
 def _fuzz(target: str) -> tuple[subprocess.CompletedProcess[str], float]:
     command = [sys.executable, "-m", "tests.fuzz.run", target, "--runs", str(RUNS), "--seed", str(SEED)]
     started = time.monotonic()
-    process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, errors="replace",
-                             timeout=RUN_TIMEOUT)
+    for attempt in range(3):
+        try:
+            process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, errors="replace",
+                                     timeout=RUN_TIMEOUT)
+            break
+        except OSError:
+            # NOTE: starting a process from a worker thread can fail transiently (EFAULT seen under load);
+            # the run itself never started, so starting it again is safe.
+            if attempt == 2:
+                raise
+            time.sleep(1)
     return process, time.monotonic() - started
 
 
