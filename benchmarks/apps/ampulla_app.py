@@ -82,3 +82,5 @@ def _item_view(i: int) -> Callable[[int], str]:
         return f"item {i} {id}"
 
     return view
+
+from benchmarks.apps.orm_ampulla import create_orm_app  # noqa: E402,F401 - the orm scenario

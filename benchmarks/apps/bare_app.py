@@ -127,3 +127,5 @@ def create_app() -> WSGIApplication:
 def create_hooks_app() -> WSGIApplication:
     """Build the app for the ``hooks`` scenario."""
     return _make_app({("GET", "/hooks"): _hooks}, hooks=True)
+
+from benchmarks.apps.orm_bare import create_orm_app  # noqa: E402,F401 - the orm scenario

@@ -83,3 +83,8 @@ def _item_view(i: int) -> Callable[[int], str]:
         return f"item {i} {id}"
 
     return view
+
+try:
+    from benchmarks.apps.orm_flask import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # flask-sqlalchemy missing: only the orm scenario is n/a
+    pass

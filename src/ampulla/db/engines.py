@@ -160,6 +160,65 @@ def _merge(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+class EngineSpec:
+    """How to build the sync and async engines of one bind key."""
+
+    __slots__ = ("async_options", "async_url", "options", "url")
+
+    def __init__(
+        self, url: URL, async_url: URL | None, options: dict[str, Any], async_options: dict[str, Any]
+    ) -> None:
+        self.url = url
+        self.async_url = async_url
+        self.options = options
+        self.async_options = async_options
+
+
+def engine_specs(
+    config: Mapping[str, Any], instance_path: str, engine_options: Mapping[str, Any]
+) -> dict[str | None, EngineSpec]:
+    """The engines an app's config asks for, by bind key (``None``: the default database).
+
+    Args:
+        config: The app's config (``SQLALCHEMY_DATABASE_URI``, ``DATABASE_URL``, ``SQLALCHEMY_BINDS``...).
+        instance_path: The app's instance folder (relative SQLite paths, the default database).
+        engine_options: The ``Database``'s default engine options (the config's win).
+
+    Raises:
+        ValueError: A bind given as a dict has no ``url``.
+    """
+    base_options: dict[str, Any] = {**engine_options, **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
+    if config.get("SQLALCHEMY_ECHO"):
+        base_options.setdefault("echo", config["SQLALCHEMY_ECHO"])
+    async_options: dict[str, Any] = dict(config.get("SQLALCHEMY_ASYNC_ENGINE_OPTIONS") or {})
+    binds: dict[str | None, Any] = dict(config.get("SQLALCHEMY_BINDS") or {})
+    uri = config.get("SQLALCHEMY_DATABASE_URI") or config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if uri:
+        binds[None] = uri
+    elif None not in binds:
+        binds[None] = default_url(instance_path)
+    specs: dict[str | None, EngineSpec] = {}
+    for key, value in binds.items():
+        options = dict(value) if isinstance(value, Mapping) else {"url": value}
+        if "url" not in options:
+            raise ValueError(f"SQLALCHEMY_BINDS[{key!r}] needs a 'url'")
+        raw_url = options.pop("url")
+        raw_async = options.pop("async_url", None)
+        if key is None and raw_async is None:
+            raw_async = config.get("SQLALCHEMY_ASYNC_DATABASE_URI")
+        url = resolve_sqlite_path(sync_url(raw_url), instance_path)
+        derived = normalize_url(raw_async) if raw_async is not None else async_url(raw_url)
+        if derived is not None:
+            derived = resolve_sqlite_path(derived, instance_path)
+        merged = {**base_options, **options}
+        # connect_args are driver-specific (psycopg's are not asyncpg's), except with SQLite's one module.
+        portable = {k: v for k, v in merged.items() if k not in ("connect_args", "creator", "module")}
+        if url.get_backend_name() == "sqlite" and "connect_args" in merged:
+            portable["connect_args"] = merged["connect_args"]
+        specs[key] = EngineSpec(url, derived, merged, {**portable, **async_options})
+    return specs
+
+
 def _install_listeners(engine: Engine) -> None:
     event.listen(engine, "handle_error", on_handle_error)
     event.listen(engine, "do_connect", on_do_connect)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import threading
 from asyncio.events import _get_running_loop
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,6 @@ from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
-from sqlalchemy.engine import URL
 
 from ..ctx import AppContext, _cv_ctx
 from . import engines as _engines
@@ -57,16 +55,6 @@ _NO_APP = (
 )
 
 
-class _EngineSpec:
-    __slots__ = ("async_options", "async_url", "options", "url")
-
-    def __init__(self, url: URL, async_url: URL | None, options: dict[str, Any], async_options: dict[str, Any]):
-        self.url = url
-        self.async_url = async_url
-        self.options = options
-        self.async_options = async_options
-
-
 class _AppState:
     """What one Database keeps per application: engine specs and engines (sync; async per event loop)."""
 
@@ -74,7 +62,7 @@ class _AppState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.specs: dict[str | None, _EngineSpec] | None = None
+        self.specs: dict[str | None, _engines.EngineSpec] | None = None
         self.engines: dict[str | None, sa.Engine] | None = None
         self.async_engines: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, AsyncEngine]] = (
             WeakKeyDictionary()
@@ -263,46 +251,11 @@ class Database:
         return ctx.app
 
     # ------------------------------------------------------------------------------------------ engines
-    def _specs(self, app: Ampulla) -> dict[str | None, _EngineSpec]:
-        config = app.config
-        base_options: dict[str, Any] = {**self._engine_options, **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
-        if config.get("SQLALCHEMY_ECHO"):
-            base_options.setdefault("echo", config["SQLALCHEMY_ECHO"])
-        async_options: dict[str, Any] = dict(config.get("SQLALCHEMY_ASYNC_ENGINE_OPTIONS") or {})
-        binds: dict[str | None, Any] = dict(config.get("SQLALCHEMY_BINDS") or {})
-        uri = config.get("SQLALCHEMY_DATABASE_URI") or config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
-        if uri:
-            binds[None] = uri
-        elif None not in binds:
-            binds[None] = _engines.default_url(app.instance_path)
-        specs: dict[str | None, _EngineSpec] = {}
-        for key, value in binds.items():
-            options = dict(value) if isinstance(value, Mapping) else {"url": value}
-            if "url" not in options:
-                raise ValueError(f"SQLALCHEMY_BINDS[{key!r}] needs a 'url'")
-            raw_url = options.pop("url")
-            raw_async = options.pop("async_url", None)
-            if key is None and raw_async is None:
-                raw_async = config.get("SQLALCHEMY_ASYNC_DATABASE_URI")
-            url = _engines.resolve_sqlite_path(_engines.sync_url(raw_url), app.instance_path)
-            if raw_async is not None:
-                async_url: URL | None = _engines.normalize_url(raw_async)
-            else:
-                async_url = _engines.async_url(raw_url)
-            if async_url is not None:
-                async_url = _engines.resolve_sqlite_path(async_url, app.instance_path)
-            merged = {**base_options, **options}
-            portable = {k: v for k, v in merged.items() if k not in ("connect_args", "creator", "module")}
-            if url.get_backend_name() == "sqlite" and "connect_args" in merged:
-                portable["connect_args"] = merged["connect_args"]  # the same sqlite3 module on both sides
-            specs[key] = _EngineSpec(url, async_url, merged, {**portable, **async_options})
-        return specs
-
     def _load_engines(self, state: _AppState, app: Ampulla) -> dict[str | None, sa.Engine]:
         with state.lock:
             if state.engines is None:
                 if state.specs is None:
-                    state.specs = self._specs(app)
+                    state.specs = _engines.engine_specs(app.config, app.instance_path, self._engine_options)
                 state.engines = {
                     key: _engines.create_sync_engine(spec.url, spec.options) for key, spec in state.specs.items()
                 }
@@ -334,7 +287,7 @@ class Database:
             engines = state.async_engines.get(loop)
             if engines is None:
                 if state.specs is None:
-                    state.specs = self._specs(app)
+                    state.specs = _engines.engine_specs(app.config, app.instance_path, self._engine_options)
                 self._prune_closed_loops(state)
                 engines = {}
                 for key, spec in state.specs.items():

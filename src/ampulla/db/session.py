@@ -12,13 +12,13 @@ import sqlalchemy.orm as sa_orm
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
+from ..ctx import _cv_ctx
+
 if TYPE_CHECKING:
     from sqlalchemy.orm._typing import OrmExecuteOptionsParameter
     from sqlalchemy.orm.interfaces import ORMOption
     from sqlalchemy.orm.session import _BindArguments, _EntityBindKey, _PKIdentityArgument
     from sqlalchemy.sql.selectable import ForUpdateParameter
-
-from ..ctx import _cv_ctx
 
 Engines = Mapping[str | None, sa.Engine]
 _O = TypeVar("_O", bound=object)
