@@ -27,7 +27,7 @@ from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed, SecurityError
 from .json import DefaultJSONProvider, JSONProvider
 from .routing import Map, RequestRedirect, Rule
-from .scaffold import F, Scaffold, iter_chain, registering
+from .scaffold import F, Scaffold, blueprint_chain, iter_chain, registering
 from .wrappers import Request, Response
 
 if TYPE_CHECKING:
@@ -109,28 +109,31 @@ def _csrf_check(app: Ampulla) -> None:
     (_adapters.csrf or _adapters.load_csrf())(app)
 
 
+def _hook_lists(app: Ampulla, blueprints: tuple[str, ...]) -> tuple[list[Callable[..., Any]], ...]:
+    """URL value preprocessors, before, after and teardown functions for a request, in calling order."""
+    keys = iter_chain(blueprints)
+    outer_first = tuple(reversed(keys))
+    return (
+        [f for key in outer_first for f in app.url_value_preprocessors.get(key, ())],
+        [f for key in outer_first for f in app.before_request_funcs.get(key, ())],
+        [f for key in keys for f in reversed(app.after_request_funcs.get(key, ()))],
+        [f for key in keys for f in reversed(app.teardown_request_funcs.get(key, ()))],
+    )
+
+
 class _Chain:
     """Everything the request cycle needs for one endpoint, computed once (see ``Ampulla._chain``)."""
 
     __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
 
     def __init__(self, app: Ampulla, endpoint: str | None) -> None:
-        blueprints: list[str] = []
-        if endpoint and "." in endpoint:
-            parts = endpoint.rpartition(".")[0].split(".")
-            blueprints = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
-        self.blueprints = tuple(blueprints)
-        keys = iter_chain(self.blueprints)
-        outer_first = tuple(reversed(keys))
+        self.blueprints = blueprint_chain(endpoint)
+        preprocessors, before, after, teardown = _hook_lists(app, self.blueprints)
         sync = app.ensure_sync
-        self.url_value_preprocessors = tuple(
-            sync(f) for key in outer_first for f in app.url_value_preprocessors.get(key, ())
-        )
-        self.before = tuple(sync(f) for key in outer_first for f in app.before_request_funcs.get(key, ()))
-        self.after = tuple(sync(f) for key in keys for f in reversed(app.after_request_funcs.get(key, ())))
-        self.teardown = tuple(
-            sync(f) for key in keys for f in reversed(app.teardown_request_funcs.get(key, ()))
-        )
+        self.url_value_preprocessors = tuple(sync(f) for f in preprocessors)
+        self.before = tuple(sync(f) for f in before)
+        self.after = tuple(sync(f) for f in after)
+        self.teardown = tuple(sync(f) for f in teardown)
 
 
 def is_async_callable(func: Any) -> bool:
@@ -146,23 +149,16 @@ class _AsyncChain:
     __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
 
     def __init__(self, app: Ampulla, endpoint: str | None) -> None:
-        blueprints: list[str] = []
-        if endpoint and "." in endpoint:
-            parts = endpoint.rpartition(".")[0].split(".")
-            blueprints = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
-        self.blueprints = tuple(blueprints)
-        keys = iter_chain(self.blueprints)
-        outer_first = tuple(reversed(keys))
+        self.blueprints = blueprint_chain(endpoint)
+        preprocessors, before, after, teardown = _hook_lists(app, self.blueprints)
 
-        def flagged(funcs: Iterator[Callable[..., Any]]) -> tuple[tuple[Callable[..., Any], bool], ...]:
+        def flagged(funcs: list[Callable[..., Any]]) -> tuple[tuple[Callable[..., Any], bool], ...]:
             return tuple((f, is_async_callable(f)) for f in funcs)
 
-        self.url_value_preprocessors = flagged(
-            f for key in outer_first for f in app.url_value_preprocessors.get(key, ())
-        )
-        self.before = flagged(f for key in outer_first for f in app.before_request_funcs.get(key, ()))
-        self.after = flagged(f for key in keys for f in reversed(app.after_request_funcs.get(key, ())))
-        self.teardown = flagged(f for key in keys for f in reversed(app.teardown_request_funcs.get(key, ())))
+        self.url_value_preprocessors = flagged(preprocessors)
+        self.before = flagged(before)
+        self.after = flagged(after)
+        self.teardown = flagged(teardown)
 
 
 class _LoopHolder:
@@ -350,6 +346,7 @@ class Ampulla(Scaffold):
         self._session_interface: SessionInterface | None = None
         self._setup_lock = threading.Lock()
         self._cli: AppGroup | None = None
+        self._appcontext_teardowns: tuple[int, list[Callable[..., Any]]] | None = None
         self.name = self._find_name()
         if self.has_static_folder:
             self._add_static_route()
@@ -1027,8 +1024,13 @@ class Ampulla(Scaffold):
 
     def do_teardown_appcontext(self, ctx: AppContext, exc: BaseException | None = None) -> None:
         """Run ``teardown_appcontext`` functions (last registered first)."""
-        if self.teardown_appcontext_funcs:
-            self._run_teardowns([self.ensure_sync(f) for f in reversed(self.teardown_appcontext_funcs)], exc)
+        funcs = self.teardown_appcontext_funcs
+        if funcs:
+            cached = self._appcontext_teardowns
+            if cached is None or cached[0] != len(funcs):
+                # Wrapped once, not on every pop; rebuilt if a function was registered since.
+                cached = self._appcontext_teardowns = (len(funcs), [self.ensure_sync(f) for f in reversed(funcs)])
+            self._run_teardowns(cached[1], exc)
 
     # ------------------------------------------------------------------------------------------ async cycle
     def _websocket_before(self, endpoint: str | None) -> tuple[tuple[Callable[..., Any], bool], ...]:

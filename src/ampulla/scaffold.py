@@ -283,6 +283,14 @@ def registering(register: Callable[[Callable[..., Any], str | None], None], name
     return decorator
 
 
+def blueprint_chain(endpoint: str | None) -> tuple[str, ...]:
+    """The blueprints of a dotted endpoint, innermost first: ``"a.b.view"`` gives ``("a.b", "a")``."""
+    if not endpoint or "." not in endpoint:
+        return ()
+    parts = endpoint.rpartition(".")[0].split(".")
+    return tuple(".".join(parts[:i]) for i in range(len(parts), 0, -1))
+
+
 def iter_chain(blueprints: Iterable[str]) -> tuple[str | None, ...]:
     """The registry keys for a request: its blueprints (innermost first), then the app (``None``)."""
     return (*blueprints, None)

@@ -26,6 +26,7 @@ from .datastructures import (
 from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
+from .scaffold import blueprint_chain
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -481,11 +482,7 @@ class Request:
     @property
     def blueprints(self) -> list[str]:
         """The matched blueprint and its parents, innermost first."""
-        name = self.blueprint
-        if name is None:
-            return []
-        parts = name.split(".")
-        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        return list(blueprint_chain(self.endpoint))
 
     # ---------------------------------------------------------------------------------------- query string
     @property
