@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ampulla import Ampulla, Response, request
+from ampulla import Ampulla, Request, Response, request
 from ampulla.datastructures import Headers, MultiDict
 from ampulla.exceptions import BadRequestKeyError
 from ampulla.testing import AmpullaClient
@@ -179,6 +179,37 @@ def test_raw_data_and_nothing_lost_after_form(app: Ampulla, client: AmpullaClien
     assert response.json == {"data": "a=1&b=2", "form": {"a": "1", "b": "2"}}
     assert client.post("/raw", data=b"\x00binary").json == {"data": "\x00binary", "form": {}}
     assert client.post("/stream", data=b"x" * 100_000).text == "100000"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "mimetype", "is_json"),
+    [
+        ("application/json", "application/json", True),
+        ("Application/JSON", "application/json", True),
+        ("application/json; charset=utf-8", "application/json", True),
+        ("application/json\t", "application/json", True),
+        (" application/problem+json ", "application/problem+json", True),
+        ("application/jsonx", "application/jsonx", False),
+        ("text/plain;charset=utf-8", "text/plain", False),
+        ("", "", False),
+    ],
+)
+def test_mimetype_normalised(
+    app: Ampulla, client: AmpullaClient, as_view: View, content_type: str, mimetype: str, is_json: bool
+) -> None:
+    @app.route("/", methods=["POST"])
+    @as_view
+    def index() -> dict[str, Any]:
+        return {"mimetype": request.mimetype, "is_json": request.is_json}
+
+    response = client.post("/", data=b"{}", headers={"Content-Type": content_type})
+    assert response.json == {"mimetype": mimetype, "is_json": is_json}
+
+
+@pytest.mark.parametrize(("header", "expected"), [("12", 12), (" 12 ", 12), ("12\t", 12), ("+12", None), ("1_2", None)])
+def test_content_length_parsing(header: str, expected: int | None) -> None:
+    request = Request.from_environ({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": header, "wsgi.input": io.BytesIO()})
+    assert request.content_length == expected
 
 
 def test_headers_cookies_and_content_info(app: Ampulla, client: AmpullaClient, as_view: View) -> None:

@@ -476,6 +476,10 @@ class Headers:
         return "".join(f"{k}: {v}\r\n" for k, v in self._list) + "\r\n"
 
 
+#: Header names as looked up (``"Content-Type"``) to their lower-case wire form (``b"content-type"``).
+_WIRE_NAMES: dict[str, bytes] = {}
+
+
 class ASGIHeaders(Headers):
     """Read-only :class:`Headers` over an ASGI scope's raw ``(name, value)`` byte pairs, decoded on use.
 
@@ -499,8 +503,13 @@ class ASGIHeaders(Headers):
         return str(value)
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
-        # PERF: bytes comparison, no copy of the header list (benchmarks/run.py --protocol asgi: json_echo).
-        wanted = key.lower().encode("latin-1")
+        # PERF: bytes comparison, no copy of the header list, and the wanted name encoded once per process
+        # (benchmarks/run.py --protocol asgi: json_echo).
+        wanted = _WIRE_NAMES.get(key)
+        if wanted is None:
+            wanted = key.lower().encode("latin-1")
+            if len(_WIRE_NAMES) < 512:
+                _WIRE_NAMES[key] = wanted
         for name, raw in self._raw:
             if name == wanted:
                 value = raw.decode("latin-1")

@@ -360,7 +360,11 @@ class Request:
     def mimetype(self) -> str:
         """The content type without parameters, lower-cased (``""`` when absent)."""
         ct = self.content_type
-        return ct.split(";", 1)[0].strip().lower() if ct else ""
+        if not ct:
+            return ""
+        if ";" not in ct and ct.islower() and ct.isprintable() and " " not in ct:
+            return ct  # PERF: the usual bare "application/json" (benchmarks/run.py --protocol asgi: json_echo)
+        return ct.split(";", 1)[0].strip().lower()
 
     @property
     def mimetype_params(self) -> dict[str, str]:
@@ -373,9 +377,13 @@ class Request:
         length = self._content_length
         if length is _UNSET:
             value = self.headers.get("Content-Length")
-            value = value.strip() if value is not None else None
-            # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
-            length = int(value) if value and value.isascii() and value.isdigit() else None
+            if value is None:
+                length = None
+            else:
+                if not value.isdigit():
+                    value = value.strip()
+                # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
+                length = int(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
         return cast("int | None", length)
 
