@@ -9,6 +9,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -504,6 +505,29 @@ def test_abort_and_error_handlers(app: Ampulla, client: AmpullaClient, as_view: 
     assert response.status_code == 409
     assert "taken" in response.text
     assert client.get("/item/4").text == "found"
+
+
+def test_retry_after_on_429_and_503(app: Ampulla, client: AmpullaClient, as_view: View) -> None:
+    @app.route("/<int:case>")
+    @as_view
+    def limited(case: int) -> str:
+        if case == 0:
+            abort(429, retry_after=30)
+        if case == 1:
+            abort(503, "down for maintenance", retry_after=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+        abort(503)
+
+    response = client.get("/0")
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "30")
+    response = client.get("/1")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "Wed, 02 Jan 2030 03:04:05 GMT"
+    assert "down for maintenance" in response.text
+    response = client.get("/2")
+    assert response.status_code == 503
+    assert "Retry-After" not in response.headers
+    with pytest.raises(ValueError, match="retry_after"):
+        abort(503, retry_after=-1)
 
 
 def test_generic_http_exception_handler_and_500_handler(app: Ampulla, client: AmpullaClient) -> None:

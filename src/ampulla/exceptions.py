@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -320,8 +321,40 @@ class PreconditionRequired(HTTPException):
     description = "This request is required to be conditional."
 
 
-class TooManyRequests(HTTPException):
-    """429."""
+class _RetryAfter(HTTPException):
+    """An error that can tell the client when to try again (``Retry-After``).
+
+    Args:
+        description: Error page text.
+        response: A ready response.
+        retry_after: Seconds to wait (an ``int``), or the moment to retry at (a ``datetime``; naive means UTC).
+    """
+
+    def __init__(
+        self,
+        description: str | None = None,
+        response: Response | None = None,
+        retry_after: datetime | int | None = None,
+    ) -> None:
+        super().__init__(description, response)
+        if isinstance(retry_after, int) and (isinstance(retry_after, bool) or retry_after < 0):
+            raise ValueError(f"retry_after must be a number of seconds >= 0 or a datetime, not {retry_after!r}")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers = super().get_headers()
+        retry_after = self.retry_after
+        if isinstance(retry_after, datetime):
+            from .http import http_date
+
+            headers.append(("Retry-After", http_date(retry_after)))
+        elif retry_after is not None:
+            headers.append(("Retry-After", str(retry_after)))
+        return headers
+
+
+class TooManyRequests(_RetryAfter):
+    """429. ``TooManyRequests(retry_after=30)`` sends ``Retry-After: 30``."""
 
     code = 429
     description = "This user has exceeded an allotted request count. Try again later."
@@ -380,8 +413,8 @@ class BadGateway(HTTPException):
     description = "The proxy server received an invalid response from an upstream server."
 
 
-class ServiceUnavailable(HTTPException):
-    """503: e.g. the database is unreachable. Try again later."""
+class ServiceUnavailable(_RetryAfter):
+    """503: e.g. the database is unreachable. ``ServiceUnavailable(retry_after=10)`` sends ``Retry-After: 10``."""
 
     code = 503
     description = (

@@ -63,6 +63,17 @@ def test_database_down_at_startup_is_503(
     db.dispose(app)
 
 
+def test_retry_after_is_configurable(tmp_path: Any, protocol: str) -> None:
+    app, db, _ = status_app(DOWN_URLS["sqlite"], tmp_path)
+    client = app.test_client(protocol=protocol)
+    assert "Retry-After" not in client.get("/sync").headers  # no header unless configured
+    app.config["SQLALCHEMY_RETRY_AFTER"] = 15
+    for path in ("/sync", "/async"):
+        response = client.get(path)
+        assert (response.status_code, response.headers.get("Retry-After")) == (503, "15")
+    run_coroutine_sync(db.wait_closed())
+
+
 def test_outage_mid_request_then_recovery(pg_proxy: Any, tmp_path: Any, protocol: str) -> None:
     proxy, url = pg_proxy
     proxy.cut()  # down at startup

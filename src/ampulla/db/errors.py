@@ -3,7 +3,8 @@
 A connection that fails (the server is down, refuses, drops the connection mid-query) is raised as
 :class:`DatabaseUnavailableError`, an ``OperationalError`` *and* an ``InterfaceError`` (so ``except`` clauses
 written for either still catch it). :class:`~ampulla.db.Database` registers a handler that answers it, and
-SQLAlchemy's pool ``TimeoutError`` (every connection busy), with ``503 Service Unavailable``; every other
+SQLAlchemy's pool ``TimeoutError`` (every connection busy), with ``503 Service Unavailable`` (and
+``Retry-After`` when ``SQLALCHEMY_RETRY_AFTER`` is set); every other
 database error is left to the application (an ``IntegrityError`` is typically answered with 409).
 """
 
@@ -94,8 +95,9 @@ def handle_unavailable(error: Exception) -> Any:
     """Error handler registered on the app: log the outage and answer 503 (through a user 503 handler)."""
     reason = getattr(error, "orig", None) or error
     logger.error("database unavailable, answering 503: %s: %s", type(reason).__name__, reason)
-    http_error = DatabaseUnavailable()
     ctx = _cv_ctx.get(None)
+    retry_after = ctx.app.config.get("SQLALCHEMY_RETRY_AFTER") if ctx is not None else None
+    http_error = DatabaseUnavailable(retry_after=retry_after)
     if not isinstance(ctx, RequestContext):
         return http_error
     if getattr(ctx, "async_mode", False):
