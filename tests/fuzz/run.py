@@ -40,9 +40,9 @@ TARGET_NAMES = ("router", "url_build", "query", "urlencoded", "multipart", "cook
 #: The modules a target exercises; imported under instrumentation (ampulla imports some of them lazily).
 INSTRUMENTED_MODULES = (
     "ampulla", "ampulla.app", "ampulla.asgi", "ampulla.wsgi", "ampulla.routing", "ampulla.formparser",
-    "ampulla.http", "ampulla.wrappers", "ampulla.sessions", "ampulla.sendfile", "ampulla.datastructures",
-    "ampulla.blueprints", "ampulla.helpers", "ampulla.json", "ampulla.utils", "ampulla.exceptions", "ampulla.ctx",
-    "multipart", "itsdangerous",
+    "ampulla.http", "ampulla.wrappers", "ampulla.response", "ampulla.sessions", "ampulla.sendfile",
+    "ampulla.datastructures", "ampulla.blueprints", "ampulla.helpers", "ampulla.json", "ampulla.utils",
+    "ampulla.exceptions", "ampulla.ctx", "multipart", "itsdangerous",
 )
 _STAT_RE = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 

@@ -27,14 +27,16 @@ from .model import Model, current_database, fresh_base, is_declarative, prepare_
 from .pagination import KeysetPage, Pagination
 from .query import (
     NO_MATCH,
+    NOT_ONE_ROW,
     KeysetPlan,
     PagePlan,
     Query,
-    coerce_ident,
+    checked_ident,
     count_statement,
-    int_bound,
-    is_single_entity,
+    found_or_404,
+    int_key_bound,
     not_found,
+    result_items,
 )
 from .session import AsyncSession, Session
 
@@ -565,16 +567,28 @@ class Database:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # ------------------------------------------------------------------------------------------ helpers
+    # The sync and async twins below differ only in their I/O call; checks and 404 decisions are shared.
+    def _ident_or_404(self, session: sa_orm.Session, entity: Any, ident: Any, description: str | None) -> Any:
+        """``ident`` converted for ``entity``'s primary key, or a 404 when no row can have it.
+
+        Raises:
+            NotFound: ``ident`` cannot be a key of ``entity`` (``"abc"`` for an integer key, out of range).
+        """
+        ident = self._checked_ident(session, entity, ident)
+        if ident is NO_MATCH:
+            raise not_found(description)
+        return ident
+
     def _checked_ident(self, session: sa_orm.Session, entity: Any, ident: Any) -> Any:
         # PERF: an int for an integer key is checked against a cached range (benchmarks: orm).
         if type(ident) is int and isinstance(session, Session) and session._ampulla_engines is None:
             key = (entity, session.bind)
             bound = self._int_bounds.get(key)
             if bound is None:
-                bound = self._int_bounds[key] = _int_key_bound(session, entity)
+                bound = self._int_bounds[key] = int_key_bound(session, entity)
             if bound:
                 return ident if -bound <= ident < bound else NO_MATCH
-        return _checked_ident(session, entity, ident)
+        return checked_ident(session, entity, ident)
 
     def get_or_404(self, entity: type[_O], ident: Any, *, description: str | None = None, **kwargs: Any) -> _O:
         """``db.session.get(entity, ident)``, or a 404 when there is no such row.
@@ -586,11 +600,8 @@ class Database:
             NotFound: No such row.
         """
         session = self.session
-        ident = self._checked_ident(session, entity, ident)
-        value = session.get(entity, ident, **kwargs) if ident is not NO_MATCH else None
-        if value is None:
-            raise not_found(description)
-        return value
+        ident = self._ident_or_404(session, entity, ident, description)
+        return found_or_404(session.get(entity, ident, **kwargs), description)
 
     def first_or_404(self, statement: sa.Select[_T], *, description: str | None = None) -> _T:
         """The first column of the first row of ``statement``, or a 404.
@@ -598,10 +609,7 @@ class Database:
         Raises:
             NotFound: No row.
         """
-        value = self.session.execute(statement).scalar()
-        if value is None:
-            raise not_found(description)
-        return value
+        return found_or_404(self.session.execute(statement).scalar(), description)
 
     def one_or_404(self, statement: sa.Select[_T], *, description: str | None = None) -> _T:
         """The first column of the only row of ``statement``, or a 404 when there is none or several.
@@ -611,7 +619,7 @@ class Database:
         """
         try:
             return self.session.execute(statement).scalar_one()
-        except (sa.exc.NoResultFound, sa.exc.MultipleResultsFound):
+        except NOT_ONE_ROW:
             raise not_found(description) from None
 
     @overload
@@ -669,7 +677,7 @@ class Database:
         total = session.execute(count_statement(select)).scalar() if count else None
         if not plan.check_total(total):
             return plan.empty(total)
-        items = _items(session.execute(plan.statement(select)), select)
+        items = result_items(session.execute(plan.statement(select)), select)
 
         def fetch(number: int, error_out: bool) -> Pagination[Any]:
             return self.paginate(select, page=number, per_page=plan.per_page, max_per_page=plan.max_per_page,
@@ -707,7 +715,7 @@ class Database:
         """
         plan = KeysetPlan(select, key, per_page=per_page, max_per_page=max_per_page, after=after,
                           descending=descending, error_out=error_out)
-        return plan.build(_items(self.session.execute(plan.statement), select))
+        return plan.build(result_items(self.session.execute(plan.statement), select))
 
     async def async_get_or_404(
         self, entity: type[_O], ident: Any, *, description: str | None = None, **kwargs: Any
@@ -718,11 +726,8 @@ class Database:
             NotFound: No such row.
         """
         session = self.async_session
-        ident = self._checked_ident(session.sync_session, entity, ident)
-        value = await session.get(entity, ident, **kwargs) if ident is not NO_MATCH else None
-        if value is None:
-            raise not_found(description)
-        return value
+        ident = self._ident_or_404(session.sync_session, entity, ident, description)
+        return found_or_404(await session.get(entity, ident, **kwargs), description)
 
     async def async_first_or_404(self, statement: sa.Select[_T], *, description: str | None = None) -> _T:
         """:meth:`first_or_404` on :attr:`async_session`.
@@ -730,10 +735,7 @@ class Database:
         Raises:
             NotFound: No row.
         """
-        value = (await self.async_session.execute(statement)).scalar()
-        if value is None:
-            raise not_found(description)
-        return value
+        return found_or_404((await self.async_session.execute(statement)).scalar(), description)
 
     async def async_one_or_404(self, statement: sa.Select[_T], *, description: str | None = None) -> _T:
         """:meth:`one_or_404` on :attr:`async_session`.
@@ -743,7 +745,7 @@ class Database:
         """
         try:
             return (await self.async_session.execute(statement)).scalar_one()
-        except (sa.exc.NoResultFound, sa.exc.MultipleResultsFound):
+        except NOT_ONE_ROW:
             raise not_found(description) from None
 
     async def async_paginate(
@@ -766,7 +768,7 @@ class Database:
         total = (await session.execute(count_statement(select))).scalar() if count else None
         if not plan.check_total(total):
             return plan.empty(total)
-        items = _items(await session.execute(plan.statement(select)), select)
+        items = result_items(await session.execute(plan.statement(select)), select)
         return plan.build(items, total)
 
     async def async_keyset_paginate(
@@ -787,7 +789,7 @@ class Database:
         """
         plan = KeysetPlan(select, key, per_page=per_page, max_per_page=max_per_page, after=after,
                           descending=descending, error_out=error_out)
-        return plan.build(_items(await self.async_session.execute(plan.statement), select))
+        return plan.build(result_items(await self.async_session.execute(plan.statement), select))
 
     # ------------------------------------------------------------------------------------------ misc
     if not TYPE_CHECKING:
@@ -814,32 +816,6 @@ def _running_loop(name: str) -> asyncio.AbstractEventLoop:
             f"db.{name} is for 'async def' views and other coroutines (it needs a running event loop); "
             "in sync code use db.session and db.engine."
         ) from None
-
-
-def _items(result: sa.Result[Any], statement: sa.Select[Any]) -> list[Any]:
-    if is_single_entity(statement):
-        return list(result.scalars().unique())
-    if len(statement.selected_columns) == 1:
-        return list(result.scalars())
-    return list(result)
-
-
-def _checked_ident(session: sa_orm.Session, entity: Any, ident: Any) -> Any:
-    mapper = sa.inspect(entity)
-    try:
-        dialect_name: str | None = session.get_bind(mapper).dialect.name
-    except Exception:
-        dialect_name = None
-    return coerce_ident(mapper, ident, dialect_name)
-
-
-def _int_key_bound(session: sa_orm.Session, entity: Any) -> int:
-    """The exclusive bound of ``entity``'s single integer primary key on the session's database (0: none)."""
-    mapper = sa.inspect(entity)
-    columns = mapper.primary_key
-    if len(columns) != 1 or not isinstance(columns[0].type, sa.Integer):
-        return 0
-    return int_bound(columns[0].type, session.get_bind(mapper).dialect.name)
 
 
 def _close_sync(session: Session) -> None:

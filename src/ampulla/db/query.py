@@ -96,9 +96,39 @@ def _dialect_name(session: sa_orm.Session, mapper: sa_orm.Mapper[Any]) -> str | 
         return None
 
 
+def checked_ident(session: sa_orm.Session, entity: Any, ident: Any) -> Any:
+    """``ident`` converted for ``entity``'s primary key on the session's database, or :data:`NO_MATCH`."""
+    mapper = sa.inspect(entity)
+    return coerce_ident(mapper, ident, _dialect_name(session, mapper))
+
+
+def int_key_bound(session: sa_orm.Session, entity: Any) -> int:
+    """The exclusive bound of ``entity``'s single integer primary key on the session's database (0: none)."""
+    mapper = sa.inspect(entity)
+    columns = mapper.primary_key
+    if len(columns) != 1 or not isinstance(columns[0].type, sa.Integer):
+        return 0
+    return int_bound(columns[0].type, session.get_bind(mapper).dialect.name)
+
+
 def not_found(description: str | None) -> NotFound:
     """The 404 raised by the ``*_or_404`` helpers."""
     return NotFound(description)
+
+
+def found_or_404(value: _T | None, description: str | None) -> _T:
+    """``value``, or the 404 of the ``*_or_404`` helpers when it is ``None`` (no row).
+
+    Raises:
+        NotFound: ``value`` is ``None``.
+    """
+    if value is None:
+        raise not_found(description)
+    return value
+
+
+#: What ``scalar_one()`` raises for no row or several: a 404 for the ``one_or_404`` helpers.
+NOT_ONE_ROW = (NoResultFound, MultipleResultsFound)
 
 
 class Query(sa_orm.Query[_T]):
@@ -218,6 +248,15 @@ def is_single_entity(statement: sa.Select[Any]) -> bool:
     return len(descriptions) == 1 and descriptions[0].get("entity") is not None and isinstance(
         descriptions[0].get("expr"), type
     )
+
+
+def result_items(result: sa.Result[Any], statement: sa.Select[Any]) -> list[Any]:
+    """The fetched rows of ``statement`` as page items: model instances, single values, or rows."""
+    if is_single_entity(statement):
+        return list(result.scalars().unique())
+    if len(statement.selected_columns) == 1:
+        return list(result.scalars())
+    return list(result)
 
 
 class PagePlan:
