@@ -66,7 +66,7 @@ def _close_thread_loop() -> None:
     NOTE: works around the leak checked by test_async_views.py::test_per_thread_loop_is_closed_when_thread_ends;
     without it the loop's ResourceWarning surfaces at a random later point of the run.
     """
-    from ampulla.app import _thread_state
+    from ampulla.async_cycle import _thread_state
 
     loop = getattr(_thread_state, "loop", None)
     if loop is not None and not loop.is_closed():

@@ -2,32 +2,41 @@
 
 The request cycle here is protocol-neutral: the WSGI and ASGI adapters build a :class:`~ampulla.wrappers.Request`,
 call :meth:`Ampulla.handle_request` (or its async twin) and send the returned response.
+
+:class:`Ampulla` is assembled from modules of one concept each: error handling (:mod:`ampulla.error_handling`) and
+the async request cycle (:mod:`ampulla.async_cycle`) are mixins it inherits; the per-endpoint hook chains are in
+:mod:`ampulla.chains`, the ``TRUSTED_HOSTS`` and ``PROXY_FIX`` helpers in :mod:`ampulla.proxy_fix`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
 import os
 import sys
 import threading
-import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
+from .async_cycle import AsyncCycleMixin, _AsyncChain
+from .async_cycle import is_async_callable as is_async_callable
+from .async_cycle import run_coroutine_sync as run_coroutine_sync
+from .chains import _Chain, _csrf_check
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .exceptions import BadRequest, HTTPException, InternalServerError, MethodNotAllowed, SecurityError
+from .error_handling import ErrorHandlingMixin
+from .exceptions import BadRequest, HTTPException, SecurityError
 from .json import DefaultJSONProvider, JSONProvider
-from .routing import Map, RequestRedirect, Rule
-from .scaffold import F, Scaffold, blueprint_chain, iter_chain, registering
+from .proxy_fix import apply_proxy_fix as apply_proxy_fix
+from .proxy_fix import host_is_trusted as host_is_trusted
+from .routing import Map, Rule
+from .scaffold import F, Scaffold, registering
 from .wrappers import Request, Response
 
 if TYPE_CHECKING:
@@ -52,162 +61,11 @@ def _text_content_type(response_class: type[Response]) -> str:
     return content_type
 
 
-def host_is_trusted(host: str, trusted: list[str] | tuple[str, ...]) -> bool:
-    """Whether ``host`` (port ignored) is one of ``trusted``; an entry ``.example.com`` also allows subdomains."""
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]").lower().rstrip(".")
-    for entry in trusted:
-        entry = entry.lower().rstrip(".")
-        if entry.startswith("."):
-            if name == entry[1:] or name.endswith(entry):
-                return True
-        elif name == entry.rsplit(":", 1)[0].strip("[]"):
-            return True
-    return False
-
-
-def apply_proxy_fix(request: Request, settings: dict[str, int]) -> None:
-    """Honour ``X-Forwarded-*`` headers set by a known number of trusted proxies (``PROXY_FIX``).
-
-    Each setting counts the proxies that append to that header (0 ignores it): ``x_for``, ``x_proto``,
-    ``x_host``, ``x_port``, ``x_prefix``. The value used is the one the outermost trusted proxy wrote, so a
-    client cannot spoof it by sending its own header.
-    """
-
-    def trusted_value(header: str, count: int) -> str | None:
-        if count <= 0:
-            return None
-        raw: str = request.headers.get(header, "")
-        values = [v.strip() for v in raw.split(",") if v.strip()]
-        if len(values) < count:
-            return None
-        return values[-count]
-
-    x_for = int(settings.get("x_for", 0) or 0)
-    forwarded_for = trusted_value("X-Forwarded-For", x_for)
-    if forwarded_for:
-        chain = [v.strip() for v in request.headers.get("X-Forwarded-For", "").split(",") if v.strip()]
-        request._access_route = chain[-x_for:] + ([request.remote_addr] if request.remote_addr else [])
-        request.remote_addr = forwarded_for
-    proto = trusted_value("X-Forwarded-Proto", int(settings.get("x_proto", 0) or 0))
-    if proto and proto.lower() in ("http", "https"):
-        request.scheme = proto.lower()
-    host = trusted_value("X-Forwarded-Host", int(settings.get("x_host", 0) or 0))
-    if host:
-        request.forwarded_host = host
-    port = trusted_value("X-Forwarded-Port", int(settings.get("x_port", 0) or 0))
-    if port and port.isdigit():
-        base = (request.forwarded_host or request.headers.get("Host") or "").rsplit(":", 1)[0]
-        default = (request.scheme, port) in (("http", "80"), ("https", "443"))
-        request.forwarded_host = base if default else f"{base}:{port}"
-    prefix = trusted_value("X-Forwarded-Prefix", int(settings.get("x_prefix", 0) or 0))
-    if prefix:
-        request.root_path = "/" + prefix.strip("/") if prefix.strip("/") else ""
-
-
-def _csrf_check(app: Ampulla) -> None:
-    (_adapters.csrf or _adapters.load_csrf())(app)
-
-
-def _hook_lists(app: Ampulla, blueprints: tuple[str, ...]) -> tuple[list[Callable[..., Any]], ...]:
-    """URL value preprocessors, before, after and teardown functions for a request, in calling order."""
-    keys = iter_chain(blueprints)
-    outer_first = tuple(reversed(keys))
-    return (
-        [f for key in outer_first for f in app.url_value_preprocessors.get(key, ())],
-        [f for key in outer_first for f in app.before_request_funcs.get(key, ())],
-        [f for key in keys for f in reversed(app.after_request_funcs.get(key, ()))],
-        [f for key in keys for f in reversed(app.teardown_request_funcs.get(key, ()))],
-    )
-
-
-class _Chain:
-    """Everything the request cycle needs for one endpoint, computed once (see ``Ampulla._chain``)."""
-
-    __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
-
-    def __init__(self, app: Ampulla, endpoint: str | None) -> None:
-        self.blueprints = blueprint_chain(endpoint)
-        preprocessors, before, after, teardown = _hook_lists(app, self.blueprints)
-        sync = app.ensure_sync
-        self.url_value_preprocessors = tuple(sync(f) for f in preprocessors)
-        self.before = tuple(sync(f) for f in before)
-        self.after = tuple(sync(f) for f in after)
-        self.teardown = tuple(sync(f) for f in teardown)
-
-
-def is_async_callable(func: Any) -> bool:
-    """Whether calling ``func`` returns a coroutine (async functions and objects with an async ``__call__``)."""
-    while isinstance(func, functools.partial):
-        func = func.func
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
-
-
-class _AsyncChain:
-    """The ASGI twin of :class:`_Chain`: each function with a flag telling whether to await it."""
-
-    __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
-
-    def __init__(self, app: Ampulla, endpoint: str | None) -> None:
-        self.blueprints = blueprint_chain(endpoint)
-        preprocessors, before, after, teardown = _hook_lists(app, self.blueprints)
-
-        def flagged(funcs: list[Callable[..., Any]]) -> tuple[tuple[Callable[..., Any], bool], ...]:
-            return tuple((f, is_async_callable(f)) for f in funcs)
-
-        self.url_value_preprocessors = flagged(preprocessors)
-        self.before = flagged(before)
-        self.after = flagged(after)
-        self.teardown = flagged(teardown)
-
-
-class _LoopHolder:
-    """Owns a thread's event loop and closes it when the thread ends (its thread-local is dropped)."""
-
-    __slots__ = ("loop",)
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-
-    def __del__(self) -> None:
-        loop = self.loop
-        if not loop.is_closed() and not loop.is_running():
-            loop.close()
-
-
-_thread_state = threading.local()
-
-
-def run_coroutine_sync(awaitable: Awaitable[Any]) -> Any:
-    """Run an awaitable to completion on this thread's long-lived event loop.
-
-    Used under WSGI for ``async def`` views and hooks: one loop per worker thread, created once and reused, so
-    connection pools bound to the loop survive between requests.
-
-    Raises:
-        RuntimeError: Called from a thread whose event loop is already running (use ``await`` there).
-    """
-    holder: _LoopHolder | None = getattr(_thread_state, "holder", None)
-    if holder is None or holder.loop.is_closed():
-        holder = _thread_state.holder = _LoopHolder()
-    loop = holder.loop
-    if loop.is_running():
-        raise RuntimeError("cannot run a coroutine synchronously inside a running event loop; await it instead")
-    return loop.run_until_complete(cast(Any, awaitable))
-
-
 class _Adapters:
     """The protocol adapters, imported on first use so the core never imports them at import time."""
 
     wsgi: Callable[..., Any] | None = None
     asgi: Callable[..., Any] | None = None
-    csrf: Callable[..., Any] | None = None
-
-    def load_csrf(self) -> Callable[..., Any]:
-        from .csrf import csrf_check
-
-        self.csrf = csrf_check
-        return csrf_check
 
     def load_wsgi(self) -> Callable[..., Any]:
         from .wsgi import handle_wsgi
@@ -225,7 +83,7 @@ class _Adapters:
 _adapters = _Adapters()
 
 
-class Ampulla(Scaffold):
+class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
     """The application: one object served by WSGI (``app(environ, start_response)``) and ASGI servers.
 
     Args:
@@ -888,121 +746,6 @@ class Ampulla(Scaffold):
             session = interface.make_null_session(self)
         return session
 
-    # ------------------------------------------------------------------------------------------ errors
-    def _find_error_handler(self, e: BaseException, blueprints: tuple[str, ...]) -> Callable[..., Any] | None:
-        """The handler for ``e``: by status code (blueprints first, then the app), then by class (same order)."""
-        exc_class = type(e)
-        code = e.code if isinstance(e, HTTPException) else None
-        for c in (code, None) if code is not None else (None,):
-            for name in iter_chain(blueprints):
-                handler_map = self.error_handler_spec.get(name)
-                if not handler_map:
-                    continue
-                handlers = handler_map.get(c)
-                if not handlers:
-                    continue
-                for cls in exc_class.__mro__:
-                    handler = handlers.get(cls)
-                    if handler is not None:
-                        return handler
-        return None
-
-    def trap_http_exception(self, e: HTTPException) -> bool:
-        """Whether an HTTP error should propagate like an unhandled exception (``TRAP_*`` settings)."""
-        if self.config["TRAP_HTTP_EXCEPTIONS"]:
-            return True
-        trap_bad_request = self.config["TRAP_BAD_REQUEST_ERRORS"]
-        if trap_bad_request is None and self.debug and e.__class__.__name__ == "BadRequestKeyError":
-            return True
-        if trap_bad_request:
-            return e.code == 400
-        return False
-
-    def handle_http_exception(self, ctx: RequestContext, e: HTTPException) -> ResponseReturnValue:
-        """Answer an HTTP error with its registered handler, or its default page."""
-        if e.code is None or isinstance(e, RequestRedirect):
-            if isinstance(e, RequestRedirect):
-                return self._redirect_response(ctx, e)
-            return e
-        if isinstance(e, MethodNotAllowed) and ctx.request.method == "OPTIONS":
-            pass
-        handler = self._find_error_handler(e, self._chain(ctx.request.endpoint).blueprints)
-        if handler is None:
-            return e
-        return self.ensure_sync(handler)(e)
-
-    def _redirect_response(self, ctx: RequestContext, e: RequestRedirect) -> Response:
-        request = ctx.request
-        location = quote(request.script_root + e.new_path, safe="/:@!$&'()*+,;=~%")
-        if request.query_string:
-            # Percent-encode what a Location header cannot carry (NUL, CR, LF, spaces, non-ASCII).
-            location += "?" + quote(request.query_string, safe="!$&'()*+,/:;=?@~%")
-        response = self.response_class(f"Redirecting to {location}", 308)
-        response.headers.set("Location", location)
-        return response
-
-    def handle_user_exception(self, ctx: RequestContext, e: Exception) -> ResponseReturnValue:
-        """Handle an exception from a hook or view: HTTP errors and registered handlers; re-raise the rest."""
-        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            return self.handle_http_exception(ctx, e)
-        handler = self._find_error_handler(e, self._chain(ctx.request.endpoint).blueprints)
-        if handler is None:
-            raise e
-        return self.ensure_sync(handler)(e)
-
-    def should_propagate(self) -> bool:
-        """Whether unhandled exceptions are re-raised (``PROPAGATE_EXCEPTIONS``, or in testing mode)."""
-        value = self.config["PROPAGATE_EXCEPTIONS"]
-        if value is not None:
-            return bool(value)
-        return self.testing
-
-    def log_exception(self, ctx: RequestContext | None, exc: BaseException) -> None:
-        """Log an unhandled exception (called before the 500 page is sent)."""
-        where = f" on {ctx.request.path} [{ctx.request.method}]" if ctx is not None else ""
-        self.logger.error("Exception%s", where, exc_info=(type(exc), exc, exc.__traceback__))
-
-    def handle_exception(self, ctx: RequestContext, e: Exception) -> Response:
-        """Answer an unhandled exception with a 500 (its handler's response if registered).
-
-        Raises:
-            Exception: ``e`` itself when exceptions propagate (testing mode).
-        """
-        if self.should_propagate():
-            raise e
-        self.log_exception(ctx, e)
-        server_error = InternalServerError(original_exception=e)
-        handler = self._find_error_handler(server_error, self._chain(ctx.request.endpoint).blueprints)
-        rv: ResponseReturnValue
-        if handler is not None:
-            rv = self.ensure_sync(handler)(server_error)
-        elif self.debug:
-            rv = self._debug_page(e)
-        else:
-            rv = server_error
-        return self.finalize_from_error(ctx, rv)
-
-    def finalize_from_error(self, ctx: RequestContext, rv: ResponseReturnValue) -> Response:
-        """Build the response for an error, running ``after_request`` hooks; a failing hook is logged."""
-        response = self.make_response(rv)
-        try:
-            return self.process_response(ctx, response)
-        except Exception as hook_error:
-            self.logger.exception("Request finalizing failed with an error while handling an error")
-            del hook_error
-            return response
-
-    def _debug_page(self, e: BaseException) -> Response:
-        import html
-
-        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        body = (
-            "<!doctype html>\n<title>Traceback</title>\n<h1>500 Internal Server Error (debug mode)</h1>\n"
-            f"<pre>{html.escape(text)}</pre>\n"
-            "<p>This page is shown because DEBUG is on. Never run with DEBUG in production.</p>\n"
-        )
-        return self.response_class(body, 500)
-
     # ------------------------------------------------------------------------------------------ teardown
     def _run_teardowns(self, funcs: tuple[Callable[..., Any], ...] | list[Callable[..., Any]], exc: Any) -> None:
         first: BaseException | None = None
@@ -1031,310 +774,6 @@ class Ampulla(Scaffold):
                 # Wrapped once, not on every pop; rebuilt if a function was registered since.
                 cached = self._appcontext_teardowns = (len(funcs), [self.ensure_sync(f) for f in reversed(funcs)])
             self._run_teardowns(cached[1], exc)
-
-    # ------------------------------------------------------------------------------------------ async cycle
-    def _websocket_before(self, endpoint: str | None) -> tuple[tuple[Callable[..., Any], bool], ...]:
-        funcs = self._ws_before.get(endpoint)
-        if funcs is None:
-            keys = tuple(reversed(iter_chain(self._async_chain(endpoint).blueprints)))
-            funcs = tuple(
-                (f, is_async_callable(f)) for key in keys for f in self.before_websocket_funcs.get(key, ())
-            )
-            self._ws_before[endpoint] = funcs
-        return funcs
-
-    def _async_chain(self, endpoint: str | None) -> _AsyncChain:
-        chain = self._async_chains.get(endpoint)
-        if chain is None:
-            chain = self._async_chains[endpoint] = _AsyncChain(self, endpoint)
-        return chain
-
-    @property
-    def sync_executor(self) -> ThreadPoolExecutor:
-        """The thread pool that runs ``def`` views under ASGI (``SYNC_VIEW_THREADS`` workers, default 40)."""
-        executor = self._executor
-        if executor is None:
-            with self._setup_lock:
-                executor = self._executor
-                if executor is None:
-                    size = int(self.config.get("SYNC_VIEW_THREADS") or 40)
-                    executor = self._executor = ThreadPoolExecutor(size, thread_name_prefix="ampulla-sync")
-        return executor
-
-    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking function in the app's thread pool with the current context (``request`` etc.)."""
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, func, *args, **kwargs)
-        return await loop.run_in_executor(self.sync_executor, call)
-
-    async def _acall(self, func: Callable[..., Any], *args: Any) -> Any:
-        rv = func(*args)
-        if inspect.isawaitable(rv):
-            rv = await rv
-        return rv
-
-    async def startup(self) -> None:
-        """Run ``before_serving`` functions once (ASGI lifespan startup, or the first request)."""
-        if self._served:
-            return
-        self._served = True
-        for func in self.before_serving_funcs:
-            await self._acall(func)
-
-    async def shutdown(self) -> None:
-        """Run ``after_serving`` functions (ASGI lifespan shutdown) and stop the sync thread pool."""
-        for func in self.after_serving_funcs:
-            await self._acall(func)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-
-    async def handle_request_async(
-        self, request: Request, read_body: Callable[[Request], Awaitable[None]] | None = None
-    ) -> tuple[Response, RequestContext]:
-        """The ASGI request cycle: like :meth:`handle_request`, awaiting async views and hooks.
-
-        ``def`` views run in the thread pool (unless registered with ``inline=True``); ``read_body`` is awaited
-        after routing so ``request.form`` and friends are plain attributes in every view.
-
-        Teardown is left to the caller (:meth:`finish_request_async`) so it runs after the body was sent.
-        """
-        if not self._got_first_request:
-            if not self._served:
-                await self.startup()
-            self._got_first_request = True
-        ctx = RequestContext(self, request)
-        ctx.async_mode = True
-        if request.environ.get("ampulla.preserve_context"):
-            ctx.preserved = True
-        ctx.push()
-        try:
-            try:
-                response = await self.full_dispatch_request_async(ctx, read_body)
-            except Exception as e:
-                ctx._pending_exc = e
-                try:
-                    response = await self.handle_exception_async(ctx, e)
-                except BaseException:
-                    # Propagating (testing): tear down here, the caller never gets the context.
-                    if not ctx.preserved:
-                        await self.teardown_async(ctx, e)
-                    raise
-            return response, ctx
-        finally:
-            token = ctx._tokens.pop()
-            if not ctx.preserved:
-                _cv_ctx.reset(token)
-
-    async def finish_request_async(self, ctx: RequestContext) -> None:
-        """Run teardown functions (awaiting async ones) unless a streamed body still holds the context."""
-        if ctx.preserved:
-            return
-        if ctx._holds > 0:
-            ctx._teardown_pending = True
-            return
-        if not self.teardown_appcontext_funcs and not self._async_chain(ctx.request.endpoint).teardown:
-            ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
-            return
-        await self.teardown_async(ctx, ctx._pending_exc)
-
-    async def teardown_async(self, ctx: RequestContext, exc: BaseException | None) -> None:
-        """Run ``teardown_request`` then ``teardown_appcontext`` functions of ``ctx``, awaiting async ones."""
-        if ctx._is_copy:
-            return
-        token = _cv_ctx.set(ctx)
-        try:
-            funcs = [
-                *self._async_chain(ctx.request.endpoint).teardown,
-                *((f, is_async_callable(f)) for f in reversed(self.teardown_appcontext_funcs)),
-            ]
-            first: BaseException | None = None
-            for func, is_async in funcs:
-                try:
-                    rv = func(exc)
-                    if is_async:
-                        await rv
-                except Exception as e:
-                    first = first or e
-                    self.logger.exception("Error in teardown function %r", func)
-            ctx.request.close()
-            if first is not None and self.should_propagate():
-                raise first
-        finally:
-            _cv_ctx.reset(token)
-
-    async def full_dispatch_request_async(
-        self, ctx: RequestContext, read_body: Callable[[Request], Awaitable[None]] | None = None
-    ) -> Response:
-        """The async twin of :meth:`full_dispatch_request`."""
-        request = ctx.request
-        self._match_request(request)
-        endpoint = request.endpoint
-        chain = self._async_chain(endpoint)
-        try:
-            rv = None
-            if read_body is not None and (endpoint is None or endpoint not in self._streaming_endpoints):
-                await read_body(request)
-            for func, is_async in chain.url_value_preprocessors:
-                rv = func(endpoint, request.view_args)
-                if is_async:
-                    await rv
-            if self.config["CSRF_ENABLED"]:
-                _csrf_check(self)
-            rv = None
-            for func, is_async in chain.before:
-                rv = func()
-                if is_async:
-                    rv = await rv
-                if rv is not None:
-                    break
-            if rv is None:
-                rule = request.url_rule
-                if (
-                    rule is not None
-                    and self._view_kinds.get(rule.endpoint) == "async"
-                    and request.method != "OPTIONS"
-                ):
-                    # PERF: one coroutine less for async views (benchmarks/run.py --protocol asgi: hello).
-                    rv = await self.view_functions[rule.endpoint](**request.view_args)  # type: ignore[arg-type]
-                else:
-                    rv = await self.dispatch_request_async(ctx)
-        except Exception as e:
-            rv = await self.handle_user_exception_async(ctx, e)
-        response = self.make_response(rv)
-        return await self.process_response_async(ctx, response, chain)
-
-    async def dispatch_request_async(self, ctx: RequestContext) -> ResponseReturnValue:
-        """Call the view: awaited when async, inline when registered so, else in the thread pool."""
-        request = ctx.request
-        if request.routing_exception is not None:
-            raise request.routing_exception
-        rule = request.url_rule
-        assert rule is not None
-        if request.method == "OPTIONS" and rule.provide_automatic_options:
-            return self.make_default_options_response(ctx)
-        endpoint = rule.endpoint
-        kind = self._view_kinds.get(endpoint)
-        view = self.view_functions[endpoint]
-        if kind is None:
-            inline = endpoint in self._inline_endpoints
-            kind = "async" if is_async_callable(view) else ("inline" if inline else "thread")
-            self._view_kinds[endpoint] = kind
-        args = request.view_args or {}
-        if kind == "async":
-            return await view(**args)
-        if kind == "inline":
-            rv = view(**args)
-        else:
-            rv = await self.run_sync(view, **args)
-        if inspect.isawaitable(rv):
-            rv = await rv
-        return rv
-
-    async def process_response_async(
-        self, ctx: RequestContext, response: Response, chain: _AsyncChain | None = None
-    ) -> Response:
-        """The async twin of :meth:`process_response`."""
-        if ctx._after_request_functions:
-            for func in ctx._after_request_functions:
-                response = await self._acall(func, response)
-        if chain is None:
-            chain = self._async_chain(ctx.request.endpoint)
-        for func, is_async in chain.after:
-            response = func(response)
-            if is_async:
-                response = await response  # type: ignore[misc]
-        if ctx._session is not None:
-            self.session_interface.save_session(self, ctx._session, response)
-        if self.config["SECURITY_HEADERS"]:
-            self.add_security_headers(ctx.request, response)
-        return response
-
-    async def handle_user_exception_async(self, ctx: RequestContext, e: Exception) -> ResponseReturnValue:
-        """The async twin of :meth:`handle_user_exception`."""
-        if isinstance(e, HTTPException) and not self.trap_http_exception(e):
-            if e.code is None or isinstance(e, RequestRedirect):
-                return self._redirect_response(ctx, e) if isinstance(e, RequestRedirect) else e
-            handler = self._find_error_handler(e, self._async_chain(ctx.request.endpoint).blueprints)
-            return e if handler is None else await self._acall(handler, e)
-        handler = self._find_error_handler(e, self._async_chain(ctx.request.endpoint).blueprints)
-        if handler is None:
-            raise e
-        return await self._acall(handler, e)
-
-    async def handle_exception_async(self, ctx: RequestContext, e: Exception) -> Response:
-        """The async twin of :meth:`handle_exception`."""
-        if self.should_propagate():
-            raise e
-        self.log_exception(ctx, e)
-        server_error = InternalServerError(original_exception=e)
-        handler = self._find_error_handler(server_error, self._async_chain(ctx.request.endpoint).blueprints)
-        rv: ResponseReturnValue
-        if handler is not None:
-            rv = await self._acall(handler, server_error)
-        elif self.debug:
-            rv = self._debug_page(e)
-        else:
-            rv = server_error
-        response = self.make_response(rv)
-        try:
-            return await self.process_response_async(ctx, response)
-        except Exception:
-            self.logger.exception("Request finalizing failed with an error while handling an error")
-            return response
-
-    def add_background_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run ``func(*args, **kwargs)`` after the response has been sent, with the app context active.
-
-        Inside a request it runs once the body is sent (sync or async functions); outside a request it
-        starts at once in the background (a task on the running loop, else a thread).
-        """
-        call = functools.partial(func, *args, **kwargs)
-        ctx = _cv_ctx.get(None)
-        if isinstance(ctx, RequestContext):
-            if ctx.background_tasks is None:
-                ctx.background_tasks = []
-            ctx.background_tasks.append(call)
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-
-        async def run_in_app() -> None:
-            with self.app_context():
-                await self._acall(call)
-
-        if loop is not None:
-            task = loop.create_task(run_in_app())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        else:
-            threading.Thread(target=lambda: run_coroutine_sync(run_in_app()), daemon=True).start()
-
-    async def run_background_tasks_async(self, ctx: RequestContext) -> None:
-        """Run the background tasks queued by a request (ASGI: after the body was sent)."""
-        tasks, ctx.background_tasks = ctx.background_tasks or [], None
-        for call in tasks:
-            with self.app_context():
-                try:
-                    if is_async_callable(call):
-                        await call()
-                    else:
-                        await self.run_sync(call)
-                except Exception:
-                    self.logger.exception("Error in background task %r", call)
-
-    def run_background_tasks(self, ctx: RequestContext) -> None:
-        """Run the background tasks queued by a request (WSGI: when the server closes the body)."""
-        tasks, ctx.background_tasks = ctx.background_tasks or [], None
-        for call in tasks:
-            with self.app_context():
-                try:
-                    self.ensure_sync(call)()
-                except Exception:
-                    self.logger.exception("Error in background task %r", call)
 
     # ------------------------------------------------------------------------------------------ URLs
     def inject_url_defaults(self, endpoint: str, values: dict[str, Any]) -> None:

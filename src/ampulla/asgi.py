@@ -578,7 +578,7 @@ async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list
 
 def run_asgi_request(app: Ampulla, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """Run one request described by a WSGI environ through the app's ASGI callable (test client)."""
-    from .app import run_coroutine_sync
+    from .async_cycle import run_coroutine_sync
     from .wrappers import STATUS_LINES
 
     status, headers, body = run_coroutine_sync(_run_request(app, environ))

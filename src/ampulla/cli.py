@@ -32,7 +32,8 @@ from typing import Any, TypeVar, cast, overload
 import click
 
 from . import __version__
-from .app import Ampulla, run_coroutine_sync
+from .app import Ampulla
+from .async_cycle import run_coroutine_sync
 from .ctx import current_context
 from .globals import g
 

@@ -42,7 +42,7 @@ class _StreamingBody:
         if self._iter is not None:
             chunk = next(self._iter)
         else:
-            from .app import run_coroutine_sync
+            from .async_cycle import run_coroutine_sync
 
             try:
                 chunk = run_coroutine_sync(self._aiter.__anext__())
@@ -54,7 +54,7 @@ class _StreamingBody:
         try:
             aclose = getattr(self._aiter, "aclose", None)
             if aclose is not None:
-                from .app import run_coroutine_sync
+                from .async_cycle import run_coroutine_sync
 
                 run_coroutine_sync(aclose())
         finally:

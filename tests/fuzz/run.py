@@ -42,7 +42,8 @@ INSTRUMENTED_MODULES = (
     "ampulla", "ampulla.app", "ampulla.asgi", "ampulla.wsgi", "ampulla.routing", "ampulla.formparser",
     "ampulla.http", "ampulla.wrappers", "ampulla.response", "ampulla.sessions", "ampulla.sendfile",
     "ampulla.datastructures", "ampulla.blueprints", "ampulla.helpers", "ampulla.json", "ampulla.utils",
-    "ampulla.exceptions", "ampulla.ctx", "multipart", "itsdangerous",
+    "ampulla.exceptions", "ampulla.ctx", "ampulla.async_cycle", "ampulla.chains", "ampulla.error_handling",
+    "ampulla.proxy_fix", "multipart", "itsdangerous",
 )
 _STAT_RE = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 
