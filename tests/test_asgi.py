@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ampulla import Ampulla, current_app, g, has_app_context, request, stream_with_context
+from ampulla import Ampulla, abort, current_app, g, has_app_context, request, stream_with_context
 from ampulla.testing import EnvironBuilder, encode_multipart
 
 TIMEOUT = 5.0
@@ -649,6 +649,113 @@ def test_blocking_sync_view_does_not_block_async_views(app: Ampulla) -> None:
         return finished
 
     assert asyncio.run(main()) == ["fast", "slow"]
+
+
+def test_def_hooks_of_a_def_view_run_in_its_pool_call(app: Ampulla) -> None:
+    seen: dict[str, list[int]] = {}
+
+    @app.url_value_preprocessor
+    def preprocess(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        seen.setdefault(request.path, []).append(threading.get_ident())
+
+    @app.before_request
+    def before() -> None:
+        seen[request.path].append(threading.get_ident())
+        g.user = "ann"
+
+    @app.route("/sync/<name>")
+    def sync_view(name: str) -> str:
+        seen[request.path].append(threading.get_ident())
+        return f"{g.user} {name}"
+
+    @app.route("/async/<name>")
+    async def async_view(name: str) -> str:
+        seen[request.path].append(threading.get_ident())
+        return f"{g.user} {name}"
+
+    async def main() -> tuple[int, Connection, Connection]:
+        sync = await _serve(app, http_scope("/sync/x"), Connection())
+        async_ = await _serve(app, http_scope("/async/y"), Connection())
+        return threading.get_ident(), sync, async_
+
+    loop_thread, sync, async_ = asyncio.run(main())
+    assert (sync.body, async_.body) == (b"ann x", b"ann y")
+    # def view: preprocessor, hook and view share one pool thread; async view: all on the loop.
+    assert len(set(seen["/sync/x"])) == 1
+    assert seen["/sync/x"][0] != loop_thread
+    assert seen["/async/y"] == [loop_thread] * 3
+
+
+def test_blocking_def_hook_of_a_def_view_does_not_block_async_views(app: Ampulla) -> None:
+    started = threading.Event()
+
+    @app.before_request
+    def slow_hook() -> None:
+        if request.path == "/slow":
+            started.set()
+            time.sleep(0.5)
+
+    @app.route("/slow")
+    def slow() -> str:
+        return "slow"
+
+    @app.route("/fast")
+    async def fast() -> str:
+        return "fast"
+
+    async def main() -> list[str]:
+        finished: list[str] = []
+
+        async def run(path: str) -> None:
+            conn = await _serve(app, http_scope(path), Connection())
+            finished.append(conn.body.decode())
+
+        slow_task = asyncio.create_task(run("/slow"))
+        for _ in range(200):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        await run("/fast")
+        await slow_task
+        return finished
+
+    assert asyncio.run(main()) == ["fast", "slow"]
+
+
+def test_errors_of_def_hooks_in_the_pool_reach_async_error_handlers(app: Ampulla) -> None:
+    @app.before_request
+    def refuse() -> None:
+        if request.args.get("deny"):
+            abort(403)
+        if request.args.get("crash"):
+            raise LookupError("no such thing")
+
+    @app.errorhandler(403)
+    async def forbidden(e: Exception) -> tuple[str, int]:
+        await asyncio.sleep(0)
+        return f"denied on {threading.get_ident() == loop_thread[0]}", 403
+
+    @app.errorhandler(LookupError)
+    async def lookup(e: Exception) -> tuple[str, int]:
+        return f"lookup: {e}", 404
+
+    @app.route("/")
+    def index() -> str:
+        return "ok"
+
+    loop_thread: list[int] = []
+
+    async def main() -> list[Connection]:
+        loop_thread.append(threading.get_ident())
+        return [
+            await _serve(app, http_scope("/", query_string=q), Connection())
+            for q in (b"deny=1", b"crash=1", b"")
+        ]
+
+    denied, crashed, ok = asyncio.run(main())
+    assert (denied.status, denied.body) == (403, b"denied on True")  # the async handler ran on the loop
+    assert (crashed.status, crashed.body) == (404, b"lookup: no such thing")
+    assert (ok.status, ok.body) == (200, b"ok")
 
 
 # ---------------------------------------------------------------------------------------------- errors

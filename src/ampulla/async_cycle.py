@@ -46,7 +46,7 @@ def is_async_callable(func: Any) -> bool:
 class _AsyncChain:
     """The ASGI twin of :class:`~ampulla.chains._Chain`: each function with a flag telling whether to await it."""
 
-    __slots__ = ("after", "before", "blueprints", "teardown", "url_value_preprocessors")
+    __slots__ = ("after", "before", "blueprints", "sync_prelude", "teardown", "url_value_preprocessors")
 
     def __init__(self, app: Ampulla, endpoint: str | None) -> None:
         self.blueprints = blueprint_chain(endpoint)
@@ -59,6 +59,9 @@ class _AsyncChain:
         self.before = flagged(before)
         self.after = flagged(after)
         self.teardown = flagged(teardown)
+        #: Every URL value preprocessor and ``before_request`` function is a plain function: with a ``def``
+        #: view they all run in the view's thread-pool call, so a blocking hook never stalls the event loop.
+        self.sync_prelude = not any(is_async for _, is_async in (*self.url_value_preprocessors, *self.before))
 
 
 class _LoopHolder:
@@ -288,36 +291,68 @@ class AsyncCycleMixin:
             rv = None
             if read_body is not None and (endpoint is None or endpoint not in self._streaming_endpoints):
                 await read_body(request)
-            for func, is_async in chain.url_value_preprocessors:
-                rv = func(endpoint, request.view_args)
-                if is_async:
-                    await rv
-            if self.config["CSRF_ENABLED"]:
-                if TYPE_CHECKING:
-                    assert isinstance(self, Ampulla)
-                _csrf_check(self)
-            rv = None
-            for func, is_async in chain.before:
-                rv = func()
-                if is_async:
+            rule = request.url_rule
+            kind = self._view_kind(rule.endpoint) if rule is not None else None
+            if kind == "thread" and chain.sync_prelude and request.method != "OPTIONS":
+                # A def view and def hooks: one thread-pool call runs them all, off the event loop.
+                rv = await self.run_sync(self._sync_prelude_and_view, request, chain, endpoint)
+                if inspect.isawaitable(rv):
                     rv = await rv
-                if rv is not None:
-                    break
-            if rv is None:
-                rule = request.url_rule
-                if (
-                    rule is not None
-                    and self._view_kinds.get(rule.endpoint) == "async"
-                    and request.method != "OPTIONS"
-                ):
-                    # PERF: one coroutine less for async views (benchmarks/run.py --protocol asgi: hello).
-                    rv = await self.view_functions[rule.endpoint](**request.view_args)  # type: ignore[arg-type]
-                else:
-                    rv = await self.dispatch_request_async(ctx)
+            else:
+                for func, is_async in chain.url_value_preprocessors:
+                    rv = func(endpoint, request.view_args)
+                    if is_async:
+                        await rv
+                if self.config["CSRF_ENABLED"]:
+                    if TYPE_CHECKING:
+                        assert isinstance(self, Ampulla)
+                    _csrf_check(self)
+                rv = None
+                for func, is_async in chain.before:
+                    rv = func()
+                    if is_async:
+                        rv = await rv
+                    if rv is not None:
+                        break
+                if rv is None:
+                    if kind == "async" and rule is not None and request.method != "OPTIONS":
+                        # PERF: one coroutine less for async views (benchmarks/run.py --protocol asgi: hello).
+                        rv = await self.view_functions[rule.endpoint](**request.view_args)  # type: ignore[arg-type]
+                    else:
+                        rv = await self.dispatch_request_async(ctx)
         except Exception as e:
             rv = await self.handle_user_exception_async(ctx, e)
         response = self.make_response(rv)
         return await self.process_response_async(ctx, response, chain)
+
+    def _sync_prelude_and_view(
+        self, request: Request, chain: _AsyncChain, endpoint: str | None
+    ) -> ResponseReturnValue:
+        """URL value preprocessors, CSRF, ``before_request`` functions and the view, in a pool thread."""
+        for func, _ in chain.url_value_preprocessors:
+            func(endpoint, request.view_args)
+        if self.config["CSRF_ENABLED"]:
+            if TYPE_CHECKING:
+                assert isinstance(self, Ampulla)
+            _csrf_check(self)
+        for func, _ in chain.before:
+            rv = func()
+            if rv is not None:
+                return cast("ResponseReturnValue", rv)
+        rule = request.url_rule
+        assert rule is not None
+        return cast("ResponseReturnValue", self.view_functions[rule.endpoint](**(request.view_args or {})))
+
+    def _view_kind(self, endpoint: str) -> str:
+        """How the endpoint's view runs under ASGI: ``"async"``, ``"inline"`` (on the loop) or ``"thread"``."""
+        kind = self._view_kinds.get(endpoint)
+        if kind is None:
+            if is_async_callable(self.view_functions[endpoint]):
+                kind = "async"
+            else:
+                kind = "inline" if endpoint in self._inline_endpoints else "thread"
+            self._view_kinds[endpoint] = kind
+        return kind
 
     async def dispatch_request_async(self, ctx: RequestContext) -> ResponseReturnValue:
         """Call the view: awaited when async, inline when registered so, else in the thread pool."""
@@ -329,12 +364,8 @@ class AsyncCycleMixin:
         if request.method == "OPTIONS" and rule.provide_automatic_options:
             return self.make_default_options_response(ctx)
         endpoint = rule.endpoint
-        kind = self._view_kinds.get(endpoint)
+        kind = self._view_kind(endpoint)
         view = self.view_functions[endpoint]
-        if kind is None:
-            inline = endpoint in self._inline_endpoints
-            kind = "async" if is_async_callable(view) else ("inline" if inline else "thread")
-            self._view_kinds[endpoint] = kind
         args = request.view_args or {}
         if kind == "async":
             return await view(**args)
