@@ -619,18 +619,8 @@ def test_inline_sync_view_runs_on_the_loop_thread(app: Ampulla) -> None:
     assert json.loads(conn.body) == {"thread": loop_thread, "path": "/inline"}
 
 
-def test_blocking_sync_view_does_not_block_async_views(app: Ampulla) -> None:
-    started = threading.Event()
-
-    @app.route("/slow")
-    def slow() -> str:
-        started.set()
-        time.sleep(0.5)
-        return "slow"
-
-    @app.route("/fast")
-    async def fast() -> str:
-        return "fast"
+def _finishing_order(app: Ampulla, started: threading.Event) -> list[str]:
+    """Serve ``/slow`` and, once it has started, ``/fast``; the bodies in the order the requests finished."""
 
     async def main() -> list[str]:
         finished: list[str] = []
@@ -648,7 +638,23 @@ def test_blocking_sync_view_does_not_block_async_views(app: Ampulla) -> None:
         await slow_task
         return finished
 
-    assert asyncio.run(main()) == ["fast", "slow"]
+    return asyncio.run(main())
+
+
+def test_blocking_sync_view_does_not_block_async_views(app: Ampulla) -> None:
+    started = threading.Event()
+
+    @app.route("/slow")
+    def slow() -> str:
+        started.set()
+        time.sleep(0.5)
+        return "slow"
+
+    @app.route("/fast")
+    async def fast() -> str:
+        return "fast"
+
+    assert _finishing_order(app, started) == ["fast", "slow"]
 
 
 def test_def_hooks_of_a_def_view_run_in_its_pool_call(app: Ampulla) -> None:
@@ -703,23 +709,7 @@ def test_blocking_def_hook_of_a_def_view_does_not_block_async_views(app: Ampulla
     async def fast() -> str:
         return "fast"
 
-    async def main() -> list[str]:
-        finished: list[str] = []
-
-        async def run(path: str) -> None:
-            conn = await _serve(app, http_scope(path), Connection())
-            finished.append(conn.body.decode())
-
-        slow_task = asyncio.create_task(run("/slow"))
-        for _ in range(200):
-            if started.is_set():
-                break
-            await asyncio.sleep(0.01)
-        await run("/fast")
-        await slow_task
-        return finished
-
-    assert asyncio.run(main()) == ["fast", "slow"]
+    assert _finishing_order(app, started) == ["fast", "slow"]
 
 
 def test_errors_of_def_hooks_in_the_pool_reach_async_error_handlers(app: Ampulla) -> None:
