@@ -18,7 +18,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, cast
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from .sessions import SessionInterface, SessionMixin
     from .templating import AmpullaEnvironment
     from .testing import AmpullaClient, AmpullaCliRunner
+    from .threadpool import SyncPool
 
 ResponseReturnValue = Any
 _UNSET: Any = object()
@@ -197,7 +197,7 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         self._inline_endpoints: set[str] = set()
         self._streaming_endpoints: set[str] = set()
         self._endpoint_body_limits: dict[str, int | None] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: SyncPool | None = None
         self._served = False
         self._background: set[asyncio.Task[None]] = set()
         self._logger: logging.Logger | None = None

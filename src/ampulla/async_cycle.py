@@ -17,7 +17,6 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 from .chains import _csrf_check, _hook_lists
@@ -25,6 +24,7 @@ from .ctx import RequestContext, _cv_ctx
 from .exceptions import HTTPException, InternalServerError
 from .routing import RequestRedirect
 from .scaffold import blueprint_chain, iter_chain
+from .threadpool import SyncPool
 
 if TYPE_CHECKING:
     import logging
@@ -117,7 +117,7 @@ class AsyncCycleMixin:
         _got_first_request: bool
         _served: bool
         _setup_lock: threading.Lock
-        _executor: ThreadPoolExecutor | None
+        _executor: SyncPool | None
         _background: set[asyncio.Task[None]]
         _async_chains: dict[str | None, _AsyncChain]
         _ws_before: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]]
@@ -163,23 +163,27 @@ class AsyncCycleMixin:
         return chain
 
     @property
-    def sync_executor(self) -> ThreadPoolExecutor:
-        """The thread pool that runs ``def`` views under ASGI (``SYNC_VIEW_THREADS`` workers, default 40)."""
+    def sync_executor(self) -> SyncPool:
+        """The thread pool that runs ``def`` views under ASGI (``SYNC_VIEW_THREADS`` workers, default 40).
+
+        A :class:`concurrent.futures.Executor`: ``loop.run_in_executor(app.sync_executor, func)`` works.
+        """
         executor = self._executor
         if executor is None:
             with self._setup_lock:
                 executor = self._executor
                 if executor is None:
                     size = int(self.config.get("SYNC_VIEW_THREADS") or 40)
-                    executor = self._executor = ThreadPoolExecutor(size, thread_name_prefix="ampulla-sync")
+                    executor = self._executor = SyncPool(size, thread_name_prefix="ampulla-sync")
         return executor
 
     async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a blocking function in the app's thread pool with the current context (``request`` etc.)."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        call = functools.partial(context.run, func, *args, **kwargs)
-        return await loop.run_in_executor(self.sync_executor, call)
+        if kwargs:
+            return await self.sync_executor.run(loop, context.run, functools.partial(func, *args, **kwargs))
+        return await self.sync_executor.run(loop, context.run, func, *args)
 
     async def _acall(self, func: Callable[..., Any], *args: Any) -> Any:
         rv = func(*args)
