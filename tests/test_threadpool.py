@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -157,3 +158,28 @@ def test_run_sync_carries_the_context_and_the_app_pool_is_sized_by_config() -> N
     assert asyncio.run(main()) == ("from the loop", "keyword")
     assert app.sync_executor.max_workers == 3
     asyncio.run(app.shutdown())
+
+
+def test_a_pool_dropped_without_shutdown_stops_its_threads() -> None:
+    pool = SyncPool(2)
+    assert pool.submit(str, 1).result(timeout=5) == "1"
+    threads = list(pool._threads)
+    del pool
+    gc.collect()
+    for thread in threads:
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+
+
+def test_apps_served_over_asgi_leave_no_threads_behind() -> None:
+    before = threading.active_count()
+    for _ in range(10):
+        app = Ampulla(__name__)
+        app.add_url_rule("/", "index", lambda: "ok")
+        assert app.test_client(protocol="asgi").get("/").text == "ok"
+        del app
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before + 1  # at most the test client's shared loop thread

@@ -14,6 +14,7 @@ import concurrent.futures
 import functools
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -55,6 +56,8 @@ class SyncPool(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        # A pool dropped without shutdown() (an app that is garbage) stops its idle threads.
+        self._stop = weakref.finalize(self, _stop, self._queue, self._threads)
 
     def run(self, loop: asyncio.AbstractEventLoop, func: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Call ``func(*args)`` in a pool thread; the returned future (of ``loop``) gets its result.
@@ -92,8 +95,7 @@ class SyncPool(concurrent.futures.Executor):
                     break
                 if item is not None:
                     _cancel(item)
-        for _ in threads:
-            self._queue.put(None)
+        self._stop()  # once: a second shutdown() or the pool's collection adds nothing
         if wait:
             for thread in threads:
                 if thread is not threading.current_thread():
@@ -108,39 +110,48 @@ class SyncPool(concurrent.futures.Executor):
         with self._lock:
             if len(self._threads) < self.max_workers and not self._closed:
                 thread = threading.Thread(
-                    target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
+                    target=_work, args=(self._queue, self._idle), name=f"{self._prefix}_{len(self._threads)}",
+                    daemon=True,
                 )
                 self._threads.append(thread)
                 thread.start()
 
-    def _work(self) -> None:
-        get, idle = self._queue.get, self._idle
-        while True:
-            item = get()
-            if item is None:
-                return
-            loop, future, func, args = item
-            del item
-            if loop is None:
-                assert isinstance(future, concurrent.futures.Future)
-                _run_concurrent(future, func, args)
-                del future, func, args
-                idle.release()
-                continue
-            assert isinstance(future, asyncio.Future)
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = func(*args)
-            except BaseException as e:
-                error = e
+
+def _work(work: queue.SimpleQueue[_Item | None], idle: threading.Semaphore) -> None:
+    """A worker's loop; it holds the queue, not the pool, so an unused pool can be collected (and stop it)."""
+    get = work.get
+    while True:
+        item = get()
+        if item is None:
+            return
+        loop, future, func, args = item
+        del item
+        if loop is None:
+            assert isinstance(future, concurrent.futures.Future)
+            _run_concurrent(future, func, args)
+            del future, func, args
             idle.release()
-            try:
-                # NOTE: the last step before waiting again, so the loop thread gets the GIL at once.
-                loop.call_soon_threadsafe(_resolve, future, result, error)
-            except RuntimeError:
-                pass  # the loop was closed: nobody waits for the result
-            del future, func, args, result, error
+            continue
+        assert isinstance(future, asyncio.Future)
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = func(*args)
+        except BaseException as e:
+            error = e
+        idle.release()
+        try:
+            # NOTE: the last step before waiting again, so the loop thread gets the GIL at once.
+            loop.call_soon_threadsafe(_resolve, future, result, error)
+        except RuntimeError:
+            pass  # the loop was closed: nobody waits for the result
+        del future, func, args, result, error
+
+
+def _stop(work: queue.SimpleQueue[_Item | None], threads: list[threading.Thread]) -> None:
+    """Ask every worker to stop once the queued calls are done (shutdown, or the pool was collected)."""
+    for _ in threads:
+        work.put(None)
 
 
 def _run_concurrent(future: concurrent.futures.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]) -> None:
