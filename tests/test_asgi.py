@@ -12,7 +12,18 @@ from typing import Any
 
 import pytest
 
-from ampulla import Ampulla, abort, current_app, g, has_app_context, request, stream_with_context
+from ampulla import (
+    Ampulla,
+    abort,
+    after_this_request,
+    current_app,
+    g,
+    has_app_context,
+    request,
+    session,
+    stream_with_context,
+)
+from ampulla.sessions import SecureCookieSessionInterface
 from ampulla.testing import EnvironBuilder, encode_multipart
 
 TIMEOUT = 5.0
@@ -690,6 +701,86 @@ def test_def_hooks_of_a_def_view_run_in_its_pool_call(app: Ampulla) -> None:
     assert len(set(seen["/sync/x"])) == 1
     assert seen["/sync/x"][0] != loop_thread
     assert seen["/async/y"] == [loop_thread] * 3
+
+
+def test_after_request_and_session_saving_of_a_def_chain_run_in_the_pool(app: Ampulla) -> None:
+    threads: dict[str, int] = {}
+
+    class RecordingSessions(SecureCookieSessionInterface):
+        def save_session(self, app: Any, session: Any, response: Any) -> None:
+            threads["save_session " + request.path] = threading.get_ident()
+            super().save_session(app, session, response)
+
+    app.secret_key = "test"
+    app.session_interface = RecordingSessions()
+
+    @app.after_request
+    def after(response: Any) -> Any:
+        threads["after " + request.path] = threading.get_ident()
+        response.headers["X-After"] = "1"
+        return response
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        threads["view /sync"] = threading.get_ident()
+        session["seen"] = True
+
+        @after_this_request
+        def later(response: Any) -> Any:
+            threads["after_this_request /sync"] = threading.get_ident()
+            return response
+
+        return "sync"
+
+    @app.route("/mixed")
+    def mixed_view() -> str:
+        threads["view /mixed"] = threading.get_ident()
+        session["seen"] = True
+
+        @after_this_request
+        async def later(response: Any) -> Any:  # an async one: the after-request part moves to the loop
+            threads["after_this_request /mixed"] = threading.get_ident()
+            return response
+
+        return "mixed"
+
+    async def main() -> tuple[int, list[Connection]]:
+        conns = [await _serve(app, http_scope(path), Connection()) for path in ("/sync", "/mixed")]
+        return threading.get_ident(), conns
+
+    loop_thread, conns = asyncio.run(main())
+    assert all(c.status == 200 and c.headers.get("x-after") == "1" and "set-cookie" in c.headers for c in conns)
+    pooled = {threads[f"{step} /sync"] for step in ("view", "after_this_request", "after", "save_session")}
+    assert len(pooled) == 1 and loop_thread not in pooled
+    assert threads["view /mixed"] != loop_thread
+    assert {threads[f"{s} /mixed"] for s in ("after_this_request", "after", "save_session")} == {loop_thread}
+
+
+def test_errors_after_a_pooled_def_view_are_500s_not_view_errors(live_app: Ampulla) -> None:
+    handled: list[str] = []
+
+    @live_app.errorhandler(LookupError)
+    def lookup(e: Exception) -> tuple[str, int]:
+        handled.append(str(e))
+        return "handled", 404
+
+    @live_app.after_request
+    def after(response: Any) -> Any:
+        if request.path == "/after-fails":
+            raise LookupError("in after_request")
+        return response
+
+    @live_app.route("/after-fails")
+    def fine() -> str:
+        return "fine"
+
+    @live_app.route("/returns-none")
+    def nothing() -> None:
+        return None
+
+    assert serve(live_app, http_scope("/after-fails")).status == 500
+    assert serve(live_app, http_scope("/returns-none")).status == 500
+    assert handled == []  # as on the event loop: errors after the view skip the view's error handlers
 
 
 def test_blocking_def_hook_of_a_def_view_does_not_block_async_views(app: Ampulla) -> None:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .chains import _csrf_check, _hook_lists
+from .chains import _Chain, _csrf_check, _hook_lists
 from .ctx import RequestContext, _cv_ctx
 from .exceptions import HTTPException, InternalServerError
 from .routing import RequestRedirect
@@ -46,7 +46,7 @@ def is_async_callable(func: Any) -> bool:
 class _AsyncChain:
     """The ASGI twin of :class:`~ampulla.chains._Chain`: each function with a flag telling whether to await it."""
 
-    __slots__ = ("after", "before", "blueprints", "sync_prelude", "teardown", "url_value_preprocessors")
+    __slots__ = ("after", "before", "blueprints", "sync_after", "sync_prelude", "teardown", "url_value_preprocessors")
 
     def __init__(self, app: Ampulla, endpoint: str | None) -> None:
         self.blueprints = blueprint_chain(endpoint)
@@ -62,6 +62,12 @@ class _AsyncChain:
         #: Every URL value preprocessor and ``before_request`` function is a plain function: with a ``def``
         #: view they all run in the view's thread-pool call, so a blocking hook never stalls the event loop.
         self.sync_prelude = not any(is_async for _, is_async in (*self.url_value_preprocessors, *self.before))
+        #: Every ``after_request`` function is a plain function: they (and saving the session) join that call.
+        self.sync_after = not any(is_async for _, is_async in self.after)
+
+
+# What ``_pooled_cycle`` hands back to the loop (see its docstring).
+_VIEW_ERROR, _AWAITABLE, _MADE, _PROCESSED, _LATE_ERROR = range(5)
 
 
 class _LoopHolder:
@@ -135,6 +141,10 @@ class AsyncCycleMixin:
         def app_context(self) -> AppContext: ...
         def _match_request(self, request: Request) -> None: ...
         def make_response(self, rv: ResponseReturnValue) -> Response: ...
+        def process_response(
+            self, ctx: RequestContext, response: Response, chain: _Chain | None = None
+        ) -> Response: ...
+        def _chain(self, endpoint: str | None) -> _Chain: ...
         def make_default_options_response(self, ctx: RequestContext) -> Response: ...
         def add_security_headers(self, request: Request, response: Response) -> None: ...
         def should_propagate(self) -> bool: ...
@@ -291,6 +301,7 @@ class AsyncCycleMixin:
         self._match_request(request)
         endpoint = request.endpoint
         chain = self._async_chain(endpoint)
+        outcome: tuple[int, Any] | None = None
         try:
             rv = None
             if read_body is not None and (endpoint is None or endpoint not in self._streaming_endpoints):
@@ -299,9 +310,13 @@ class AsyncCycleMixin:
             kind = self._view_kind(rule.endpoint) if rule is not None else None
             if kind == "thread" and chain.sync_prelude and request.method != "OPTIONS":
                 # A def view and def hooks: one thread-pool call runs them all, off the event loop.
-                rv = await self.run_sync(self._sync_prelude_and_view, request, chain, endpoint)
-                if inspect.isawaitable(rv):
-                    rv = await rv
+                outcome = await self.run_sync(self._pooled_cycle, ctx, chain)
+                state, value = outcome
+                if state == _VIEW_ERROR:
+                    raise value
+                if state == _AWAITABLE:
+                    outcome = None
+                    rv = await value
             else:
                 for func, is_async in chain.url_value_preprocessors:
                     rv = func(endpoint, request.view_args)
@@ -325,9 +340,40 @@ class AsyncCycleMixin:
                     else:
                         rv = await self.dispatch_request_async(ctx)
         except Exception as e:
+            outcome = None
             rv = await self.handle_user_exception_async(ctx, e)
+        if outcome is not None:
+            state, value = outcome
+            if state == _PROCESSED:
+                return cast("Response", value)
+            if state == _LATE_ERROR:
+                raise value  # after the view, as on the loop: not for the view's error handlers
+            return await self.process_response_async(ctx, value, chain)  # _MADE
         response = self.make_response(rv)
         return await self.process_response_async(ctx, response, chain)
+
+    def _pooled_cycle(self, ctx: RequestContext, chain: _AsyncChain) -> tuple[int, Any]:
+        """The request cycle of a ``def`` view with ``def`` hooks, in one pool thread (teardown excepted).
+
+        Returns a state and a value: the view's exception (``_VIEW_ERROR``, for the error handlers on the
+        loop), an awaitable the view returned (``_AWAITABLE``), a response its ``after_request`` functions still
+        have to see on the loop because one is ``async def`` (``_MADE``), a finished response (``_PROCESSED``),
+        or an exception raised after the view (``_LATE_ERROR``).
+        """
+        request = ctx.request
+        try:
+            rv = self._sync_prelude_and_view(request, chain, request.endpoint)
+        except Exception as e:
+            return _VIEW_ERROR, e
+        if inspect.isawaitable(rv):
+            return _AWAITABLE, rv
+        try:
+            response = self.make_response(rv)
+            if not chain.sync_after or any(is_async_callable(f) for f in ctx._after_request_functions or ()):
+                return _MADE, response
+            return _PROCESSED, self.process_response(ctx, response, self._chain(request.endpoint))
+        except Exception as e:
+            return _LATE_ERROR, e
 
     def _sync_prelude_and_view(
         self, request: Request, chain: _AsyncChain, endpoint: str | None

@@ -11,8 +11,9 @@ Compared with the default signed-cookie session, the data never leaves the serve
 by the browser, and a session can be revoked (logged out everywhere) by deleting its key. The data is stored
 as JSON (never pickle), under ``<prefix><session id>`` with a time to live of ``PERMANENT_SESSION_LIFETIME``.
 
-The interface is synchronous (``redis.Redis``); under ASGI each request that uses the session makes one or
-two short blocking calls to Redis.
+The interface is synchronous (``redis.Redis``): each request that uses the session makes one or two short
+blocking calls to Redis. Under ASGI they run in the thread pool for ``def`` views with ``def`` hooks, and on
+the event loop for ``async def`` views.
 """
 
 from __future__ import annotations
