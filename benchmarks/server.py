@@ -67,6 +67,8 @@ SERVERS: dict[str, Server] = {
     for s in (
         Server("ampulla", "Ampulla async (uvicorn)", "uvicorn", "benchmarks.apps.ampulla_async_app:create_app",
                "ampulla", ("--interface", "asgi3")),
+        Server("ampulla-def", "Ampulla def (uvicorn)", "uvicorn", "benchmarks.apps.ampulla_app:create_app",
+               "ampulla", ("--interface", "asgi3")),
         Server("starlette", "Starlette (uvicorn)", "uvicorn", "benchmarks.apps.starlette_app:create_app", "starlette"),
         Server("quart", "Quart (uvicorn)", "uvicorn", "benchmarks.apps.quart_app:create_app", "quart"),
         Server("fastapi", "FastAPI (uvicorn)", "uvicorn", "benchmarks.apps.fastapi_app:create_app", "fastapi"),
