@@ -606,22 +606,28 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         self._match_request(request)
         chain = self._chain(request.endpoint)
         try:
-            rv = None
-            if chain.url_value_preprocessors:
-                for func in chain.url_value_preprocessors:
-                    func(request.endpoint, request.view_args)
-            if self.config["CSRF_ENABLED"]:
-                _csrf_check(self)
-            for func in chain.before:
-                rv = func()
-                if rv is not None:
-                    break
-            if rv is None:
-                rv = self.dispatch_request(ctx)
+            rv = self._preprocess_and_dispatch(ctx, chain)
         except Exception as e:
             rv = self.handle_user_exception(ctx, e)
         response = self.make_response(rv)
         return self.process_response(ctx, response, chain)
+
+    def _preprocess_and_dispatch(self, ctx: RequestContext, chain: _Chain) -> ResponseReturnValue:
+        """URL value preprocessors, CSRF, ``before_request`` functions, then the view unless one answered.
+
+        The sync cycle and, under ASGI, the thread-pool call of a ``def`` view with ``def`` hooks run this.
+        """
+        request = ctx.request
+        if chain.url_value_preprocessors:
+            for func in chain.url_value_preprocessors:
+                func(request.endpoint, request.view_args)
+        if self.config["CSRF_ENABLED"]:
+            _csrf_check(self)
+        for func in chain.before:
+            rv = func()
+            if rv is not None:
+                return rv
+        return self.dispatch_request(ctx)
 
     def dispatch_request(self, ctx: RequestContext) -> ResponseReturnValue:
         """Call the view for the matched rule (or raise the routing error)."""

@@ -145,6 +145,7 @@ class AsyncCycleMixin:
             self, ctx: RequestContext, response: Response, chain: _Chain | None = None
         ) -> Response: ...
         def _chain(self, endpoint: str | None) -> _Chain: ...
+        def _preprocess_and_dispatch(self, ctx: RequestContext, chain: _Chain) -> ResponseReturnValue: ...
         def make_default_options_response(self, ctx: RequestContext) -> Response: ...
         def add_security_headers(self, request: Request, response: Response) -> None: ...
         def should_propagate(self) -> bool: ...
@@ -360,9 +361,9 @@ class AsyncCycleMixin:
         have to see on the loop because one is ``async def`` (``_MADE``), a finished response (``_PROCESSED``),
         or an exception raised after the view (``_LATE_ERROR``).
         """
-        request = ctx.request
+        sync_chain = self._chain(ctx.request.endpoint)  # chain.sync_prelude: its functions are the plain ones
         try:
-            rv = self._sync_prelude_and_view(request, chain, request.endpoint)
+            rv = self._preprocess_and_dispatch(ctx, sync_chain)
         except Exception as e:
             return _VIEW_ERROR, e
         if inspect.isawaitable(rv):
@@ -371,27 +372,9 @@ class AsyncCycleMixin:
             response = self.make_response(rv)
             if not chain.sync_after or any(is_async_callable(f) for f in ctx._after_request_functions or ()):
                 return _MADE, response
-            return _PROCESSED, self.process_response(ctx, response, self._chain(request.endpoint))
+            return _PROCESSED, self.process_response(ctx, response, sync_chain)
         except Exception as e:
             return _LATE_ERROR, e
-
-    def _sync_prelude_and_view(
-        self, request: Request, chain: _AsyncChain, endpoint: str | None
-    ) -> ResponseReturnValue:
-        """URL value preprocessors, CSRF, ``before_request`` functions and the view, in a pool thread."""
-        for func, _ in chain.url_value_preprocessors:
-            func(endpoint, request.view_args)
-        if self.config["CSRF_ENABLED"]:
-            if TYPE_CHECKING:
-                assert isinstance(self, Ampulla)
-            _csrf_check(self)
-        for func, _ in chain.before:
-            rv = func()
-            if rv is not None:
-                return cast("ResponseReturnValue", rv)
-        rule = request.url_rule
-        assert rule is not None
-        return cast("ResponseReturnValue", self.view_functions[rule.endpoint](**(request.view_args or {})))
 
     def _view_kind(self, endpoint: str) -> str:
         """How the endpoint's view runs under ASGI: ``"async"``, ``"inline"`` (on the loop) or ``"thread"``."""
