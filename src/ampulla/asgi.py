@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .ctx import RequestContext, _cv_ctx
+from .datastructures import _WIRE_NAMES, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge
 from .wrappers import ClientDisconnected, Request, Response
 
@@ -168,21 +169,14 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
             await app.run_background_tasks_async(ctx)
 
 
-# PERF: response header names, lower-cased and encoded once each (benchmarks/run.py --protocol asgi: hello).
-_ENCODED_NAMES: dict[str, bytes] = {}
-
-
 def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The headers as ASGI byte pairs with lower-case names, and whether Content-Length is among them."""
     has_length = False
     encoded = []
-    names = _ENCODED_NAMES
+    names = _WIRE_NAMES
     for name, value in response.headers._list:
-        raw = names.get(name)
-        if raw is None:
-            raw = name.lower().encode("latin-1")
-            if len(names) < 1024:
-                names[name] = raw
+        # PERF: each name lower-cased and encoded once per process (benchmarks/run.py --protocol asgi: hello).
+        raw = names.get(name) or wire_name(name)
         if raw == b"content-length":
             has_length = True
         encoded.append((raw, value.encode("latin-1")))

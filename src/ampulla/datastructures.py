@@ -476,8 +476,19 @@ class Headers:
         return "".join(f"{k}: {v}\r\n" for k, v in self._list) + "\r\n"
 
 
-#: Header names as looked up (``"Content-Type"``) to their lower-case wire form (``b"content-type"``).
+#: Header names (``"Content-Type"``) to their lower-case wire form (``b"content-type"``), for request lookups
+#: and for encoding response headers under ASGI. Bounded: names beyond it are encoded each time.
 _WIRE_NAMES: dict[str, bytes] = {}
+
+
+def wire_name(name: str) -> bytes:
+    """``name`` lower-cased and encoded as ASGI carries header names (cached in ``_WIRE_NAMES``)."""
+    raw = _WIRE_NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_WIRE_NAMES) < 1024:
+            _WIRE_NAMES[name] = raw
+    return raw
 
 
 class ASGIHeaders(Headers):
@@ -505,11 +516,7 @@ class ASGIHeaders(Headers):
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
         # PERF: bytes comparison, no copy of the header list, and the wanted name encoded once per process
         # (benchmarks/run.py --protocol asgi: json_echo).
-        wanted = _WIRE_NAMES.get(key)
-        if wanted is None:
-            wanted = key.lower().encode("latin-1")
-            if len(_WIRE_NAMES) < 512:
-                _WIRE_NAMES[key] = wanted
+        wanted = _WIRE_NAMES.get(key) or wire_name(key)
         for name, raw in self._raw:
             if name == wanted:
                 value = raw.decode("latin-1")
@@ -517,7 +524,7 @@ class ASGIHeaders(Headers):
         return default
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
-        wanted = key.lower().encode("latin-1")
+        wanted = wire_name(key)
         values = [raw.decode("latin-1") for name, raw in self._raw if name == wanted]
         return _converted_list(values, type)
 
@@ -526,7 +533,7 @@ class ASGIHeaders(Headers):
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        wanted = key.lower().encode("latin-1")
+        wanted = wire_name(key)
         return any(name == wanted for name, _ in self._raw)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
