@@ -183,3 +183,15 @@ def test_apps_served_over_asgi_leave_no_threads_behind() -> None:
     while threading.active_count() > before + 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() <= before + 1  # at most the test client's shared loop thread
+
+
+def test_a_submitted_call_cancelled_while_queued_never_runs(pool: SyncPool) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+    blockers = [pool.submit(release.wait, 5) for _ in range(4)]  # every worker busy
+    queued = pool.submit(ran.append, "queued")
+    assert queued.cancel()
+    release.set()
+    assert all(b.result(timeout=5) for b in blockers)
+    assert pool.submit(str, "next").result(timeout=5) == "next"
+    assert queued.cancelled() and ran == []

@@ -29,7 +29,9 @@ _Item = tuple[
 ]
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def _resolve(
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any], result: Any, error: BaseException | None
+) -> None:
     if future.done():
         return  # cancelled meanwhile (the client went away): the result is dropped
     if error is not None:
@@ -126,13 +128,9 @@ def _work(work: queue.SimpleQueue[_Item | None], idle: threading.Semaphore) -> N
             return
         loop, future, func, args = item
         del item
-        if loop is None:
-            assert isinstance(future, concurrent.futures.Future)
-            _run_concurrent(future, func, args)
-            del future, func, args
-            idle.release()
+        if isinstance(future, concurrent.futures.Future) and not future.set_running_or_notify_cancel():
+            idle.release()  # submit()'s future was cancelled while queued
             continue
-        assert isinstance(future, asyncio.Future)
         result: Any = None
         error: BaseException | None = None
         try:
@@ -140,11 +138,14 @@ def _work(work: queue.SimpleQueue[_Item | None], idle: threading.Semaphore) -> N
         except BaseException as e:
             error = e
         idle.release()
-        try:
-            # NOTE: the last step before waiting again, so the loop thread gets the GIL at once.
-            loop.call_soon_threadsafe(_resolve, future, result, error)
-        except RuntimeError:
-            pass  # the loop was closed: nobody waits for the result
+        if loop is None:
+            _resolve(future, result, error)
+        else:
+            try:
+                # NOTE: the last step before waiting again, so the loop thread gets the GIL at once.
+                loop.call_soon_threadsafe(_resolve, future, result, error)
+            except RuntimeError:
+                pass  # the loop was closed: nobody waits for the result
         del future, func, args, result, error
 
 
@@ -152,17 +153,6 @@ def _stop(work: queue.SimpleQueue[_Item | None], threads: list[threading.Thread]
     """Ask every worker to stop once the queued calls are done (shutdown, or the pool was collected)."""
     for _ in threads:
         work.put(None)
-
-
-def _run_concurrent(future: concurrent.futures.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        result = func(*args)
-    except BaseException as e:
-        future.set_exception(e)
-    else:
-        future.set_result(result)
 
 
 def _cancel(item: _Item) -> None:
