@@ -17,6 +17,16 @@ from ampulla.threadpool import SyncPool
 
 
 @pytest.fixture
+def thread_errors() -> Iterator[list[Any]]:
+    """Exceptions that escape any thread while the test runs (there should be none)."""
+    errors: list[Any] = []
+    previous = threading.excepthook
+    threading.excepthook = errors.append
+    yield errors
+    threading.excepthook = previous
+
+
+@pytest.fixture
 def pool() -> Iterator[SyncPool]:
     pool = SyncPool(4, thread_name_prefix="test-pool")
     yield pool
@@ -75,30 +85,21 @@ def test_threads_start_on_demand_up_to_the_limit_and_are_reused(pool: SyncPool) 
     assert len(pool._threads) == 4
 
 
-def test_a_cancelled_call_is_dropped_and_the_pool_keeps_serving(pool: SyncPool) -> None:
-    errors: list[Any] = []
-    previous = threading.excepthook
-    threading.excepthook = errors.append
-    try:
+def test_a_cancelled_call_is_dropped_and_the_pool_keeps_serving(pool: SyncPool, thread_errors: list[Any]) -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        future = pool.run(loop, time.sleep, 0.2)
+        await asyncio.sleep(0.01)
+        future.cancel()  # what a client disconnect does to the awaiting task
+        await asyncio.sleep(0.3)
+        return await pool.run(loop, str, "still serving")
 
-        async def main() -> str:
-            loop = asyncio.get_running_loop()
-            future = pool.run(loop, time.sleep, 0.2)
-            await asyncio.sleep(0.01)
-            future.cancel()  # what a client disconnect does to the awaiting task
-            await asyncio.sleep(0.3)
-            return await pool.run(loop, str, "still serving")
-
-        assert asyncio.run(main()) == "still serving"
-    finally:
-        threading.excepthook = previous
-    assert errors == []
+    assert asyncio.run(main()) == "still serving"
+    assert thread_errors == []
 
 
-def test_a_result_for_a_closed_loop_is_dropped_without_error(pool: SyncPool) -> None:
-    errors: list[Any] = []
-    previous = threading.excepthook
-    threading.excepthook = errors.append
+def test_a_result_for_a_closed_loop_is_dropped_without_error(thread_errors: list[Any]) -> None:
+    pool = SyncPool(1)  # one worker: the next call runs only after the late result was handed over
     started = threading.Event()
 
     def slow() -> str:
@@ -106,15 +107,13 @@ def test_a_result_for_a_closed_loop_is_dropped_without_error(pool: SyncPool) -> 
         time.sleep(0.2)
         return "late"
 
-    try:
-        loop = asyncio.new_event_loop()
-        pool.run(loop, slow)
-        assert started.wait(5)
-        loop.close()
-        assert pool.submit(str, "after").result(timeout=5) == "after"
-    finally:
-        threading.excepthook = previous
-    assert errors == []
+    loop = asyncio.new_event_loop()
+    pool.run(loop, slow)
+    assert started.wait(5)
+    loop.close()
+    assert pool.submit(str, "after").result(timeout=5) == "after"
+    pool.shutdown()
+    assert thread_errors == []
 
 
 def test_shutdown_finishes_queued_calls_then_refuses_new_ones() -> None:
