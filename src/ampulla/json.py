@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import json as _json
+import re
 import uuid
 from datetime import date, datetime
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from .ctx import _cv_ctx
@@ -33,6 +35,37 @@ def _default(o: Any) -> Any:
     if hasattr(o, "__html__"):
         return str(o.__html__())
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+#: A JSON string (with its escapes): skipped when counting nesting, brackets inside it are text.
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nesting_exceeds(data: str | bytes, limit: int) -> bool:
+    """Whether the JSON document ``data`` nests arrays and objects more than ``limit`` levels deep.
+
+    The answer depends only on the text, never on how much of the interpreter's stack is in use where it is
+    parsed: the standard library's decoder recurses, so on its own it accepts a deep document in a thread
+    with a short stack and refuses the same document (``RecursionError``) deeper in another one.
+    ``[]`` is one level; a scalar is none. Brackets inside strings do not count. The cost is a count of
+    bracket bytes, plus a scan of the brackets only when there are more than ``limit`` of them (about what
+    parsing them costs: call it on a document that parsed).
+
+    Args:
+        data: The document, as text or as bytes in any encoding :func:`json.loads` accepts.
+        limit: The most levels allowed.
+    """
+    if isinstance(data, bytes | bytearray):
+        # Every encoding json accepts (UTF-8, -16, -32) has a 0x5B/0x7B byte in each '[' / '{'.
+        if data.count(b"[") + data.count(b"{") <= limit:
+            return False
+        data = bytes(data).decode(_json.detect_encoding(data), "replace")
+    elif data.count("[") + data.count("{") <= limit:
+        return False
+    brackets = _NOT_A_BRACKET_RE.sub("", _STRING_RE.sub("", data))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
 
 
 class JSONProvider:

@@ -26,6 +26,7 @@ from .datastructures import (
 from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
+from .json import nesting_exceeds
 from .response import STATUS_LINES as STATUS_LINES
 from .response import Response as Response
 from .response import _is_text as _is_text
@@ -155,6 +156,7 @@ class Request:
     # Used when the request is not bound to an app (plain construction in tests or tools).
     default_max_content_length: int | None = 16 * 1024 * 1024
     default_max_form_memory_size: int | None = 500_000
+    default_max_json_depth: int | None = 512
     default_max_form_parts: int | None = 1_000
 
     def __init__(
@@ -331,6 +333,11 @@ class Request:
     @max_form_parts.setter
     def max_form_parts(self, value: int | None) -> None:
         self.max_form_parts_override = value
+
+    @property
+    def max_json_depth(self) -> int | None:
+        """The most levels of nested arrays and objects in a JSON body (``MAX_JSON_DEPTH``); ``None``: no limit."""
+        return self._limit(_UNSET, "MAX_JSON_DEPTH", self.default_max_json_depth)
 
     # ---------------------------------------------------------------------------------------- headers
     @property
@@ -652,6 +659,12 @@ class Request:
         data = self.get_data(cache=cache)
         try:
             value = self.app.json.loads(data) if self.app is not None else _json.loads(data)
+            # NOTE: checked on the text, after parsing: whether the recursive decoder gives up (RecursionError)
+            # depends on the stack in use where it runs, so without this the same body would parse in a
+            # thread-pool thread and fail in the server's thread.
+            depth = self.max_json_depth
+            if depth is not None and nesting_exceeds(data, depth):
+                raise ValueError(f"arrays and objects nested more than {depth} levels deep")
         except (ValueError, RecursionError) as e:
             # RecursionError: deeply nested input ("[[[[..."), a client error like any other invalid JSON.
             if silent:
