@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json as _json
+import logging
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from .datastructures import (
     Headers,
     ImmutableMultiDict,
 )
-from .exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
 from .json import nesting_exceeds
@@ -41,9 +42,64 @@ _EMPTY_DICT: ImmutableMultiDict[Any] = ImmutableMultiDict()
 
 
 class ClientDisconnected(BadRequest):
-    """The client sent less body than its ``Content-Length`` announced."""
+    """The client sent less body than its ``Content-Length`` announced, or its connection failed mid-body."""
 
     description = "The client disconnected before sending the whole request body."
+
+
+class MalformedBody(BadRequest):
+    """The server could not decode the request body's framing (a bad chunk size, a missing chunk terminator)."""
+
+    description = (
+        "The request body is malformed: its chunked transfer encoding (or other framing) could not be decoded."
+    )
+
+
+_body_log = logging.getLogger("ampulla.request")
+
+#: Names of exception base classes that servers raise from ``wsgi.input`` for a malformed body. Matched by name
+#: so that the server need not be importable: gunicorn's ``gunicorn.http.errors.ParseException`` (the base of
+#: ``InvalidChunkSize``, ``ChunkMissingTerminator``, ``InvalidChunkExtension``, ``InvalidHeader`` in trailers...).
+_MALFORMED_BASES = frozenset({"ParseException"})
+#: Names of exception base classes that mean the client went away (werkzeug's, raised by WSGI middleware).
+_DISCONNECT_BASES = frozenset({"ClientDisconnected"})
+
+
+def input_error(exc: Exception) -> Exception:
+    """The HTTP error to answer for an exception raised by the server's input stream (``wsgi.input``).
+
+    The rule, applied by the body reader to every read of the raw input:
+
+    - an :class:`~ampulla.exceptions.HTTPException` (raised by Ampulla's own limits) is kept;
+    - an :class:`OSError` (``ConnectionResetError``, ``TimeoutError``, gunicorn's ``NoMoreData``, werkzeug's
+      ``DechunkedInput`` errors) or a ``ClientDisconnected`` means the client vanished or cut the body short:
+      :class:`ClientDisconnected` (400; nobody is usually left to read it);
+    - a :class:`ValueError`, an :class:`EOFError` or a server parse error (an exception deriving from a class
+      named ``ParseException``, as gunicorn's are) means the body's framing is malformed: :class:`MalformedBody`
+      (400);
+    - anything else (a bug, ``MemoryError``) is kept, so it stays a 500 with its traceback.
+
+    Either 400 is logged at DEBUG level on the ``ampulla.request`` logger only: a client's bad input is not a
+    server error.
+
+    Args:
+        exc: What ``wsgi.input.read`` or ``readline`` raised.
+
+    Returns:
+        The exception to raise in its place (``exc`` itself when it is not an input error).
+    """
+    if isinstance(exc, HTTPException):
+        return exc
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    translated: HTTPException
+    if isinstance(exc, OSError) or not names.isdisjoint(_DISCONNECT_BASES):
+        translated = ClientDisconnected()
+    elif isinstance(exc, ValueError | EOFError) or not names.isdisjoint(_MALFORMED_BASES):
+        translated = MalformedBody()
+    else:
+        return exc
+    _body_log.debug("reading the request body failed (%s: %s); answering 400", type(exc).__name__, exc)
+    return translated
 
 
 class LimitedStream(io.RawIOBase):
@@ -77,7 +133,10 @@ class LimitedStream(io.RawIOBase):
             return b""
         if self._max is not None and size < 0:
             size = self._max + 1 - self._pos  # read one byte beyond the limit to detect the excess
-        data = self._stream.read(size) if size >= 0 else self._stream.read()
+        try:
+            data = self._stream.read(size) if size >= 0 else self._stream.read()
+        except Exception as e:
+            raise input_error(e) from e
         self._pos += len(data)
         if self._max is not None and self._pos > self._max:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {self._max} bytes.")
@@ -103,7 +162,10 @@ class LimitedStream(io.RawIOBase):
         size = self._allowed(-1 if size is None else size)
         if size == 0:
             return b""
-        line = self._stream.readline(size) if size > 0 else self._stream.readline()
+        try:
+            line = self._stream.readline(size) if size > 0 else self._stream.readline()
+        except Exception as e:
+            raise input_error(e) from e
         self._pos += len(line)
         if self._max is not None and self._pos > self._max:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {self._max} bytes.")
@@ -534,7 +596,10 @@ class Request:
         if limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         # PERF: one read instead of a LimitedStream (benchmarks/run.py: json_echo).
-        data = raw.read(length) if length else b""
+        try:
+            data = raw.read(length) if length else b""
+        except Exception as e:
+            raise input_error(e) from e
         if len(data) < length:
             raise ClientDisconnected(
                 f"The request body ended after {len(data)} bytes, before the {length} announced by Content-Length."
