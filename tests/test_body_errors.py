@@ -234,7 +234,6 @@ def test_request_stream_read_raises_the_http_error_directly() -> None:
 
 @pytest.mark.parametrize("path", ["/data", "/async-data", "/form"])
 def test_asgi_client_gone_mid_body_is_a_quiet_400(path: str, caplog: pytest.LogCaptureFixture) -> None:
-
     app = _app()
     messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b"a=1", "more_body": True},
