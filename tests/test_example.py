@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 from ampulla import Ampulla
@@ -166,6 +167,47 @@ def test_roles_and_password_hashing() -> None:
     plain.set_password(PASSWORD)
     assert plain.password != first, "each hash has its own salt"
     assert not User(name="nopw").check_password(""), "a user without a password never matches"
+
+
+# ---------------------------------------------------------------------------------------------- secrets in logs
+@pytest.mark.parametrize(
+    ("config", "shown"),
+    [
+        ({}, False),
+        ({"DEBUG": True}, True),
+        ({"SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": False}}, True),
+        ({"DEBUG": True, "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True}}, False),
+    ],
+    ids=["default", "debug", "explicit-show", "explicit-hide-in-debug"],
+)
+def test_a_failed_insert_does_not_log_its_parameters(
+    make_example: AppFactory, caplog: pytest.LogCaptureFixture, config: dict[str, Any], shown: bool
+) -> None:
+    app = make_example(TESTING=False, **config)
+    secret = hashed_password()
+
+    @app.post("/insert-twice")
+    def insert_twice() -> str:
+        # An IntegrityError nobody handles: a 500, logged with its traceback.
+        db.session.add(User(name="dup", email="dup@example.test", password=secret))
+        db.session.commit()
+        db.session.add(User(name="dup", email="dup@example.test", password=secret))
+        db.session.commit()
+        return "unreachable"
+
+    response = app.test_client().post("/insert-twice", json={})
+    assert response.status_code == 500
+    logged = caplog.text
+    assert "IntegrityError" in logged, "the failure is still logged"
+    assert (secret in logged) is shown
+    assert ("dup@example.test" in logged) is shown
+    if not config.get("DEBUG"):
+        assert secret not in response.text
+    with app.app_context():
+        db.session.add(User(name="dup", email="dup@example.test", password=secret))
+        with pytest.raises(IntegrityError) as info:
+            db.session.commit()
+    assert (secret in str(info.value)) is shown
 
 
 # ---------------------------------------------------------------------------------------------- the API

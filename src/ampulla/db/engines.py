@@ -184,10 +184,16 @@ def engine_specs(
         instance_path: The app's instance folder (relative SQLite paths, the default database).
         engine_options: The ``Database``'s default engine options (the config's win).
 
+    Unless an option sets it, ``hide_parameters`` is ``True`` (``False`` when the config's ``DEBUG`` is on):
+    SQLAlchemy then leaves statement parameters out of its exception messages and ``echo`` logs.
+
     Raises:
         ValueError: A bind given as a dict has no ``url``.
     """
     base_options: dict[str, Any] = {**engine_options, **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
+    # Statement parameters (password hashes, e-mail addresses, tokens) stay out of exception messages and echo
+    # logs, unless in debug mode; an explicit option (here, in a bind or in the async options) wins.
+    base_options.setdefault("hide_parameters", not config.get("DEBUG"))
     if config.get("SQLALCHEMY_ECHO"):
         base_options.setdefault("echo", config["SQLALCHEMY_ECHO"])
     async_options: dict[str, Any] = dict(config.get("SQLALCHEMY_ASYNC_ENGINE_OPTIONS") or {})
