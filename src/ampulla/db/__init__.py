@@ -17,10 +17,14 @@
     def show(id):
         return {"name": db.get_or_404(User, id).name}
 
-See ``docs/database.md``. Migrations: ``ampulla db init | migrate | upgrade`` (:mod:`ampulla.db.cli`).
+The sync layer needs only SQLAlchemy; ``db.async_session`` (and ``AsyncSession``) also need ``greenlet``
+(``pip install 'ampulla[db]'`` brings it). See ``docs/database.md``.
+Migrations: ``ampulla db init | migrate | upgrade`` (:mod:`ampulla.db.cli`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .engines import async_url, sync_url
 from .errors import DatabaseUnavailable, DatabaseUnavailableError
@@ -28,7 +32,10 @@ from .extension import Database, current_database
 from .model import Model, camel_to_snake_case
 from .pagination import KeysetPage, Pagination
 from .query import Query
-from .session import AsyncSession, Session
+from .session import Session
+
+if TYPE_CHECKING:
+    from .async_session import AsyncSession
 
 __all__ = [
     "AsyncSession",
@@ -45,3 +52,12 @@ __all__ = [
     "current_database",
     "sync_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio session class imports SQLAlchemy's asyncio extension, which needs greenlet: loaded on first use.
+    if name == "AsyncSession":
+        from .async_session import AsyncSession
+
+        return AsyncSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 import threading
 from asyncio.events import _get_running_loop
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast, overload
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -38,12 +39,13 @@ from .query import (
     not_found,
     result_items,
 )
-from .session import AsyncSession, Session
+from .session import Session
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from ..app import Ampulla
+    from .async_session import AsyncSession
 
 _O = TypeVar("_O")
 _T = TypeVar("_T")
@@ -498,6 +500,8 @@ class Database:
             raise RuntimeError(
                 "no asyncio driver is known for the database URL; set SQLALCHEMY_ASYNC_DATABASE_URI"
             )
+        from .async_session import AsyncSession  # needs greenlet: loaded on first use, after the engines' check
+
         session = AsyncSession(bind=engines.get(None), sync_session_class=self._session_class, **self.session_options)
         if len(engines) > 1:
             sync_session = cast(Session, session.sync_session)
@@ -528,7 +532,7 @@ class Database:
 
     def _close(self, ctx: AppContext, session: Any, loop: asyncio.AbstractEventLoop | None) -> None:
         """Close a session at the end of its context, never blocking an event loop running in this thread."""
-        if isinstance(session, AsyncSession):
+        if _is_async_session(session):
             self._close_async(session, loop)
         elif loop is None or not session.in_transaction():
             _close_sync(session)  # WSGI, or nothing to send to the database
@@ -816,6 +820,12 @@ def _running_loop(name: str) -> asyncio.AbstractEventLoop:
             f"db.{name} is for 'async def' views and other coroutines (it needs a running event loop); "
             "in sync code use db.session and db.engine."
         ) from None
+
+
+def _is_async_session(session: object) -> TypeGuard[AsyncSession]:
+    """Whether ``session`` is an asyncio session (never, while none was made: its module is not loaded)."""
+    module = sys.modules.get("ampulla.db.async_session")
+    return module is not None and isinstance(session, module.AsyncSession)
 
 
 def _close_sync(session: Session) -> None:

@@ -1,8 +1,11 @@
-"""Session classes: bind routing for ``__bind_key__``, and a failed commit that leaves the session usable."""
+"""Session classes: bind routing for ``__bind_key__``, and a failed commit that leaves the session usable.
+
+The asyncio session lives in :mod:`ampulla.db.async_session`, loaded on first use: SQLAlchemy's asyncio
+extension needs ``greenlet``, which an app with only sync sessions does not have to install.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -10,7 +13,6 @@ from weakref import WeakKeyDictionary
 import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 from sqlalchemy.exc import UnboundExecutionError
-from sqlalchemy.ext.asyncio import AsyncSession as _AsyncSession
 
 from ..ctx import _cv_ctx
 
@@ -181,26 +183,10 @@ class Session(sa_orm.Session):
     def remove(self) -> None:
         """Close the session (as ``scoped_session.remove()``); the next ``db.session`` is a new one."""
         self.close()
-        _forget(self)
+        forget(self)
 
 
-class AsyncSession(_AsyncSession):
-    """The asyncio session behind ``db.async_session`` (its sync side is a :class:`Session`).
-
-    Attributes:
-        loop: The event loop the session (and its engine's connections) belongs to.
-    """
-
-    sync_session_class = Session
-    loop: asyncio.AbstractEventLoop | None = None
-
-    async def remove(self) -> None:
-        """Close the session; the next ``db.async_session`` in this context is a new one."""
-        await self.close()
-        _forget(self)
-
-
-def _forget(session: object) -> None:
+def forget(session: object) -> None:
     """Drop ``session`` from the current context, where ``db.session``/``db.async_session`` keep it."""
     ctx = _cv_ctx.get(None)
     store = ctx.g.__dict__ if ctx is not None else {}
