@@ -1,12 +1,13 @@
-"""The fuzz corpus, replayed, and each coverage-guided fuzz target run for a fixed number of inputs (issue #7).
+"""The fuzz corpus, replayed, and each coverage-guided fuzz target run for a fixed number of inputs.
 
 - ``test_replay``: every file in ``tests/corpus/<target>/`` (seeds, and every input that once failed) goes
   through its target in process, over WSGI and ASGI. Fast; needs no atheris.
 - ``test_fuzz_target``: ``python -m tests.fuzz.run <target> --runs N --seed S`` in a subprocess (atheris,
-  libFuzzer), two at a time. ``AMPULLA_FUZZ_RUNS`` sets N (default 3000 per target; 0 skips these tests),
-  ``AMPULLA_FUZZ_SEED`` sets S (default 1, so a CI run is reproducible), ``AMPULLA_FUZZ_JOBS`` the parallel
-  runs (default 2). A failing input is written to ``tests/corpus/<target>/crash-<sha1>``: commit it with the
-  fix, ``test_replay`` keeps it fixed.
+  libFuzzer), two at a time, each started from the test's own thread with its output in a file.
+  ``AMPULLA_FUZZ_RUNS`` sets N (default 3000 per target; 0 skips these tests), ``AMPULLA_FUZZ_SEED`` sets S
+  (default 1, so a CI run is reproducible), ``AMPULLA_FUZZ_JOBS`` the parallel runs (default 2). A failing
+  input is written to ``tests/corpus/<target>/crash-<sha1>``: commit it with the fix, ``test_replay`` keeps it
+  fixed. The failure message shows the broken invariant (atheris prints it on standard output).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -57,48 +59,93 @@ def test_replay(target: str, path: Path) -> None:
     TARGETS[target](path.read_bytes())
 
 
-def _fuzz(target: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    command = [sys.executable, "-m", "tests.fuzz.run", target, "--runs", str(RUNS), "--seed", str(SEED)]
-    started = time.monotonic()
-    for attempt in range(3):
-        try:
-            process = subprocess.run(command, cwd=REPO, capture_output=True, text=True, errors="replace",
-                                     timeout=RUN_TIMEOUT)
-            break
-        except OSError:
-            # NOTE: starting a process from a worker thread can fail transiently (EFAULT seen under load);
-            # the run itself never started, so starting it again is safe.
-            if attempt == 2:
-                raise
-            time.sleep(1)
-    return process, time.monotonic() - started
+@dataclass
+class _Run:
+    """One target's fuzz process: its combined output goes to a file (no pipe to drain, no reader thread)."""
+
+    target: str
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+    started: float
+    returncode: int | None = None
+    text: str = ""
+    elapsed: float = 0.0
+
+    def finished(self) -> bool:
+        if self.returncode is None:
+            code = self.process.poll()
+            if code is None and time.monotonic() - self.started > RUN_TIMEOUT:
+                self.process.kill()
+                code = self.process.wait()
+                self.output.write(f"\nno result within {RUN_TIMEOUT} s: killed\n".encode())
+            if code is None:
+                return False
+            self.returncode = code
+            self.elapsed = time.monotonic() - self.started
+            self.output.seek(0)
+            self.text = self.output.read().decode("utf-8", "replace")
+            self.output.close()
+        return True
+
+
+class _Scheduler:
+    """Runs every target's fuzz process, ``JOBS`` at a time, all started from the test's own thread."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.pending = list(TARGET_NAMES)
+        self.running: list[_Run] = []
+        self.done: dict[str, _Run] = {}
+
+    def _start(self, target: str) -> None:
+        command = [sys.executable, "-m", "tests.fuzz.run", target, "--runs", str(RUNS), "--seed", str(SEED)]
+        output = (self.tmp / f"{target}.log").open("w+b")
+        process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=output,
+                                   stderr=subprocess.STDOUT)
+        self.running.append(_Run(target, process, output, time.monotonic()))
+
+    def result(self, target: str) -> _Run:
+        while target not in self.done:
+            while self.pending and len(self.running) < JOBS:
+                self._start(self.pending.pop(0))
+            finished = [run for run in self.running if run.finished()]
+            for run in finished:
+                self.running.remove(run)
+                self.done[run.target] = run
+            if not finished:
+                time.sleep(0.2)  # NOTE: only how often to look; no outcome depends on it
+        return self.done[target]
+
+    def stop(self) -> None:
+        for run in self.running:
+            run.process.kill()
+            run.process.wait()
+            run.output.close()
 
 
 @pytest.fixture(scope="module")
-def fuzz_runs() -> Iterator[dict[str, Future[tuple[subprocess.CompletedProcess[str], float]]]]:
-    """Starts every target's run at once (``JOBS`` at a time); each test waits for its own."""
+def fuzz_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Scheduler]:
+    """Runs the targets (``JOBS`` at a time, in order); each test waits for its own."""
     if RUNS <= 0:
         pytest.skip("AMPULLA_FUZZ_RUNS=0")
     if importlib.util.find_spec("atheris") is None:
         pytest.skip("atheris is not installed (pip install atheris)")
-    with ThreadPoolExecutor(JOBS) as pool:
-        futures = {target: pool.submit(_fuzz, target) for target in TARGET_NAMES}
-        yield futures
-        for future in futures.values():
-            future.cancel()
+    scheduler = _Scheduler(tmp_path_factory.mktemp("fuzz"))
+    try:
+        yield scheduler
+    finally:
+        scheduler.stop()
 
 
 @pytest.mark.timeout(RUN_TIMEOUT * len(TARGET_NAMES))
 @pytest.mark.parametrize("target", TARGET_NAMES)
-def test_fuzz_target(
-    target: str, fuzz_runs: dict[str, Future[tuple[subprocess.CompletedProcess[str], float]]]
-) -> None:
-    process, elapsed = fuzz_runs[target].result()
-    found = _EXECUTIONS_RE.search(process.stdout)
+def test_fuzz_target(target: str, fuzz_runs: _Scheduler) -> None:
+    run = fuzz_runs.result(target)
+    found = _EXECUTIONS_RE.search(run.text)
     executions = int(found.group(1)) if found else 0
-    print(f"fuzz {target}: {executions} inputs in {elapsed:.1f} s (seed {SEED}), exit code {process.returncode}")
-    if process.returncode != 0:
-        lines = [line for line in process.stderr.splitlines() if not line.startswith(("#", "INFO:"))]
+    print(f"fuzz {target}: {executions} inputs in {run.elapsed:.1f} s (seed {SEED}), exit code {run.returncode}")
+    if run.returncode != 0:
+        lines = [line for line in run.text.splitlines() if not line.startswith(("#", "INFO:"))]
         pytest.fail(f"fuzz target {target!r} failed after {executions} inputs (seed {SEED}):\n"
-                    + "\n".join(lines[-40:]))
+                    + "\n".join(lines[-60:]))
     assert executions >= RUNS, f"only {executions} of {RUNS} inputs ran"

@@ -601,7 +601,7 @@ def test_session_cookie_cases(protocol: str) -> None:
 
 @PROTOCOLS
 @pytest.mark.parametrize("route", ["/json", "/json-sync"])
-@pytest.mark.parametrize("depth", [5_000, 100_000])
+@pytest.mark.parametrize("depth", [513, 5_000, 100_000])
 def test_deeply_nested_json_answers_400(protocol: str, route: str, depth: int) -> None:
     """Bug #7-1: the stdlib decoder raises RecursionError (not a ValueError) past ~1000 levels: a 500."""
     for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth, b"[" * depth):

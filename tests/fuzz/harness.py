@@ -44,6 +44,7 @@ __all__ = [
     "MAX_CONTENT_LENGTH",
     "MAX_FORM_MEMORY_SIZE",
     "MAX_FORM_PARTS",
+    "MAX_JSON_DEPTH",
     "MEMORY_FACTOR",
     "MEMORY_SLACK",
     "InvariantError",
@@ -66,6 +67,8 @@ OLD_SECRET_KEY = "fuzz-old-secret-key"
 MAX_CONTENT_LENGTH = 256 * 1024
 MAX_FORM_MEMORY_SIZE = 16 * 1024
 MAX_FORM_PARTS = 200
+#: The app's nesting limit for JSON bodies (``MAX_JSON_DEPTH``): deeper is a 400 wherever it is parsed.
+MAX_JSON_DEPTH = 512
 BIG_UPLOAD_LIMIT = 4 * 1024 * 1024
 #: Memory bound for one request (form targets): at most ``MEMORY_FACTOR`` times the body plus ``MEMORY_SLACK``
 #: allocated at peak (traced by tracemalloc). The body may exist once as received, once joined, once parsed,
@@ -242,6 +245,7 @@ def build_app(root: str) -> Ampulla:
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         MAX_FORM_MEMORY_SIZE=MAX_FORM_MEMORY_SIZE,
         MAX_FORM_PARTS=MAX_FORM_PARTS,
+        MAX_JSON_DEPTH=MAX_JSON_DEPTH,
         SYNC_VIEW_THREADS=4,
         # Behind one trusted proxy, with the opt-in hardening on: more request-derived text reaches headers.
         PROXY_FIX={"x_for": 1, "x_proto": 1, "x_host": 1, "x_port": 1, "x_prefix": 1},
