@@ -491,37 +491,56 @@ def wire_name(name: str) -> bytes:
     return raw
 
 
+def _joined_lines(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Name -> value of ASGI header pairs, repeated names joined in order (``Cookie`` with ``"; "``)."""
+    mapping: dict[bytes, bytes] = {}
+    for name, value in raw:
+        previous = mapping.get(name)
+        if previous is None:
+            mapping[name] = value
+        else:
+            mapping[name] = previous + (b"; " if name == b"cookie" else b", ") + value
+    return mapping
+
+
 class ASGIHeaders(Headers):
     """Read-only :class:`Headers` over an ASGI scope's raw ``(name, value)`` byte pairs, decoded on use.
 
     Servers send lower-case names (the ASGI spec asks them to), so lookups compare bytes without per-entry
-    lowering, as Starlette does.
+    lowering, as Starlette does. A name sent on several lines reads as WSGI servers present it: ``get`` gives
+    the lines joined in order with ``", "`` (``"; "`` for ``Cookie``, RFC 9113 §8.2.3), so a proxy's appended
+    ``X-Forwarded-For`` line is the last value, and two ``Host`` lines never pass for one; ``getlist`` gives the
+    lines one by one.
     """
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_map", "_raw")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._raw = raw
+        # PERF: one dict built in C answers every lookup in O(1), cheaper than scanning the list after two or
+        # three lookups (benchmarks/run.py --protocol asgi: hello, json_echo).
+        mapping = dict(raw)
+        if len(mapping) != len(raw):
+            mapping = _joined_lines(raw)
+        self._map = mapping
 
     @property
     def _list(self) -> list[tuple[str, str]]:  # type: ignore[override]
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw]
 
     def __getitem__(self, key: str) -> str:
-        value = self.get(key)
+        value = self._map.get(_WIRE_NAMES.get(key) or wire_name(key))
         if value is None:
             raise BadRequestKeyError(key)
-        return str(value)
+        return value.decode("latin-1")
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
-        # PERF: bytes comparison, no copy of the header list, and the wanted name encoded once per process
-        # (benchmarks/run.py --protocol asgi: json_echo).
-        wanted = _WIRE_NAMES.get(key) or wire_name(key)
-        for name, raw in self._raw:
-            if name == wanted:
-                value = raw.decode("latin-1")
-                return _converted(value, default, type)
-        return default
+        value = self._map.get(_WIRE_NAMES.get(key) or wire_name(key))
+        if value is None:
+            return default
+        if type is None:
+            return value.decode("latin-1")
+        return _converted(value.decode("latin-1"), default, type)
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         wanted = wire_name(key)
@@ -533,8 +552,7 @@ class ASGIHeaders(Headers):
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        wanted = wire_name(key)
-        return any(name == wanted for name, _ in self._raw)
+        return wire_name(key) in self._map
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._list)
