@@ -30,9 +30,10 @@ from .chains import _Chain, _csrf_check
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 from .error_handling import ErrorHandlingMixin
-from .exceptions import BadRequest, HTTPException, SecurityError
+from .exceptions import BadRequest, HTTPException
 from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
+from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
 from .routing import Map, Rule
 from .scaffold import F, Scaffold, registering
@@ -549,13 +550,9 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         return host[: -len(server) - 1]
 
     def _match_request(self, request: Request) -> None:
-        config = self.config
-        if config["PROXY_FIX"]:
-            apply_proxy_fix(request, config["PROXY_FIX"])
-        if config["TRUSTED_HOSTS"] and not host_is_trusted(request.host, config["TRUSTED_HOSTS"]):
-            request.routing_exception = SecurityError(
-                f"Host {request.host!r} is not in TRUSTED_HOSTS; add it to app.config['TRUSTED_HOSTS'] if it is yours."
-            )
+        host_error = check_request_host(request, self.config)
+        if host_error is not None:
+            request.routing_exception = host_error
             return
         try:
             rule, values = self.url_map.match(

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .ctx import RequestContext, _cv_ctx
-from .datastructures import _WIRE_NAMES, wire_name
+from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge
+from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version, check_request_host
 from .wrappers import ClientDisconnected, Request, Response
 
 if TYPE_CHECKING:
@@ -74,13 +75,29 @@ async def _handle_lifespan(app: Ampulla, scope: Scope, receive: Receive, send: S
 # ---------------------------------------------------------------------------------------------- HTTP
 
 
-def _announces_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return value.strip() not in (b"0", b"")
-        if name == b"transfer-encoding":
-            return True
-    return False
+def _announces_body(headers: Headers) -> bool:
+    length: str | None = headers.get("Content-Length")
+    if length is not None:
+        return length.strip() not in ("0", "")
+    return "Transfer-Encoding" in headers
+
+
+def _request_error(version: Any, length: bytes | None, transfer_encoding: bytes | None) -> HTTPException | None:
+    """The 505/400 a request the server should have refused gets (unknown version, ambiguous body length)."""
+    if version not in SUPPORTED_VERSIONS:
+        error = check_http_version(str(version))
+        if error is not None:
+            return error
+    return check_framing(
+        None if length is None else length.decode("latin-1"),
+        None if transfer_encoding is None else transfer_encoding.decode("latin-1"),
+    )
+
+
+def _refusal(error: HTTPException) -> Response:
+    response = error.get_response()
+    response.headers["Connection"] = "close"
+    return response
 
 
 async def read_body(request: Request, receive: Receive) -> None:
@@ -92,7 +109,7 @@ async def read_body(request: Request, receive: Receive) -> None:
     """
     scope = request.scope
     assert scope is not None
-    if request.method in _BODY_FREE_METHODS and not _announces_body(scope):
+    if request.method in _BODY_FREE_METHODS and not _announces_body(request.headers):
         request.input_stream = io.BytesIO()
         return
     limit = request.max_content_length
@@ -143,15 +160,26 @@ async def read_body(request: Request, receive: Receive) -> None:
 
 async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
     scope["ampulla.receive"] = receive
+    headers = ASGIHeaders(scope["headers"])
+    mapping = headers._map
+    length = mapping.get(b"content-length")
+    transfer_encoding = mapping.get(b"transfer-encoding")
+    version = scope.get("http_version", "1.1")
+    if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
+        error = _request_error(version, length, transfer_encoding)
+        if error is not None:
+            await send_response(app, None, _refusal(error), scope, send, receive)
+            return
     try:
         request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
     except HTTPException as e:
         await send_response(app, None, e.get_response(), scope, send, receive)
         return
+    request._headers = headers
     if scope.get("ampulla.preserve_context"):
         request.environ["ampulla.preserve_context"] = True
     reader: Callable[[Request], Awaitable[None]] | None = None
-    if request.method in _BODY_FREE_METHODS and not _announces_body(scope):
+    if request.method in _BODY_FREE_METHODS and transfer_encoding is None and (length is None or length == b"0"):
         # PERF: no body to wait for (benchmarks/run.py --protocol asgi: hello).
         request.input_stream = io.BytesIO()
     else:
@@ -432,10 +460,43 @@ class WebSocket:
             return
 
 
+async def _deny_handshake(ws: WebSocket, error: HTTPException) -> None:
+    """Refuse a WebSocket handshake before accepting it: with the HTTP error response when the server offers
+    the ``websocket.http.response`` extension, else with a close that the server turns into a 403."""
+    await ws._ensure_connect()
+    ws.closed = True
+    if "websocket.http.response" in (ws.scope.get("extensions") or {}):
+        response = error.get_response()
+        headers, has_length = _encode_headers(response)
+        body = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in response.response)
+        if not has_length:
+            headers.append((b"content-length", str(len(body)).encode("latin-1")))
+        await ws._send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
+        await ws._send({"type": "websocket.http.response.body", "body": body})
+        return
+    await ws._send({"type": "websocket.close", "code": 1008, "reason": ""})
+
+
 async def _handle_websocket(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
-    request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
-    request.input_stream = io.BytesIO()
     ws = WebSocket(scope, receive, send)
+    headers = ASGIHeaders(scope["headers"])
+    version = scope.get("http_version", "1.1")
+    refusal = check_http_version(str(version)) if version not in SUPPORTED_VERSIONS else None
+    if refusal is not None:
+        await _deny_handshake(ws, refusal)
+        return
+    try:
+        request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
+    except HTTPException as e:
+        await _deny_handshake(ws, e)
+        return
+    request._headers = headers
+    # The same Host, PROXY_FIX and TRUSTED_HOSTS check as an HTTP request's, before any hook runs.
+    refusal = check_request_host(request, app.config)
+    if refusal is not None:
+        await _deny_handshake(ws, refusal)
+        return
+    request.input_stream = io.BytesIO()
     ctx = RequestContext(app, request)
     ctx.async_mode = True
     ctx.websocket = ws

@@ -28,6 +28,7 @@ from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, Unsupp
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
 from .json import nesting_exceeds
+from .proxy_fix import _VALID_HOSTS, is_valid_host
 from .response import STATUS_LINES as STATUS_LINES
 from .response import Response as Response
 from .response import _is_text as _is_text
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .routing import Rule
 
 _EMPTY_DICT: ImmutableMultiDict[Any] = ImmutableMultiDict()
+#: (scheme, port) pairs whose port a host leaves out.
+_DEFAULT_PORTS = frozenset((("http", "80"), ("https", "443"), ("ws", "80"), ("wss", "443")))
 
 
 class ClientDisconnected(BadRequest):
@@ -482,20 +485,46 @@ class Request:
         return scheme, rest.strip()
 
     # ---------------------------------------------------------------------------------------- URL parts
+    def host_header(self) -> str | None:
+        """The ``Host`` header exactly as received (repeated lines joined by commas), ``None`` when absent.
+
+        Unlike :attr:`host` it is not validated: use it only to check or log the value.
+        """
+        headers = self._headers
+        host: str | None
+        if headers is None:
+            if self.scope is None:
+                # PERF: straight from the environ, without building the headers view (benchmarks/run.py: hello).
+                host = self.environ.get("HTTP_HOST")
+                return host
+            headers = self.headers
+        host = headers.get("Host")
+        return host
+
     @property
     def host(self) -> str:
-        """The host the client asked for, with port when not the default (``X-Forwarded-Host`` when trusted)."""
+        """The host the client asked for, with port when not the default (``X-Forwarded-Host`` when trusted).
+
+        Without a ``Host`` header (HTTP/1.0) it is the server's address. A ``Host`` that is not a valid
+        ``name[:port]`` (the request is answered with 400) reads as ``""``, so it never reaches a URL.
+        """
         if self.forwarded_host is not None:
             return self.forwarded_host
-        host = self.headers.get("Host")
-        if host:
-            return cast(str, host)
+        host = self.host_header()
+        if host is not None:
+            # PERF: the set of hosts already validated answers nearly every request (benchmarks/run.py: hello).
+            return host if host in _VALID_HOSTS or is_valid_host(host) else ""
         if self.server is not None:
             name, port = self.server
+            if port is None:  # a Unix socket: its path is no host name
+                return ""
         else:
             name, port = self.environ.get("SERVER_NAME", "localhost"), self.environ.get("SERVER_PORT")
-        if port is None or (self.scheme, str(port)) in (("http", "80"), ("https", "443")):
-            return str(name)
+        name = str(name)
+        if ":" in name and name[:1] != "[":
+            name = f"[{name}]"  # an IPv6 server address, bracketed as in a Host header
+        if not port or (self.scheme, str(port)) in _DEFAULT_PORTS:
+            return name
         return f"{name}:{port}"
 
     @property

@@ -6,10 +6,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import HTTPException
+from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .wrappers import Response
+
+
+#: ``SERVER_SOFTWARE`` prefixes of servers built on wsgiref, which refuse hop-by-hop headers from applications.
+_NO_HOP_BY_HOP_SERVERS = ("WSGIServer/", "Ampulla-dev/")
 
 
 def _has_content_length(headers: list[tuple[str, str]]) -> bool:
@@ -91,8 +96,34 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
     return _StreamingBody(response)
 
 
+def _refuse(error: HTTPException, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Answer a request the server should have refused, asking it to close the connection."""
+    response = error.get_response()
+    # NOTE: PEP 3333 keeps hop-by-hop headers from applications and wsgiref-based servers (the development
+    # server among them) assert on them; those servers refuse these requests themselves. gunicorn drops the
+    # header (and refuses them too); the others honour it.
+    if not environ.get("SERVER_SOFTWARE", "").startswith(_NO_HOP_BY_HOP_SERVERS):
+        response.headers["Connection"] = "close"
+    return to_wsgi(response, environ, start_response)
+
+
 def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Serve one WSGI request with ``app`` (``app.wsgi_app`` calls this)."""
+    """Serve one WSGI request with ``app`` (``app.wsgi_app`` calls this).
+
+    A request with an unknown HTTP version (505), or with both ``Content-Length`` and ``Transfer-Encoding``
+    or an invalid ``Content-Length`` (400), is answered before any hook runs.
+    """
+    protocol = environ.get("SERVER_PROTOCOL")
+    if protocol is not None and protocol not in SUPPORTED_VERSIONS:
+        error = check_http_version(protocol)
+        if error is not None:
+            return _refuse(error, environ, start_response)
+    length = environ.get("CONTENT_LENGTH") or None
+    transfer_encoding = environ.get("HTTP_TRANSFER_ENCODING")
+    if length is not None or transfer_encoding is not None:
+        error = check_framing(None if length is None else str(length), transfer_encoding)
+        if error is not None:
+            return _refuse(error, environ, start_response)
     try:
         request = app.request_class.from_environ(environ, app)
     except HTTPException as e:  # undecodable path: answered before any hook runs
