@@ -7,8 +7,10 @@ end run when ``AMPULLA_TEST_POSTGRES_URL`` is set, in a database of their own th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
 import os
 import re
 import secrets
@@ -114,6 +116,21 @@ def stored_user(app: Ampulla, **where: Any) -> User | None:
         if user is not None:
             db.session.expunge(user)
         return user
+
+
+def basic(name: str, password: str = PASSWORD) -> dict[str, str]:
+    """An ``Authorization: Basic`` header for ``name`` (the API's PUT and DELETE need one)."""
+    token = base64.b64encode(f"{name}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def add_admin(app: Ampulla, name: str = "root") -> int:
+    """Insert an admin (password ``PASSWORD``); returns their id."""
+    with app.app_context():
+        admin = User(name=name, email=f"{name}@example.test", password=hashed_password(), role=constants.ROLE_ADMIN)
+        db.session.add(admin)
+        db.session.commit()
+        return int(admin.id)
 
 
 def api_create(client: AmpullaClient, name: str, email: str | None = None, **extra: Any) -> TestResponse:
@@ -230,13 +247,37 @@ def test_api_create_from_json(client: AmpullaClient, example: Ampulla) -> None:
     assert user.check_password(PASSWORD) and not user.check_password("wrong password")
 
 
-def test_api_create_from_form_without_csrf_token(client: AmpullaClient, example: Ampulla) -> None:
-    # The API blueprint is CSRF-exempt: a form body is accepted without a token.
-    response = client.post("/api/v1/users/", data={"name": " bob ", "email": "bob@example.test", "password": PASSWORD})
+def test_api_create_strips_the_name(client: AmpullaClient, example: Ampulla) -> None:
+    response = client.post("/api/v1/users/", json={"name": " bob ", "email": "bob@example.test", "password": PASSWORD})
     assert response.status_code == 201
     assert response.get_json()["name"] == "bob", "the name is stripped"
     user = stored_user(example, name="bob")
     assert user is not None and user.check_password(PASSWORD) and user.password != PASSWORD
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": {"name": "eve", "email": "eve@example.test", "password": PASSWORD}},
+        {"data": {"name": "eve", "email": "eve@example.test", "password": PASSWORD, "f": (io.BytesIO(b"x"), "f")}},
+        {"data": json.dumps({"name": "eve", "email": "eve@example.test", "password": PASSWORD}),
+         "content_type": "text/plain"},
+        {"data": b""},
+    ],
+    ids=["urlencoded", "multipart", "text-plain-json", "no-body"],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_api_writes_refuse_what_a_cross_site_form_can_send(
+    client: AmpullaClient, example: Ampulla, method: str, kwargs: dict[str, Any]
+) -> None:
+    """The API is CSRF-exempt, so it takes JSON only: a page on another site can post a form (urlencoded,
+    multipart or text/plain, with the visitor's cookies) but cannot send application/json without a preflight."""
+    add_users(example, ["ann"])
+    response = client.open("/api/v1/users/", method=method, headers={"Origin": "https://evil.test", **basic("ann")},
+                           **kwargs)  # fmt: skip
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]
+    assert user_count(example) == 1
 
 
 @pytest.mark.parametrize(
@@ -245,9 +286,9 @@ def test_api_create_from_form_without_csrf_token(client: AmpullaClient, example:
         ({"json": {"email": "x@example.test"}}, 400),
         ({"json": {"name": "   "}}, 400),
         ({"json": ["not", "an", "object"]}, 400),
-        ({"data": {"email": "x@example.test"}}, 400),
+        ({"data": {"email": "x@example.test"}}, 415),
     ],
-    ids=["json-no-name", "json-blank-name", "json-array", "form-no-name"],
+    ids=["json-no-name", "json-blank-name", "json-array", "form"],
 )
 def test_api_create_rejects_bad_payloads(
     client: AmpullaClient, example: Ampulla, kwargs: dict[str, Any], status: int
@@ -277,12 +318,14 @@ def test_api_duplicate_is_409_json_and_nothing_is_written(client: AmpullaClient,
 
 def test_api_put_updates_name_and_email(client: AmpullaClient, example: Ampulla) -> None:
     user_id = api_create(client, "ann").get_json()["id"]
-    response = client.put("/api/v1/users/", json={"id": user_id, "name": " anna ", "email": "anna@example.test"})
+    response = client.put(
+        "/api/v1/users/", json={"id": user_id, "name": " anna ", "email": "anna@example.test"}, headers=basic("ann")
+    )
     assert response.status_code == 200
     assert response.get_json() == {"id": user_id, "name": "anna", "email": "anna@example.test", "role": "user"}
     assert client.get(f"/api/v1/users/{user_id}").get_json()["name"] == "anna"
-    # From a form, with the id as text; an absent field is left alone.
-    response = client.put("/api/v1/users/", data={"id": str(user_id), "name": "annie"})
+    # The id as text; an absent field is left alone; the new name logs in.
+    response = client.put("/api/v1/users/", json={"id": str(user_id), "name": "annie"}, headers=basic("anna"))
     assert response.status_code == 200
     assert response.get_json()["email"] == "anna@example.test"
     user = stored_user(example, id=user_id)
@@ -293,7 +336,9 @@ def test_api_put_duplicate_is_409_and_leaves_the_row_unchanged(client: AmpullaCl
     api_create(client, "ann")
     bob_id = api_create(client, "bob").get_json()["id"]
     # The name clashes; the new email must not be written either.
-    response = client.put("/api/v1/users/", json={"id": bob_id, "name": "ann", "email": "fresh@example.test"})
+    response = client.put(
+        "/api/v1/users/", json={"id": bob_id, "name": "ann", "email": "fresh@example.test"}, headers=basic("bob")
+    )
     assert response.status_code == 409
     assert response.get_json() == {"error": "a user with this name or email already exists"}
     assert client.get(f"/api/v1/users/{bob_id}").get_json() == {
@@ -306,9 +351,10 @@ def test_api_put_duplicate_is_409_and_leaves_the_row_unchanged(client: AmpullaCl
     [({"name": "x"}, 400), ({"id": "abc"}, 400), ({"id": None}, 400), ({"id": 9999}, 404), ({"id": 10**30}, 404)],
     ids=["no-id", "id-text", "id-null", "missing", "id-beyond-integer-range"],
 )
-def test_api_put_errors(client: AmpullaClient, payload: dict[str, Any], status: int) -> None:
+def test_api_put_errors(client: AmpullaClient, example: Ampulla, payload: dict[str, Any], status: int) -> None:
     api_create(client, "ann")
-    response = client.put("/api/v1/users/", json=payload)
+    add_admin(example)
+    response = client.put("/api/v1/users/", json=payload, headers=basic("root"))
     assert response.status_code == status
     if status == 404:
         assert response.get_json() == {"error": "not found"}
@@ -319,12 +365,13 @@ def test_api_get_and_delete(client: AmpullaClient, example: Ampulla) -> None:
     response = client.get(f"/api/v1/users/{user_id}")
     assert response.status_code == 200
     assert response.get_json() == {"id": user_id, "name": "ann", "email": "ann@example.test", "role": "user"}
-    response = client.delete(f"/api/v1/users/{user_id}")
+    response = client.delete(f"/api/v1/users/{user_id}", headers=basic("ann"))
     assert response.status_code == 204
     assert response.data == b""
     assert user_count(example) == 0
     assert client.get(f"/api/v1/users/{user_id}").status_code == 404
-    assert client.delete(f"/api/v1/users/{user_id}").status_code == 404
+    add_admin(example)
+    assert client.delete(f"/api/v1/users/{user_id}", headers=basic("root")).status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/api/v1/users/999", "/api/v1/users/99999999999999999999999", "/api/v1/nothing"])
@@ -387,6 +434,128 @@ def test_api_second_user_without_email_is_not_a_false_conflict(client: AmpullaCl
 def test_api_validates_like_the_form(client: AmpullaClient) -> None:
     response = client.post("/api/v1/users/", json={"name": "n" * 65, "email": "not-an-email", "password": ""})
     assert response.status_code == 400
+
+
+# ---------------------------------------------------------------------------------------------- hostile API input
+BAD_CREDENTIALS = {
+    "none": {},
+    "wrong-password": basic("ann", "wrong password"),
+    "unknown-user": basic("nobody"),
+    "empty": basic(""),
+    "bad-base64": {"Authorization": "Basic !!!not-base64"},
+    "bearer": {"Authorization": "Bearer abc"},
+    "no-colon": {"Authorization": "Basic " + base64.b64encode(b"ann").decode()},
+}
+
+
+@pytest.mark.parametrize("headers", list(BAD_CREDENTIALS.values()), ids=list(BAD_CREDENTIALS))
+def test_api_delete_and_put_need_credentials(
+    client: AmpullaClient, example: Ampulla, headers: dict[str, str]
+) -> None:
+    [ann_id] = add_users(example, ["ann"])
+    response = client.delete(f"/api/v1/users/{ann_id}", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert "error" in response.get_json()
+    response = client.put("/api/v1/users/", json={"id": ann_id, "name": "pwned"}, headers=headers)
+    assert response.status_code == 401
+    user = stored_user(example, id=ann_id)
+    assert user is not None and user.name == "ann"
+
+
+def test_api_only_the_user_or_an_admin_may_change_or_delete(client: AmpullaClient, example: Ampulla) -> None:
+    ann_id, bob_id, carl_id = add_users(example, ["ann", "bob", "carl"])
+    add_admin(example)
+    assert client.delete(f"/api/v1/users/{ann_id}", headers=basic("bob")).status_code == 403
+    assert client.put("/api/v1/users/", json={"id": ann_id, "name": "x"}, headers=basic("bob")).status_code == 403
+    assert user_count(example) == 4
+    assert client.put("/api/v1/users/", json={"id": bob_id, "name": "robert"}, headers=basic("bob")).status_code == 200
+    assert client.put("/api/v1/users/", json={"id": ann_id, "name": "anne"}, headers=basic("root")).status_code == 200
+    assert client.delete(f"/api/v1/users/{carl_id}", headers=basic("root")).status_code == 204
+    assert client.delete(f"/api/v1/users/{ann_id}", headers=basic("anne")).status_code == 204
+    assert [u["name"] for u in client.get("/api/v1/users/").get_json()["users"]] == ["robert", "root"]
+
+
+@pytest.mark.parametrize(
+    "id_text",
+    ["1e999", "-1e999", "Infinity", "-Infinity", "NaN", "1.5", "1.0", "true", "[1]", '{"a": 1}', '"1e3"', '"-1"',
+     '"\\u0661"'],
+)  # fmt: skip
+def test_api_put_id_must_be_an_integer(client: AmpullaClient, example: Ampulla, id_text: str) -> None:
+    [ann_id] = add_users(example, ["ann"])
+    body = '{"id": %s, "name": "changed"}' % id_text  # noqa: UP031 - raw JSON, as a client sends it
+    response = client.put("/api/v1/users/", data=body, content_type="application/json", headers=basic("ann"))
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "An integer 'id' is required."}
+    user = stored_user(example, id=ann_id)
+    assert user is not None and user.name == "ann"
+
+
+@pytest.mark.parametrize("field", ["name", "email", "password"])
+@pytest.mark.parametrize("value", ["1e999", "-Infinity", "NaN", "5", "true", "[\"x\"]", '{"a": "b"}'])
+def test_api_fields_must_be_strings(client: AmpullaClient, example: Ampulla, field: str, value: str) -> None:
+    payload = {"name": "ann", "email": "ann@example.test", "password": PASSWORD}
+    fields = ", ".join(f'"{k}": {value if k == field else json.dumps(v)}' for k, v in payload.items())
+    response = client.post("/api/v1/users/", data="{" + fields + "}", content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": f"'{field}' must be a string."}
+    assert user_count(example) == 0
+
+
+BAD_TEXT = {
+    "lone-surrogate": "a\\ud800",
+    "low-surrogate": "\\udfffb",
+    "nul": "a\\u0000b",
+    "newline": "a\\nb",
+}
+
+
+@pytest.mark.parametrize("field", ["name", "email"])
+@pytest.mark.parametrize("bad", list(BAD_TEXT))
+def test_api_refuses_text_no_database_can_store(client: AmpullaClient, example: Ampulla, field: str, bad: str) -> None:
+    payload = {"name": "ann", "email": "ann@example.test", "password": PASSWORD}
+    raw = json.dumps(payload).replace(json.dumps(payload[field]), '"' + BAD_TEXT[bad] + payload[field] + '"')
+    response = client.post("/api/v1/users/", data=raw, content_type="application/json")
+    assert response.status_code == 400, response.text
+    assert user_count(example) == 0
+    [ann_id] = add_users(example, ["bob"])
+    put = json.dumps({"id": ann_id, field: "x"}).replace('"x"', '"' + BAD_TEXT[bad] + 'x"')
+    response = client.put("/api/v1/users/", data=put, content_type="application/json", headers=basic("bob"))
+    assert response.status_code == 400, response.text
+
+
+def test_api_password_with_a_lone_surrogate_is_400(client: AmpullaClient, example: Ampulla) -> None:
+    raw = '{"name": "ann", "email": "ann@example.test", "password": "long enough \\ud800"}'
+    response = client.post("/api/v1/users/", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert "surrogate" in response.get_json()["error"]
+    # Control characters are fine in a password: it is hashed, never stored.
+    response = api_create(client, "ann", password="tab\there and NUL\x00")
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\nb", "\x7f"])
+def test_form_refuses_control_characters(client: AmpullaClient, example: Ampulla, bad: str) -> None:
+    form = {"csrf_token": csrf_token(client), "name": bad, "email": "ann@example.test", "password": PASSWORD}
+    response = client.post("/users/new", data=form)
+    assert response.status_code == 400
+    assert "control characters" in response.text
+    form = {"csrf_token": csrf_token(client), "name": "ann", "email": f"ann{bad}@example.test", "password": PASSWORD}
+    assert client.post("/users/new", data=form).status_code == 400
+    assert user_count(example) == 0
+
+
+@pytest.mark.parametrize(("query", "status"), [("a\x00b", 400), ("\x00", 400), ("x" * 121, 400), ("x" * 55_000, 400),
+                                                ("x" * 120, 200), ("%_ünï", 200)])  # fmt: skip
+def test_search_refuses_what_cannot_be_searched(
+    client: AmpullaClient, example: Ampulla, query: str, status: int
+) -> None:
+    add_users(example, ["ann"])
+    response = client.get("/", query_string={"q": query})
+    assert response.status_code == status
+    if status == 400:
+        assert response.mimetype == "text/html"
+        assert "The search" in response.text
 
 
 # ---------------------------------------------------------------------------------------------- seed routes, hooks
@@ -728,7 +897,7 @@ def test_avatar_upload_needs_csrf_token_and_a_user(client: AmpullaClient, exampl
 def test_deleting_a_user_removes_their_picture(client: AmpullaClient, example: Ampulla, avatars: Path) -> None:
     [user_id] = add_users(example, ["ann"])
     upload(client, user_id, PNG)
-    assert client.delete(f"/api/v1/users/{user_id}").status_code == 204
+    assert client.delete(f"/api/v1/users/{user_id}", headers=basic("ann")).status_code == 204
     assert client.get(f"/avatars/{user_id}.png").status_code == 404
     assert os.listdir(avatars) == []
 
@@ -849,7 +1018,7 @@ def test_live_count_websocket(ws_example: Ampulla, protocol: str) -> None:
         assert client.post("/users/new", data=form).status_code == 302
         assert ws.receive_json(timeout=5) == {"users": 4}
         user_id = client.get("/api/v1/users/").get_json()["users"][0]["id"]
-        assert client.delete(f"/api/v1/users/{user_id}").status_code == 204
+        assert client.delete(f"/api/v1/users/{user_id}", headers=basic("ann")).status_code == 204
         assert ws.receive_json(timeout=5) == {"users": 3}
         # Nothing is sent while the count does not change.
         with pytest.raises(TimeoutError):
@@ -939,26 +1108,27 @@ def test_postgres_api(pg_example: Ampulla, protocol: str) -> None:
     client = pg_example.test_client(protocol=protocol)
     ann = api_create(client, "ann")
     assert ann.status_code == 201
-    assert (
-        client.post("/api/v1/users/", data={"name": "bob", "email": "bob@x.io", "password": PASSWORD}).status_code
-        == 201
-    )
+    assert api_create(client, "bob", "bob@x.io").status_code == 201
     duplicate = api_create(client, "ann", "other@x.io")
     assert duplicate.status_code == 409
     assert duplicate.get_json() == {"error": "a user with this name or email already exists"}
     user_id = ann.get_json()["id"]
-    assert client.put("/api/v1/users/", json={"id": user_id, "name": "bob"}).status_code == 409
-    assert client.put("/api/v1/users/", json={"id": user_id, "name": "anna"}).get_json()["name"] == "anna"
-    assert client.put("/api/v1/users/", json={"id": 2**31, "name": "x"}).status_code == 404
+    auth = basic("ann")
+    assert client.put("/api/v1/users/", json={"id": user_id, "name": "bob"}, headers=auth).status_code == 409
+    assert client.put("/api/v1/users/", json={"id": user_id, "name": "anna"}, headers=auth).get_json()["name"] == "anna"
+    add_admin(pg_example)
+    root = basic("root")
+    assert client.put("/api/v1/users/", json={"id": 2**31, "name": "x"}, headers=root).status_code == 404
     add_users(pg_example, [f"user{i:03d}" for i in range(120)])
     body = client.get(f"/api/v1/users/?per_page={10**9}").get_json()
-    assert (len(body["users"]), body["total"], body["pages"]) == (100, 122, 2)
+    assert (len(body["users"]), body["total"], body["pages"]) == (100, 123, 2)
     assert client.get("/api/v1/users/?page=abc").status_code == 404
     assert client.get(f"/api/v1/users/{2**40}").status_code == 404
+    assert client.get("/api/v1/users/count").get_json() == {"users": 123}
+    assert client.get("/health").get_json() == {"status": "ok", "users": 123}
+    assert client.delete(f"/api/v1/users/{user_id}").status_code == 401
+    assert client.delete(f"/api/v1/users/{user_id}", headers=basic("anna")).status_code == 204
     assert client.get("/api/v1/users/count").get_json() == {"users": 122}
-    assert client.get("/health").get_json() == {"status": "ok", "users": 122}
-    assert client.delete(f"/api/v1/users/{user_id}").status_code == 204
-    assert client.get("/api/v1/users/count").get_json() == {"users": 121}
     user = stored_user(pg_example, name="bob")
     assert user is not None and user.password != PASSWORD and user.check_password(PASSWORD)
 
@@ -995,3 +1165,26 @@ def test_postgres_api_long_name_is_a_client_error(postgres_url: str, tmp_path: P
         with app.app_context():
             db.drop_all()
         db.dispose(app)
+
+
+def test_postgres_hostile_input_is_a_client_error(pg_example: Ampulla, protocol: str) -> None:
+    """What PostgreSQL refuses (NUL, lone surrogates) never reaches it: 400, not a 500 from the driver."""
+    client = pg_example.test_client(protocol=protocol)
+    [bob_id] = add_users(pg_example, ["bob"])
+    for raw in (
+        '{"name": "a\\u0000b", "email": "a@example.test", "password": "long enough"}',
+        '{"name": "a\\ud800", "email": "a@example.test", "password": "long enough"}',
+        '{"name": "ann", "email": "a\\u0000@example.test", "password": "long enough"}',
+        '{"name": "ann", "email": "a@example.test", "password": "long enough\\udfff"}',
+    ):
+        assert client.post("/api/v1/users/", data=raw, content_type="application/json").status_code == 400, raw
+    for raw in (f'{{"id": {bob_id}, "name": "a\\u0000"}}', '{"id": 1e999, "name": "x"}', '{"id": -Infinity}'):
+        response = client.put("/api/v1/users/", data=raw, content_type="application/json", headers=basic("bob"))
+        assert response.status_code == 400, raw
+    form = {"csrf_token": csrf_token(client), "name": "a\x00b", "email": "a@example.test", "password": PASSWORD}
+    assert client.post("/users/new", data=form).status_code == 400
+    assert client.get("/", query_string={"q": "a\x00"}).status_code == 400
+    assert client.get("/", query_string={"q": "x" * 55_000}).status_code == 400
+    assert client.get("/", query_string={"q": "bo"}).status_code == 200
+    assert client.delete(f"/api/v1/users/{bob_id}").status_code == 401
+    assert user_count(pg_example) == 1

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import time
+import unicodedata
 from typing import Any
 
 from markupsafe import escape
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from ampulla import (
     Ampulla,
     Response,
+    abort,
     flash,
     g,
     redirect,
@@ -33,12 +35,15 @@ from ampulla import (
 from ampulla.exceptions import HTTPException
 
 from . import constants
-from .api import api
+from .api import api, json_error
 from .models import User, db
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 AVATAR_TYPES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg", b"GIF87a": "gif", b"GIF89a": "gif"}
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
+#: The longest search: as long as the longest field (an email), so nothing that could match is refused, and far
+#: below SQLite's limit on LIKE patterns (50,000 bytes, "LIKE or GLOB pattern too complex").
+MAX_SEARCH = 120
 
 
 def _secret_key(instance_path: str) -> str:
@@ -94,9 +99,21 @@ def _register_pages(app: Ampulla) -> None:
             return {"error": "not found"}, 404
         return render_template("error.html", error=error), 404
 
+    @app.errorhandler(400)
+    def bad_request(error: HTTPException) -> Any:
+        # Handlers by code come before handlers by class (as in Flask): the API's 400s stay JSON here.
+        if request.blueprint == "api":
+            return json_error(error)
+        return render_template("error.html", error=error), 400
+
     @app.route("/")
     def index() -> str:
         query = request.args.get("q", "").strip()
+        if len(query) > MAX_SEARCH:
+            abort(400, f"The search is too long: at most {MAX_SEARCH} characters.")
+        problem = text_problem("The search", query)
+        if problem:
+            abort(400, problem)
         statement = select(User).order_by(User.id)
         if query:
             # icontains with autoescape: "%" and "_" in the query are literal, and case is ignored everywhere.
@@ -218,6 +235,27 @@ def _create_tables(app: Ampulla) -> None:
                 time.sleep(0.1 * (attempt + 1))
 
 
+def text_problem(label: str, value: str, *, controls: bool = False) -> str | None:
+    """Why ``value`` cannot be stored or searched, or ``None``.
+
+    A lone surrogate (``"\\ud800"`` in JSON) cannot be encoded as UTF-8, so no database can store it; NUL is
+    refused by PostgreSQL, and the other control characters have no place in a name, an email or a search.
+
+    Args:
+        label: How the message names the value, e.g. ``"The name"``.
+        value: The text.
+        controls: Whether control characters are allowed (passwords: only surrogates are refused).
+    """
+    if value.isprintable():  # PERF: the usual case; no control character or surrogate is printable
+        return None
+    categories = {unicodedata.category(char) for char in value}
+    if "Cs" in categories:
+        return f"{label} contains invalid Unicode (a lone surrogate)."
+    if not controls and "Cc" in categories:
+        return f"{label} contains control characters (such as NUL or a line break)."
+    return None
+
+
 def validate_user(name: str, email: str, password: str | None) -> list[str]:
     """The problems with a new user's fields (``password=None`` skips the password, for updates)."""
     errors: list[str] = []
@@ -225,10 +263,15 @@ def validate_user(name: str, email: str, password: str | None) -> list[str]:
         errors.append("A name is required.")
     elif len(name) > 64:
         errors.append("The name must be at most 64 characters.")
-    if not EMAIL_RE.match(email) or len(email) > 120:
+    elif problem := text_problem("The name", name):
+        errors.append(problem)
+    if not EMAIL_RE.match(email) or len(email) > 120 or text_problem("", email):
         errors.append("A valid email address is required.")
-    if password is not None and len(password) < 8:
-        errors.append("The password must have at least 8 characters.")
+    if password is not None:
+        if len(password) < 8:
+            errors.append("The password must have at least 8 characters.")
+        elif problem := text_problem("The password", password, controls=True):
+            errors.append(problem)
     return errors
 
 
