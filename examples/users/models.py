@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import hmac
+import os
 import secrets
 
 from sqlalchemy import Column, Integer, SmallInteger, String
@@ -13,6 +15,19 @@ from ampulla.db import Database
 from . import constants
 
 db = Database()
+
+
+#: Threads that hash passwords. scrypt allocates a 16 MiB buffer per hash (128 * r * n bytes), and glibc's
+#: malloc keeps such a block in the arena of the thread that freed it; hashed in any of the server's threads
+#: (up to 40 for ``def`` views under ASGI) each thread's arena ends up holding one, and the worker's memory grows
+#: in 16 MiB steps. Two long-lived threads hold at most two. See docs/security.md ("Memory").
+HASH_THREADS = max(1, min(2, os.cpu_count() or 1))
+_hash_pool = concurrent.futures.ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="password-hash")
+
+
+def scrypt(raw: bytes, salt: bytes, n: int) -> bytes:
+    """``hashlib.scrypt(raw, salt=salt, n=n, r=8, p=1)``, computed in the small password-hashing pool."""
+    return _hash_pool.submit(hashlib.scrypt, raw, salt=salt, n=n, r=8, p=1).result()
 
 
 def _scrypt_cost() -> int:
@@ -41,7 +56,7 @@ class UserBase:
     def set_password(self, raw: str) -> None:
         salt = secrets.token_bytes(16)
         n = _scrypt_cost()
-        digest = hashlib.scrypt(raw.encode("utf-8"), salt=salt, n=n, r=8, p=1)
+        digest = scrypt(raw.encode("utf-8"), salt, n)
         self.password = f"scrypt${n}${salt.hex()}${digest.hex()}"
 
     def check_password(self, raw: str) -> bool:
@@ -52,7 +67,7 @@ class UserBase:
             return False
         if scheme != "scrypt" or n < 2 or n & (n - 1):
             return False
-        digest = hashlib.scrypt(raw.encode("utf-8"), salt=bytes.fromhex(salt_hex), n=n, r=8, p=1)
+        digest = scrypt(raw.encode("utf-8"), bytes.fromhex(salt_hex), n)
         return hmac.compare_digest(digest.hex(), digest_hex)
 
 
