@@ -47,7 +47,6 @@ ATTACK_HOSTS = [
     "example.com;evil.test",
     "exa'mple.com",
     "bücher.example",
-    "",
 ]
 TRUSTED = ["example.com", ".example.org"]
 
@@ -269,6 +268,18 @@ def test_missing_host_falls_back_to_the_server_address(host_app: Ampulla) -> Non
     assert asgi_call(host_app, headers=[])[0] == 400
 
 
+def test_empty_host_is_treated_as_missing(host_app: Ampulla) -> None:
+    # granian passes "host: ''" for a request that had no Host (an HTTP/1.0 health check, for example).
+    status, _, body = asgi_call(host_app, headers=[(b"host", b"")], http_version="1")
+    assert status == 200
+    assert b"http://127.0.0.1:8000/" in body
+    assert wsgi_call(host_app, HTTP_HOST="")[0] == 200
+    host_app.config["TRUSTED_HOSTS"] = TRUSTED
+    assert asgi_call(host_app, headers=[(b"host", b"")])[0] == 400
+    host_app.config["TRUSTED_HOSTS"] = ["127.0.0.1"]
+    assert asgi_call(host_app, headers=[(b"host", b"")])[0] == 200
+
+
 def test_error_handlers_see_no_untrusted_host(host_app: Ampulla, protocol: str) -> None:
     host_app.config["TRUSTED_HOSTS"] = TRUSTED
     status, _, body = call(host_app, protocol, "evil.test")
@@ -291,6 +302,7 @@ def test_test_request_context_validates_the_host(app: Ampulla) -> None:
 @pytest.mark.parametrize("host", ATTACK_HOSTS)
 def test_is_valid_host_refuses_attacks(host: str) -> None:
     assert not is_valid_host(host)
+    assert not is_valid_host("")
     assert not host_is_trusted(host, TRUSTED)
     assert not host_is_trusted(host, None)
 
@@ -525,7 +537,7 @@ def test_malformed_http_version_is_400_and_later_minor_versions_are_served(host_
     assert wsgi_call(host_app, HTTP_HOST="example.com", SERVER_PROTOCOL="HTTP/x")[0] == 400
     assert asgi_call(host_app, http_version="one")[0] == 400
     assert wsgi_call(host_app, HTTP_HOST="example.com", SERVER_PROTOCOL="HTTP/1.2")[0] == 200
-    for version in ("1.0", "1.1", "2", "3"):
+    for version in ("1", "1.0", "1.1", "2", "3"):
         assert asgi_call(host_app, http_version=version)[0] == 200
 
 

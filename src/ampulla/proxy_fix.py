@@ -199,8 +199,9 @@ def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPExcep
     The ``Host`` header, when present, must be a single valid authority (see :func:`is_valid_host`; two ``Host``
     headers arrive joined by a comma and fail), whatever the server let through and whether or not
     ``TRUSTED_HOSTS`` is set. A forwarded host trusted through ``PROXY_FIX`` must be valid too. Without a
-    ``Host`` header (HTTP/1.0) the server's address stands in, as WSGI and ASGI specify. On failure the request's
-    host is blanked, so error handlers, ``request.url`` and ``url_for(..., _external=True)`` never echo it.
+    ``Host`` header, or with an empty one (granian passes ``""`` for a request that had none), the server's
+    address stands in, as WSGI and ASGI specify and Werkzeug does. On failure the request's host is blanked, so
+    error handlers, ``request.url`` and ``url_for(..., _external=True)`` never echo it.
 
     Args:
         request: The request, before routing.
@@ -211,7 +212,7 @@ def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPExcep
         :class:`~ampulla.exceptions.SecurityError`, both 400), or ``None`` when the host is acceptable.
     """
     raw = request.host_header()
-    if raw is not None and raw not in _VALID_HOSTS and not is_valid_host(raw):
+    if raw and raw not in _VALID_HOSTS and not is_valid_host(raw):
         request.forwarded_host = ""
         return BadRequest("The Host header is not a valid host name: send one Host header of the form name[:port].")
     proxy_fix = config["PROXY_FIX"]
@@ -235,7 +236,7 @@ def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPExcep
 #: HTTP versions served without further parsing, as ASGI's ``http_version`` and WSGI's ``SERVER_PROTOCOL`` give
 #: them.
 SUPPORTED_VERSIONS = frozenset(
-    ("1.1", "1.0", "2", "2.0", "3", "3.0", "HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/2.0", "HTTP/3", "HTTP/3.0")
+    ("1.1", "1.0", "1", "2", "2.0", "3", "3.0", "HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/2.0", "HTTP/3", "HTTP/3.0")
 )
 _VERSION_RE = re.compile(r"(?:HTTP/)?([0-9]{1,3})(?:\.([0-9]{1,3}))?", re.ASCII)
 

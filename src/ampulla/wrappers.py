@@ -505,13 +505,14 @@ class Request:
     def host(self) -> str:
         """The host the client asked for, with port when not the default (``X-Forwarded-Host`` when trusted).
 
-        Without a ``Host`` header (HTTP/1.0) it is the server's address. A ``Host`` that is not a valid
-        ``name[:port]`` (the request is answered with 400) reads as ``""``, so it never reaches a URL.
+        Without a ``Host`` header (HTTP/1.0), or with an empty one, it is the server's address. A ``Host`` that
+        is not a valid ``name[:port]`` (the request is answered with 400) reads as ``""``, so it never reaches a
+        URL.
         """
         if self.forwarded_host is not None:
             return self.forwarded_host
         host = self.host_header()
-        if host is not None:
+        if host:
             # PERF: the set of hosts already validated answers nearly every request (benchmarks/run.py: hello).
             return host if host in _VALID_HOSTS or is_valid_host(host) else ""
         if self.server is not None:
