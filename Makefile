@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench install browser-deps
+.PHONY: run test lint bench install browser-deps conformance
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ test: lint browser-deps
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
+
+# Flask 3.1.3's, Flask-SQLAlchemy 3.1.1's and the Flask tutorial's own tests against Ampulla through
+# ampulla.flask_patch (downloads the pinned sdists: needs the package index). Fails when a test listed in
+# tests/conformance/passing.txt stops passing. See docs/compatibility.md.
+conformance: $(STAMP)
+	$(PY) -m tests.conformance.run
