@@ -145,7 +145,8 @@ def venv_python(venv: Path) -> Path:
 
 def ensure_venv(venv: Path, extra: Sequence[str]) -> Path:
     """Create (or reuse) a venv holding the pinned requirements plus ``extra`` pip arguments."""
-    stamp_text = "\n".join([sys.version, REQUIREMENTS.read_text(), *extra])
+    # Ampulla's own dependencies come from pyproject.toml: a change there rebuilds the venv too.
+    stamp_text = "\n".join([sys.version, REQUIREMENTS.read_text(), (REPO / "pyproject.toml").read_text(), *extra])
     stamp = venv / ".conformance-stamp"
     python = venv_python(venv)
     if python.exists() and stamp.exists() and stamp.read_text() == stamp_text:
