@@ -23,6 +23,9 @@ How a name resolves:
   a stand-in. Once the module exists, the alias serves it with no change here.
 - The packages ``flask`` and ``flask_sqlalchemy`` serve exactly the names Flask and Flask-SQLAlchemy export, each
   from the alias of the module that defines it, and their submodules as attributes.
+- An alias binds a name on first use, as Flask's modules bind what they import (``from .globals import
+  request``): later reads cost a plain attribute lookup, and rebinding Ampulla's module afterwards does not
+  change what the alias already serves.
 - Assigning a name on an alias (``monkeypatch.setattr(flask.helpers, "x", ...)``) stays on the alias: Ampulla's
   own modules are never changed through one (patch ``ampulla.helpers`` to change what Ampulla calls).
 
@@ -180,7 +183,8 @@ def _split_target(target: str) -> tuple[str, str]:
 class AliasModule(ModuleType):
     """A ``flask.*`` or ``flask_sqlalchemy.*`` module whose names are Ampulla's.
 
-    Attribute reads resolve on each access, so a name Ampulla gains (or a patched one) is seen at once.
+    A name resolves on its first read and is then bound on the alias; a name Ampulla lacks raises
+    :class:`AttributeError` each time (so a later ``ampulla.signals`` is picked up).
     """
 
     _ampulla_alias: _Alias
@@ -192,8 +196,11 @@ class AliasModule(ModuleType):
         ModuleType.__setattr__(self, "__doc__", f"Flask's ``{name}``, served by Ampulla (see ampulla.flask_patch).")
 
     def _ampulla_sources(self) -> list[ModuleType]:
-        alias = self._ampulla_alias
-        return [module for module in map(_import_optional, alias.sources) if module is not None]
+        modules: list[ModuleType] | None = vars(self).get("_ampulla_modules")
+        if modules is None:
+            modules = [module for module in map(_import_optional, self._ampulla_alias.sources) if module is not None]
+            ModuleType.__setattr__(self, "_ampulla_modules", modules)
+        return modules
 
     def _ampulla_target(self, name: str) -> tuple[ModuleType, str] | None:
         """Where the alias's own (not re-exported) name lives in Ampulla: a module and its attribute name."""
@@ -238,11 +245,15 @@ class AliasModule(ModuleType):
                     return importlib.import_module(owner)
                 value = getattr(importlib.import_module(owner), name, _MISSING)
                 if value is not _MISSING:
+                    # PERF: bound once, as Flask's modules bind their imports: later reads are plain lookups.
+                    ModuleType.__setattr__(self, name, value)
                     return value
         else:
             target = self._ampulla_target(name)
             if target is not None:
-                return getattr(*target)
+                value = getattr(*target)
+                ModuleType.__setattr__(self, name, value)
+                return value
         child = self._ampulla_child(name)
         if child is not None:
             return child
