@@ -277,7 +277,7 @@ def test_per_thread_loop_is_closed_when_thread_ends(app: Ampulla) -> None:
 
 def _close_thread_loop() -> None:
     """Close the loop Ampulla made for this short-lived thread (see the leak test above)."""
-    from ampulla.async_cycle import _thread_state
+    from ampulla.concurrency import _thread_state
 
     loop = getattr(_thread_state, "loop", None)
     if loop is not None and not loop.is_closed():

@@ -21,8 +21,7 @@ from ampulla import (
     session,
     url_for,
 )
-from ampulla.asgi import scope_from_environ
-from ampulla.testing import EnvironBuilder
+from ampulla.testing import EnvironBuilder, scope_from_environ
 
 View = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -66,7 +65,7 @@ def _close_thread_loop() -> None:
     NOTE: works around the leak checked by test_async_views.py::test_per_thread_loop_is_closed_when_thread_ends;
     without it the loop's ResourceWarning surfaces at a random later point of the run.
     """
-    from ampulla.async_cycle import _thread_state
+    from ampulla.concurrency import _thread_state
 
     loop = getattr(_thread_state, "loop", None)
     if loop is not None and not loop.is_closed():

@@ -342,7 +342,7 @@ def test_csrf_exempt_blueprint_inside_an_app_context_is_recorded_on_the_app(csrf
 
 
 def test_csrf_exempt_real_blueprint_before_and_after_registration(csrf_app: Ampulla, protocol: str) -> None:
-    blueprints = pytest.importorskip("ampulla.blueprints")
+    from ampulla import blueprints
     early = blueprints.Blueprint("early", __name__, url_prefix="/early")
     late = blueprints.Blueprint("late", __name__, url_prefix="/late")
     guarded = blueprints.Blueprint("guarded", __name__, url_prefix="/guarded")

@@ -430,7 +430,7 @@ def test_blueprint_context_processors_apply_to_its_requests_only(
 
 
 def test_with_real_blueprints(app: Ampulla, templates: Path, tmp_path: Path, protocol: str) -> None:
-    blueprints = pytest.importorskip("ampulla.blueprints")
+    from ampulla import blueprints
     write(templates, "index.html", "app {{ 'x'|bp_upper }}")
     write(tmp_path / "shop" / "templates", "shop/list.html", "shop {{ currency }} {{ 'x'|bp_upper }}")
     shop = blueprints.Blueprint("shop", __name__, template_folder="templates", root_path=str(tmp_path / "shop"))

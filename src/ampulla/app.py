@@ -1,16 +1,19 @@
-"""The application object: configuration, registration, dispatch and error handling.
+"""The application object: configuration, registration, URL building, and the facade to servers and tests.
 
-The request cycle here is protocol-neutral: the WSGI and ASGI adapters build a :class:`~ampulla.wrappers.Request`,
-call :meth:`Ampulla.handle_request` (or its async twin) and send the returned response.
+The request cycle itself is in :mod:`ampulla.cycle` (one :class:`~ampulla.cycle.SyncCycle`, one
+:class:`~ampulla.cycle.AsyncCycle`), each endpoint's plan in :mod:`ampulla.endpoint`. The methods Flask lets an
+application override (``dispatch_request()``, ``process_response(response)``, ``handle_exception(e)``...) are
+here with Flask's signatures; the cycles call an override at the same moment as Flask does, over WSGI and ASGI.
 
-:class:`Ampulla` is assembled from modules of one concept each: error handling (:mod:`ampulla.error_handling`) and
-the async request cycle (:mod:`ampulla.async_cycle`) are mixins it inherits; the per-endpoint hook chains are in
-:mod:`ampulla.chains`, the ``TRUSTED_HOSTS`` and ``PROXY_FIX`` helpers in :mod:`ampulla.proxy_fix`.
+:class:`Ampulla` is the facade: ``app(environ, start_response)`` reaches :mod:`ampulla.wsgi`,
+``await app(scope, receive, send)`` :mod:`ampulla.asgi`, and ``test_client``, ``cli`` and ``run`` the test
+client, the command line and the development server. The core modules never import those.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -19,17 +22,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from types import GeneratorType
+from types import GeneratorType, TracebackType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from .async_cycle import AsyncCycleMixin, _AsyncChain
-from .async_cycle import is_async_callable as is_async_callable
-from .async_cycle import run_coroutine_sync as run_coroutine_sync
-from .chains import _Chain, _csrf_check
+from . import asgi as _asgi
+from . import wsgi as _wsgi
+from .concurrency import add_background_task
+from .concurrency import ensure_sync as _ensure_sync
+from .concurrency import is_async_callable as is_async_callable
+from .concurrency import run_coroutine_sync as run_coroutine_sync
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .error_handling import ErrorHandlingMixin
+from .cycle import OVERRIDE_POINTS, AsyncCycle, SyncCycle, run_teardowns
+from .endpoint import Endpoint, RequestPolicy
 from .exceptions import BadRequest, HTTPException
 from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
@@ -37,6 +43,7 @@ from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
 from .routing import Map, Rule
 from .scaffold import F, Scaffold, registering
+from .threadpool import SyncPool
 from .wrappers import Request, Response
 
 if TYPE_CHECKING:
@@ -45,7 +52,6 @@ if TYPE_CHECKING:
     from .sessions import SessionInterface, SessionMixin
     from .templating import AmpullaEnvironment
     from .testing import AmpullaClient, AmpullaCliRunner
-    from .threadpool import SyncPool
 
 ResponseReturnValue = Any
 _UNSET: Any = object()
@@ -62,29 +68,14 @@ def _text_content_type(response_class: type[Response]) -> str:
     return content_type
 
 
-class _Adapters:
-    """The protocol adapters, imported on first use so the core never imports them at import time."""
-
-    wsgi: Callable[..., Any] | None = None
-    asgi: Callable[..., Any] | None = None
-
-    def load_wsgi(self) -> Callable[..., Any]:
-        from .wsgi import handle_wsgi
-
-        self.wsgi = handle_wsgi
-        return handle_wsgi
-
-    def load_asgi(self) -> Callable[..., Any]:
-        from .asgi import handle_asgi
-
-        self.asgi = handle_asgi
-        return handle_asgi
+def _request_ctx(name: str) -> RequestContext:
+    ctx = _cv_ctx.get(None)
+    if not isinstance(ctx, RequestContext):
+        raise RuntimeError(f"app.{name}() works while handling a request (in a request context)")
+    return ctx
 
 
-_adapters = _Adapters()
-
-
-class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
+class Ampulla(Scaffold):
     """The application: one object served by WSGI (``app(environ, start_response)``) and ASGI servers.
 
     Args:
@@ -191,22 +182,23 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         self.before_serving_funcs: list[Callable[..., Any]] = []
         self.after_serving_funcs: list[Callable[..., Any]] = []
         self._got_first_request = False
-        self._chains: dict[str | None, _Chain] = {}
-        self._sync_views: dict[str, Callable[..., Any]] = {}
-        self._async_chains: dict[str | None, _AsyncChain] = {}
-        self._ws_before: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]] = {}
-        self._view_kinds: dict[str, str] = {}
+        #: Each endpoint's compiled plan (see :meth:`endpoint_plan`).
+        self._plans: dict[str | None, Endpoint] = {}
+        self._policy = RequestPolicy(self.config, -1)
+        self._sync_cycle: SyncCycle | None = None
+        self._async_cycle: AsyncCycle | None = None
         self._inline_endpoints: set[str] = set()
         self._streaming_endpoints: set[str] = set()
         self._endpoint_body_limits: dict[str, int | None] = {}
         self._executor: SyncPool | None = None
         self._served = False
+        #: Background tasks started outside a request, kept until they are done.
         self._background: set[asyncio.Task[None]] = set()
         self._logger: logging.Logger | None = None
         self._session_interface: SessionInterface | None = None
         self._setup_lock = threading.Lock()
         self._cli: AppGroup | None = None
-        self._appcontext_teardowns: tuple[int, list[Callable[..., Any]]] | None = None
+        self._appcontext_funcs: tuple[int, list[Callable[..., Any]]] | None = None
         self.name = self._find_name()
         if self.has_static_folder:
             self._add_static_route()
@@ -469,23 +461,43 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
     # ------------------------------------------------------------------------------------------ sync/async
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """A synchronous version of ``func``: coroutine functions run on the thread's long-lived event loop."""
-        if is_async_callable(func):
+        return _ensure_sync(func)
 
-            @functools.wraps(func)
-            def run(*args: Any, **kwargs: Any) -> Any:
-                return run_coroutine_sync(func(*args, **kwargs))
+    @property
+    def sync_executor(self) -> SyncPool:
+        """The thread pool that runs ``def`` views under ASGI (``SYNC_VIEW_THREADS`` workers, default 40).
 
-            return run
-        return func
+        A :class:`concurrent.futures.Executor`: ``loop.run_in_executor(app.sync_executor, func)`` works.
+        """
+        executor = self._executor
+        if executor is None:
+            with self._setup_lock:
+                executor = self._executor
+                if executor is None:
+                    size = int(self.config.get("SYNC_VIEW_THREADS") or 40)
+                    executor = self._executor = SyncPool(size, thread_name_prefix="ampulla-sync")
+        return executor
+
+    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking function in the app's thread pool with the current context (``request`` etc.)."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        if kwargs:
+            return await self.sync_executor.run(loop, context.run, functools.partial(func, *args, **kwargs))
+        return await self.sync_executor.run(loop, context.run, func, *args)
 
     # ------------------------------------------------------------------------------------------ contexts
     def app_context(self) -> AppContext:
         """A new application context: ``with app.app_context(): ...``."""
         return AppContext(self)
 
-    def request_context(self, request: Request) -> RequestContext:
-        """A request context for ``request``."""
-        return RequestContext(self, request)
+    def request_context(self, environ: dict[str, Any] | Request) -> RequestContext:
+        """A request context for a WSGI environ (routed, as Flask's) or for a :class:`Request`."""
+        if isinstance(environ, Request):
+            return RequestContext(self, environ)
+        ctx = RequestContext(self, self.request_class.from_environ(environ, self))
+        self._cycles()[0].match(ctx)
+        return ctx
 
     def test_request_context(self, *args: Any, **kwargs: Any) -> RequestContext:
         """A request context for a request built like the test client's (``path``, ``method``, ``data``, ...).
@@ -496,8 +508,9 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
 
         environ = EnvironBuilder(self, *args, **kwargs).get_environ()
         request = self.request_class.from_environ(environ, self)
-        self._match_request(request)
-        return RequestContext(self, request)
+        ctx = RequestContext(self, request)
+        self._cycles()[0].match(ctx)
+        return ctx
 
     def test_client(self, use_cookies: bool = True, **kwargs: Any) -> AmpullaClient:
         """An in-process client: ``client.get("/")`` returns a response with ``status_code``, ``data``, ``json``.
@@ -511,33 +524,82 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         cls = self.test_client_class or AmpullaClient
         return cls(self, use_cookies=use_cookies, **kwargs)
 
-    # ------------------------------------------------------------------------------------------ request cycle
-    def _chain(self, endpoint: str | None) -> _Chain:
-        chain = self._chains.get(endpoint)
-        if chain is None:
-            chain = self._chains[endpoint] = _Chain(self, endpoint)
-        return chain
+    # ------------------------------------------------------------------------------------------ plans and setup
+    def endpoint_plan(self, endpoint: str | None) -> Endpoint:
+        """The compiled plan of ``endpoint`` (``None``: requests that matched no rule), compiled on first use."""
+        plan = self._plans.get(endpoint)
+        if plan is None:
+            with self._setup_lock:
+                plan = self._plans.get(endpoint)
+                if plan is None:
+                    plan = self._plans[endpoint] = Endpoint(self, endpoint)
+        return plan
 
-    def _view(self, endpoint: str) -> Callable[..., Any]:
-        view = self._sync_views.get(endpoint)
-        if view is None:
-            view = self._sync_views[endpoint] = self.ensure_sync(self.view_functions[endpoint])
-        return view
+    def _cycles(self) -> tuple[SyncCycle, AsyncCycle]:
+        """The request cycles, built with the override points the application has at that moment."""
+        sync, async_ = self._sync_cycle, self._async_cycle
+        if sync is None or async_ is None:
+            with self._setup_lock:
+                if self._sync_cycle is None or self._async_cycle is None:
+                    overridden = frozenset(
+                        name
+                        for name in OVERRIDE_POINTS
+                        if getattr(getattr(self, name), "__func__", None) is not Ampulla.__dict__[name]
+                    )
+                    self._sync_cycle = SyncCycle(self, overridden)
+                    self._async_cycle = AsyncCycle(self, overridden, SyncCycle(self, overridden))
+                sync, async_ = self._sync_cycle, self._async_cycle
+        assert sync is not None and async_ is not None
+        return sync, async_
 
-    def _first_request(self) -> None:
+    def _refresh_policy(self) -> RequestPolicy:
+        config = self.config
+        policy = self._policy = RequestPolicy(config, config.version)
+        return policy
+
+    def _first_request(self, register_atexit: bool = True) -> None:
+        """Once, before the first request: ``before_serving`` functions (unless the server's start ran them)."""
         with self._setup_lock:
             if self._got_first_request:
                 return
             if not self._served:
                 self._served = True
                 for func in self.before_serving_funcs:
-                    self.ensure_sync(func)()
-            if self.after_serving_funcs:
+                    _ensure_sync(func)()
+            if register_atexit and self.after_serving_funcs:
                 import atexit
 
                 for func in self.after_serving_funcs:
-                    atexit.register(self.ensure_sync(func))
+                    atexit.register(_ensure_sync(func))
+            # Overrides set on the instance up to now count (extensions patch methods in init_app).
+            self._sync_cycle = self._async_cycle = None
             self._got_first_request = True
+
+    async def _first_request_async(self) -> None:
+        """:meth:`_first_request` under ASGI: ``before_serving`` functions are awaited on the event loop."""
+        if not self._served:
+            await self.startup()
+        self._first_request(register_atexit=False)
+
+    async def startup(self) -> None:
+        """Run ``before_serving`` functions once (ASGI lifespan startup, or the first request)."""
+        if self._served:
+            return
+        self._served = True
+        for func in self.before_serving_funcs:
+            rv = func()
+            if inspect.isawaitable(rv):
+                await rv
+
+    async def shutdown(self) -> None:
+        """Run ``after_serving`` functions (ASGI lifespan shutdown) and stop the sync thread pool."""
+        for func in self.after_serving_funcs:
+            rv = func()
+            if inspect.isawaitable(rv):
+                await rv
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def _subdomain(self, request: Request) -> str:
         server_name = self.config["SERVER_NAME"]
@@ -549,14 +611,21 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
             return ""
         return host[: -len(server) - 1]
 
-    def _match_request(self, request: Request) -> None:
-        host_error = check_request_host(request, self.config)
+    def _match_request(self, request: Request, websocket: bool = False) -> None:
+        """Check the host, then route: sets ``url_rule``, ``endpoint`` and ``view_args``, or ``routing_exception``."""
+        policy = self._policy
+        if policy.version != self.config.version:
+            policy = self._refresh_policy()
+        host_error = check_request_host(request, policy.proxy_fix, policy.trusted_hosts)
         if host_error is not None:
             request.routing_exception = host_error
             return
         try:
             rule, values = self.url_map.match(
-                request.path, request.method, self._subdomain(request) if self.subdomain_matching else ""
+                request.path,
+                "GET" if websocket else request.method,
+                self._subdomain(request) if self.subdomain_matching or websocket else "",
+                websocket=websocket,
             )
         except HTTPException as e:
             if e.code == 404 and request.scope is None and request.headers.get("Upgrade", "").lower() == "websocket":
@@ -569,83 +638,117 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
         request.url_rule = rule
         request.endpoint = rule.endpoint
         request.view_args = values
-        if self._endpoint_body_limits and rule.endpoint in self._endpoint_body_limits:
-            request.max_content_length = self._endpoint_body_limits[rule.endpoint]
 
-    def handle_request(self, request: Request) -> tuple[Response, RequestContext]:
-        """Run the whole request cycle for ``request`` and return the response and the (popped) context.
+    # ------------------------------------------------------------------------------------------ Flask's cycle
+    # The methods below have Flask 3.1's signatures: override them (or set them on the instance) and every
+    # cycle calls the override at Flask's moment. Their default implementations are the cycles' own steps.
+    def full_dispatch_request(self) -> Response:
+        """Preprocess the request, dispatch it and finalize the answer, handling what they raise."""
+        ctx = _request_ctx("full_dispatch_request")
+        cycle = self._cycles()[0]
+        return cycle.full_dispatch(ctx, cycle.plan_of(ctx))
 
-        This is what the WSGI adapter calls; it never raises except in testing/propagation mode.
+    def preprocess_request(self) -> ResponseReturnValue | None:
+        """URL value preprocessors, the CSRF check, then ``before_request`` functions until one answers."""
+        ctx = _request_ctx("preprocess_request")
+        cycle = self._cycles()[0]
+        return cycle.preprocess(ctx, cycle.plan_of(ctx))
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        """Call the view of the matched rule and return what it returns (or raise the routing error)."""
+        ctx = _request_ctx("dispatch_request")
+        cycle = self._cycles()[0]
+        return cycle.dispatch(ctx, cycle.plan_of(ctx))
+
+    def finalize_request(self, rv: ResponseReturnValue, from_error_handler: bool = False) -> Response:
+        """``make_response(rv)``, then ``process_response``; with ``from_error_handler`` a failing hook is logged."""
+        ctx = _request_ctx("finalize_request")
+        cycle = self._cycles()[0]
+        return cycle.finalize(ctx, cycle.plan_of(ctx), rv, from_error_handler)
+
+    def process_response(self, response: Response) -> Response:
+        """Run ``after_this_request`` functions and ``after_request`` hooks, then save the session."""
+        ctx = _request_ctx("process_response")
+        cycle = self._cycles()[0]
+        return cycle.process_response(ctx, cycle.plan_of(ctx), response)
+
+    def handle_user_exception(self, e: Exception) -> ResponseReturnValue:
+        """Handle an exception from a hook or view: HTTP errors and registered handlers; re-raise the rest."""
+        ctx = _request_ctx("handle_user_exception")
+        cycle = self._cycles()[0]
+        return cycle.handle_user_exception(ctx, cycle.plan_of(ctx), e)
+
+    def handle_http_exception(self, e: HTTPException) -> ResponseReturnValue:
+        """Answer an HTTP error with its registered handler, or the error itself (its page)."""
+        ctx = _request_ctx("handle_http_exception")
+        cycle = self._cycles()[0]
+        return cycle.handle_http_exception(ctx, cycle.plan_of(ctx), e)
+
+    def handle_exception(self, e: Exception) -> Response:
+        """Answer an unhandled exception with a 500 (its handler's response if registered).
+
+        Raises:
+            Exception: ``e`` itself when exceptions propagate (testing mode).
         """
-        if not self._got_first_request:
-            self._first_request()
-        ctx = RequestContext(self, request)
-        if request.environ.get("ampulla.preserve_context"):
-            ctx.preserved = True
-        ctx.push()
-        error: BaseException | None = None
-        try:
-            try:
-                response = self.full_dispatch_request(ctx)
-            except Exception as e:
-                error = e
-                response = self.handle_exception(ctx, e)
-            except BaseException as e:  # pragma: no cover - KeyboardInterrupt, SystemExit
-                error = e
-                raise
-            return response, ctx
-        finally:
-            if not ctx.preserved:
-                ctx.pop(error)
+        ctx = _request_ctx("handle_exception")
+        cycle = self._cycles()[0]
+        return cycle.handle_exception(ctx, cycle.plan_of(ctx), e)
 
-    def full_dispatch_request(self, ctx: RequestContext) -> Response:
-        """Route, run ``before_request`` hooks, the view and ``after_request`` hooks, handling HTTP errors."""
-        request = ctx.request
-        self._match_request(request)
-        chain = self._chain(request.endpoint)
-        try:
-            rv = self._preprocess_and_dispatch(ctx, chain)
-        except Exception as e:
-            rv = self.handle_user_exception(ctx, e)
-        response = self.make_response(rv)
-        return self.process_response(ctx, response, chain)
+    def do_teardown_request(self, exc: BaseException | None = None) -> None:
+        """Run ``teardown_request`` functions (innermost blueprint first, last registered first)."""
+        ctx = _request_ctx("do_teardown_request")
+        cycle = self._cycles()[0]
+        cycle.teardown_request(ctx, cycle.plan_of(ctx), exc)
 
-    def _preprocess_and_dispatch(self, ctx: RequestContext, chain: _Chain) -> ResponseReturnValue:
-        """URL value preprocessors, CSRF, ``before_request`` functions, then the view unless one answered.
+    def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
+        """Run ``teardown_appcontext`` functions (last registered first)."""
+        funcs = self._appcontext_teardowns()
+        if funcs:
+            run_teardowns(self, funcs, exc)
 
-        The sync cycle and, under ASGI, the thread-pool call of a ``def`` view with ``def`` hooks run this.
-        """
-        request = ctx.request
-        if chain.url_value_preprocessors:
-            for func in chain.url_value_preprocessors:
-                func(request.endpoint, request.view_args)
-        if self.config["CSRF_ENABLED"]:
-            _csrf_check(self)
-        for func in chain.before:
-            rv = func()
-            if rv is not None:
-                return rv
-        return self.dispatch_request(ctx)
+    def _appcontext_teardowns(self) -> list[Callable[..., Any]]:
+        funcs = self.teardown_appcontext_funcs
+        if not funcs:
+            return []
+        cached = self._appcontext_funcs
+        if cached is None or cached[0] != len(funcs):
+            # Wrapped once, not on every pop; rebuilt if a function was registered since.
+            cached = self._appcontext_funcs = (len(funcs), [_ensure_sync(f) for f in reversed(funcs)])
+        return cached[1]
 
-    def dispatch_request(self, ctx: RequestContext) -> ResponseReturnValue:
-        """Call the view for the matched rule (or raise the routing error)."""
-        request = ctx.request
-        if request.routing_exception is not None:
-            raise request.routing_exception
-        rule = request.url_rule
-        assert rule is not None
-        if request.method == "OPTIONS" and rule.provide_automatic_options:
-            return self.make_default_options_response(ctx)
-        endpoint = rule.endpoint
-        view = self._sync_views.get(endpoint) or self._view(endpoint)
-        return view(**request.view_args)  # type: ignore[arg-type]
-
-    def make_default_options_response(self, ctx: RequestContext) -> Response:
+    def make_default_options_response(self) -> Response:
         """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
-        methods = self.url_map.allowed_methods(ctx.request.path, self._subdomain(ctx.request))
+        request = _request_ctx("make_default_options_response").request
+        methods = self.url_map.allowed_methods(request.path, self._subdomain(request))
         response = self.response_class()
         response.headers.set("Allow", ", ".join(sorted(methods)))
         return response
+
+    def trap_http_exception(self, e: HTTPException) -> bool:
+        """Whether an HTTP error should propagate like an unhandled exception (``TRAP_*`` settings)."""
+        if self.config["TRAP_HTTP_EXCEPTIONS"]:
+            return True
+        trap_bad_request = self.config["TRAP_BAD_REQUEST_ERRORS"]
+        if trap_bad_request is None and self.debug and e.__class__.__name__ == "BadRequestKeyError":
+            return True
+        if trap_bad_request:
+            return e.code == 400
+        return False
+
+    def should_propagate(self) -> bool:
+        """Whether unhandled exceptions are re-raised (``PROPAGATE_EXCEPTIONS``, or in testing mode)."""
+        value = self.config["PROPAGATE_EXCEPTIONS"]
+        if value is not None:
+            return bool(value)
+        return self.testing
+
+    def log_exception(
+        self, exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+    ) -> None:
+        """Log an unhandled exception (called before the 500 page is sent)."""
+        ctx = _cv_ctx.get(None)
+        where = f" on {ctx.request.path} [{ctx.request.method}]" if isinstance(ctx, RequestContext) else ""
+        self.logger.error("Exception%s", where, exc_info=exc_info)
 
     def make_response(self, rv: ResponseReturnValue) -> Response:
         """Turn a view's return value into a :class:`Response`.
@@ -709,21 +812,6 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
             response.headers.update(headers)
         return response
 
-    def process_response(self, ctx: RequestContext, response: Response, chain: _Chain | None = None) -> Response:
-        """Run ``after_this_request`` functions, ``after_request`` hooks and save the session."""
-        if ctx._after_request_functions:
-            for func in ctx._after_request_functions:
-                response = self.ensure_sync(func)(response)
-        if chain is None:
-            chain = self._chain(ctx.request.endpoint)
-        for func in chain.after:
-            response = func(response)
-        if ctx._session is not None:
-            self.session_interface.save_session(self, ctx._session, response)
-        if self.config["SECURITY_HEADERS"]:
-            self.add_security_headers(ctx.request, response)
-        return response
-
     def add_security_headers(self, request: Request, response: Response) -> None:
         """Add the opt-in security headers (``SECURITY_HEADERS``); headers a view set itself are kept.
 
@@ -750,34 +838,14 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
             session = interface.make_null_session(self)
         return session
 
-    # ------------------------------------------------------------------------------------------ teardown
-    def _run_teardowns(self, funcs: tuple[Callable[..., Any], ...] | list[Callable[..., Any]], exc: Any) -> None:
-        first: BaseException | None = None
-        for func in funcs:
-            try:
-                func(exc)
-            except Exception as e:
-                if first is None:
-                    first = e
-                self.logger.exception("Error in teardown function %r", func)
-        if first is not None and self.should_propagate():
-            raise first
+    # ------------------------------------------------------------------------------------------ background tasks
+    def add_background_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``func(*args, **kwargs)`` after the response has been sent, with the app context active.
 
-    def do_teardown_request(self, ctx: RequestContext, exc: BaseException | None = None) -> None:
-        """Run ``teardown_request`` functions (innermost blueprint first, last registered first)."""
-        funcs = self._chain(ctx.request.endpoint).teardown
-        if funcs:
-            self._run_teardowns(funcs, exc)
-
-    def do_teardown_appcontext(self, ctx: AppContext, exc: BaseException | None = None) -> None:
-        """Run ``teardown_appcontext`` functions (last registered first)."""
-        funcs = self.teardown_appcontext_funcs
-        if funcs:
-            cached = self._appcontext_teardowns
-            if cached is None or cached[0] != len(funcs):
-                # Wrapped once, not on every pop; rebuilt if a function was registered since.
-                cached = self._appcontext_teardowns = (len(funcs), [self.ensure_sync(f) for f in reversed(funcs)])
-            self._run_teardowns(cached[1], exc)
+        Inside a request it runs once the body is sent (sync or async functions); outside a request it
+        starts at once in the background (a task on the running loop, else a thread).
+        """
+        add_background_task(self, functools.partial(func, *args, **kwargs))
 
     # ------------------------------------------------------------------------------------------ URLs
     def inject_url_defaults(self, endpoint: str, values: dict[str, Any]) -> None:
@@ -848,13 +916,13 @@ class Ampulla(AsyncCycleMixin, ErrorHandlingMixin, Scaffold):
     # ------------------------------------------------------------------------------------------ protocols
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI application; wrap it with middleware as ``app.wsgi_app = Middleware(app.wsgi_app)``."""
-        return (_adapters.wsgi or _adapters.load_wsgi())(self, environ, start_response)
+        return _wsgi.handle_wsgi(self, environ, start_response)
 
     def __call__(self, scope_or_environ: dict[str, Any], receive_or_start: Any, send: Any = None) -> Any:
         """WSGI ``app(environ, start_response)`` or ASGI 3 ``await app(scope, receive, send)``."""
         if send is None:
             return self.wsgi_app(scope_or_environ, receive_or_start)
-        return (_adapters.asgi or _adapters.load_asgi())(self, scope_or_environ, receive_or_start, send)
+        return _asgi.handle_asgi(self, scope_or_environ, receive_or_start, send)
 
     def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: Any) -> None:
         """Serve with the development server (threads; reload in debug). Use gunicorn/uvicorn/granian in production.

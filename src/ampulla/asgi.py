@@ -15,10 +15,10 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .ctx import RequestContext, _cv_ctx
+from .concurrency import run_background_tasks_async
 from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge
-from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version, check_request_host
+from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 from .wrappers import ClientDisconnected, Request, Response
 
 if TYPE_CHECKING:
@@ -186,15 +186,16 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
         # PERF: a partial, not a wrapping coroutine (benchmarks/run.py --protocol asgi: json_echo).
         reader = functools.partial(read_body, receive=receive)
 
-    response, ctx = await app.handle_request_async(request, reader)
+    cycle = app._async_cycle or app._cycles()[1]
+    response, ctx = await cycle.handle(request, reader)
     try:
         await send_response(app, ctx, response, scope, send, receive)
     finally:
         if ctx.preserved:
             scope["ampulla._preserved_context"] = ctx
-        await app.finish_request_async(ctx)
+        await cycle.finish(ctx)
         if ctx.background_tasks:
-            await app.run_background_tasks_async(ctx)
+            await run_background_tasks_async(app, ctx)
 
 
 def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
@@ -212,7 +213,7 @@ def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool
 
 
 async def send_response(
-    app: Ampulla, ctx: RequestContext | None, response: Response, scope: Scope, send: Send, receive: Receive
+    app: Ampulla, ctx: object, response: Response, scope: Scope, send: Send, receive: Receive
 ) -> None:
     """Send ``response`` as ASGI messages; streamed bodies stop when the client disconnects."""
     headers, has_length = _encode_headers(response)
@@ -364,6 +365,9 @@ class WebSocket:
     The connection is accepted on the first ``send``/``receive`` unless :meth:`accept` was called.
     """
 
+    #: What :meth:`receive` raises when the client closed the connection.
+    Disconnect = WebSocketDisconnect
+
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self._receive = receive
@@ -449,6 +453,24 @@ class WebSocket:
         self.closed = True
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
+    async def deny(self, error: HTTPException) -> None:
+        """Refuse the handshake before accepting it: with the HTTP error response when the server offers the
+        ``websocket.http.response`` extension, else with a close that the server turns into a 403."""
+        await self._ensure_connect()
+        self.closed = True
+        if "websocket.http.response" in (self.scope.get("extensions") or {}):
+            response = error.get_response()
+            headers, has_length = _encode_headers(response)
+            body = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in response.response)
+            if not has_length:
+                headers.append((b"content-length", str(len(body)).encode("latin-1")))
+            await self._send(
+                {"type": "websocket.http.response.start", "status": response.status_code, "headers": headers}
+            )
+            await self._send({"type": "websocket.http.response.body", "body": body})
+            return
+        await self._send({"type": "websocket.close", "code": 1008, "reason": ""})
+
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iter()
 
@@ -460,184 +482,22 @@ class WebSocket:
             return
 
 
-async def _deny_handshake(ws: WebSocket, error: HTTPException) -> None:
-    """Refuse a WebSocket handshake before accepting it: with the HTTP error response when the server offers
-    the ``websocket.http.response`` extension, else with a close that the server turns into a 403."""
-    await ws._ensure_connect()
-    ws.closed = True
-    if "websocket.http.response" in (ws.scope.get("extensions") or {}):
-        response = error.get_response()
-        headers, has_length = _encode_headers(response)
-        body = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in response.response)
-        if not has_length:
-            headers.append((b"content-length", str(len(body)).encode("latin-1")))
-        await ws._send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
-        await ws._send({"type": "websocket.http.response.body", "body": body})
-        return
-    await ws._send({"type": "websocket.close", "code": 1008, "reason": ""})
-
-
 async def _handle_websocket(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
     ws = WebSocket(scope, receive, send)
     headers = ASGIHeaders(scope["headers"])
     version = scope.get("http_version", "1.1")
     refusal = check_http_version(str(version)) if version not in SUPPORTED_VERSIONS else None
     if refusal is not None:
-        await _deny_handshake(ws, refusal)
+        await ws.deny(refusal)
         return
     try:
         request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
     except HTTPException as e:
-        await _deny_handshake(ws, e)
+        await ws.deny(e)
         return
     request._headers = headers
-    # The same Host, PROXY_FIX and TRUSTED_HOSTS check as an HTTP request's, before any hook runs.
-    refusal = check_request_host(request, app.config)
-    if refusal is not None:
-        await _deny_handshake(ws, refusal)
-        return
     request.input_stream = io.BytesIO()
-    ctx = RequestContext(app, request)
-    ctx.async_mode = True
-    ctx.websocket = ws
-    token = _cv_ctx.set(ctx)
-    error: BaseException | None = None
-    try:
-        if not app._got_first_request:
-            if not app._served:
-                await app.startup()
-            app._got_first_request = True
-        try:
-            rule, values = app.url_map.match(request.path, "GET", app._subdomain(request), websocket=True)
-        except HTTPException:
-            await ws.close(1008 if ws.accepted else 1000)
-            return
-        request.url_rule = rule
-        request.endpoint = rule.endpoint
-        request.view_args = values
-        chain = app._async_chain(rule.endpoint)
-        try:
-            for func, is_async in chain.url_value_preprocessors:
-                rv = func(rule.endpoint, values)
-                if is_async:
-                    await rv
-            for func, is_async in app._websocket_before(rule.endpoint):
-                rv = func()
-                if is_async:
-                    rv = await rv
-                if rv is not None:
-                    await ws.close(1008)
-                    return
-            view = app.view_functions[rule.endpoint]
-            result = view(**values)
-            if asyncio.iscoroutine(result):
-                await result
-            if not ws.closed:
-                await ws.close(1000)
-        except WebSocketDisconnect:
-            pass
-        except Exception as e:
-            error = e
-            app.log_exception(ctx, e)
-            if not ws.closed:
-                try:
-                    await ws.close(1011 if ws.accepted else 1000)
-                except Exception:  # pragma: no cover - the transport is gone
-                    pass
-            if app.should_propagate():
-                raise
-    finally:
-        _cv_ctx.reset(token)
-        await app.teardown_async(ctx, error)
-
-
-# ---------------------------------------------------------------------------------------------- test helper
-
-
-def scope_from_environ(environ: dict[str, Any], kind: str = "http") -> dict[str, Any]:
-    """An ASGI scope describing the same request as a WSGI environ (used by the test client)."""
-    headers: list[tuple[bytes, bytes]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers.append((key[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((key.replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
-    root = environ.get("SCRIPT_NAME", "").encode("latin-1").decode("utf-8", "replace")
-    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
-    scheme = environ.get("wsgi.url_scheme", "http")
-    if kind == "websocket":
-        scheme = "wss" if scheme == "https" else "ws"
-    scope: dict[str, Any] = {
-        "type": kind,
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "scheme": scheme,
-        "path": root + path,
-        "raw_path": (root + path).encode("utf-8"),
-        "root_path": root,
-        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
-        "headers": headers,
-        "client": (environ.get("REMOTE_ADDR", "127.0.0.1"), 50000),
-        "server": (environ.get("SERVER_NAME", "localhost"), int(environ.get("SERVER_PORT", "80") or 80)),
-    }
-    if kind == "http":
-        scope["method"] = environ.get("REQUEST_METHOD", "GET")
-    if environ.get("ampulla.preserve_context"):
-        scope["ampulla.preserve_context"] = True
-    return scope
-
-
-async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    scope = scope_from_environ(environ)
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
-    remaining = int(length) if length and str(length).strip().isdigit() else None
-    body_done = False
-    status = 500
-    headers: list[tuple[str, str]] = []
-    parts: list[bytes] = []
-    done = asyncio.Event()
-
-    async def receive() -> Message:
-        nonlocal body_done, remaining
-        if not body_done:
-            size = 65536 if remaining is None else min(65536, remaining)
-            chunk = stream.read(size) if size else b""
-            if remaining is not None:
-                remaining -= len(chunk)
-            more = bool(chunk) and (remaining is None or remaining > 0)
-            body_done = not more
-            return {"type": "http.request", "body": chunk, "more_body": more}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        nonlocal status, headers
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
-        elif message["type"] == "http.response.body":
-            parts.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    try:
-        await app(scope, receive, send)
-    finally:
-        done.set()
-    ctx = scope.get("ampulla._preserved_context")
-    if ctx is not None:
-        environ["ampulla._preserved_context"] = ctx
-    return status, headers, b"".join(parts)
-
-
-def run_asgi_request(app: Ampulla, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Run one request described by a WSGI environ through the app's ASGI callable (test client)."""
-    from .async_cycle import run_coroutine_sync
-    from .wrappers import STATUS_LINES
-
-    status, headers, body = run_coroutine_sync(_run_request(app, environ))
-    return STATUS_LINES.get(status, f"{status} UNKNOWN"), headers, body
+    await (app._async_cycle or app._cycles()[1]).websocket(request, ws)
 
 
 __all__ = [
@@ -645,7 +505,6 @@ __all__ = [
     "WebSocketDisconnect",
     "handle_asgi",
     "read_body",
-    "scope_from_environ",
     "send_response",
 ]
 

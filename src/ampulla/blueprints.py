@@ -257,9 +257,9 @@ class Blueprint(Scaffold):
 
         for key, handler_map in self.error_handler_spec.items():
             target_key = name if key is None else f"{name}.{key}"
-            target = app.error_handler_spec.setdefault(target_key, {})
+            target = app.error_handler_spec[target_key]
             for code, handlers in handler_map.items():
-                target.setdefault(code, {}).update(handlers)
+                target[code].update(handlers)
         for endpoint, func in self.view_functions.items():
             app.view_functions[f"{name}.{endpoint}"] = func
         extend(self.before_request_funcs, app.before_request_funcs)

@@ -33,7 +33,7 @@ import click
 
 from . import __version__
 from .app import Ampulla
-from .async_cycle import run_coroutine_sync
+from .concurrency import run_coroutine_sync
 from .ctx import current_context
 from .globals import g
 

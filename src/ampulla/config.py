@@ -18,9 +18,52 @@ class Config(dict[str, Any]):
         defaults: Initial values.
     """
 
+    #: Goes up on every change of a key, so the application reads the settings it uses on every request
+    #: again only when they may have changed (a change inside a nested value does not count).
+    version = 0
+
     def __init__(self, root_path: str | os.PathLike[str] = ".", defaults: Mapping[str, Any] | None = None) -> None:
         super().__init__(defaults or {})
         self.root_path = os.fspath(root_path)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.version += 1
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.version += 1
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update``."""
+        super().update(*args, **kwargs)
+        self.version += 1
+
+    def __ior__(self, other: Any) -> Config:  # type: ignore[override,misc]
+        super().__ior__(other)
+        self.version += 1
+        return self
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``dict.setdefault``."""
+        if key not in self:
+            self.version += 1
+        return super().setdefault(key, default)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """``dict.pop``."""
+        self.version += 1
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        """``dict.popitem``."""
+        self.version += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        """``dict.clear``."""
+        super().clear()
+        self.version += 1
 
     def from_object(self, obj: object | str) -> None:
         """Load the upper-case attributes of an object, class or module (or an import path ``"pkg.mod:Obj"``)."""

@@ -25,6 +25,7 @@ from .exceptions import BadRequest
 
 if TYPE_CHECKING:
     from .app import Ampulla
+    from .wrappers import Request
 
 __all__ = ["CSRFError", "csrf_check", "csrf_exempt", "generate_csrf", "validate_csrf"]
 
@@ -168,7 +169,8 @@ def csrf_exempt(view_or_blueprint: T) -> T:
     return view_or_blueprint
 
 
-def _is_exempt(app: Ampulla, endpoint: str, blueprints: list[str]) -> bool:
+def is_exempt(app: Ampulla, endpoint: str, blueprints: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``endpoint`` (with its ``blueprints``, innermost first) is exempt from the CSRF check."""
     view: Any = app.view_functions.get(endpoint)
     if view is not None and (
         getattr(view, _EXEMPT_ATTR, False) or getattr(getattr(view, "view_class", None), _EXEMPT_ATTR, False)
@@ -195,31 +197,25 @@ def needs_check(method: str, mimetype: str) -> bool:
     return mimetype in _CHECKED_TYPES or (not mimetype and method == "POST")
 
 
-def csrf_check(app: Ampulla) -> None:
-    """Check the current request's CSRF token; the application calls this before ``before_request`` hooks.
+def csrf_check(request: Request, streaming: bool = False) -> None:
+    """Check ``request``'s CSRF token; the request cycle calls this before ``before_request`` hooks.
+
+    The cycle skips it when ``CSRF_ENABLED`` is off and for exempt endpoints (see :func:`csrf_exempt`).
 
     Args:
-        app: The application (its ``CSRF_ENABLED`` setting is checked by the caller).
+        request: The request (routed).
+        streaming: The view reads the body itself (``@stream_request_body``): the token must come in a header.
 
     Raises:
         CSRFError: The request needs a token and has no valid one.
     """
-    ctx = _cv_ctx.get(None)
-    if not isinstance(ctx, RequestContext):
-        return
-    request = ctx.request
-    if request.method not in _UNSAFE_METHODS or request.endpoint is None:
-        return
-    if not needs_check(request.method, request.mimetype):
-        return
-    if _is_exempt(app, request.endpoint, request.blueprints):
+    if request.endpoint is None or not needs_check(request.method, request.mimetype):
         return
     token: str | None = None
     for header in HEADER_NAMES:
         token = request.headers.get(header)
         if token:
             break
-    if not token and request.endpoint not in app._streaming_endpoints:
-        # A view that streams its own body (@stream_request_body) must send the token in a header.
+    if not token and not streaming:
         token = request.form.get(FIELD_NAME)
     validate_csrf(token)

@@ -7,13 +7,15 @@ a request pushes one object, not two. The core passes contexts explicitly; only 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import Ampulla
+    from .endpoint import Endpoint
     from .sessions import SessionMixin
     from .wrappers import Request, Response
 
@@ -66,8 +68,6 @@ class AppContext:
         app: The application.
     """
 
-    __slots__ = ("_g", "_token", "_tokens", "app", "owns_app_ctx")
-
     def __init__(self, app: Ampulla) -> None:
         self.app = app
         self._g: _AppCtxGlobals | None = None
@@ -93,7 +93,7 @@ class AppContext:
         """Run teardown functions and restore the previous context."""
         try:
             if len(self._tokens) == 1 and self.owns_app_ctx:
-                self.app.do_teardown_appcontext(self, exc)
+                self.app.do_teardown_appcontext(exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
 
@@ -115,21 +115,6 @@ class RequestContext(AppContext):
         request: The request.
     """
 
-    __slots__ = (
-        "_after_request_functions",
-        "_holds",
-        "_is_copy",
-        "_pending_exc",
-        "_session",
-        "_teardown_pending",
-        "async_mode",
-        "background_tasks",
-        "flashes",
-        "preserved",
-        "request",
-        "websocket",
-    )
-
     def __init__(self, app: Ampulla, request: Request) -> None:
         self.app = app
         self.request = request
@@ -146,7 +131,14 @@ class RequestContext(AppContext):
         self.background_tasks: list[Callable[[], Any]] | None = None
         self.websocket: Any = None
         self._is_copy = False
+        #: Torn down by the async cycle (after the body was sent), not by :meth:`pop`.
         self.async_mode = False
+        #: The endpoint's plan, once the cycle matched the request.
+        self.plan: Endpoint | None = None
+        #: Under ASGI: the event loop of the request (``async def`` code called from a pool thread runs there).
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: Under ASGI: reads the body before the view.
+        self.read_body: Callable[[Request], Awaitable[None]] | None = None
 
     @property
     def session(self) -> SessionMixin:
@@ -188,19 +180,12 @@ class RequestContext(AppContext):
                 _cv_ctx.reset(token)
 
     def _teardown(self, exc: BaseException | None) -> None:
-        if self._is_copy:
-            return
-        try:
-            self.app.do_teardown_request(self, exc)
-        finally:
-            self.request.close()
-            if self.owns_app_ctx:
-                self.app.do_teardown_appcontext(self, exc)
+        self.app._cycles()[0].teardown(self, exc)
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions (deferred while held), close uploads and restore the previous context."""
         try:
-            if len(self._tokens) == 1 and not self.async_mode:
+            if len(self._tokens) == 1:
                 if self._holds > 0:
                     self._teardown_pending = True
                     self._pending_exc = exc
@@ -208,6 +193,10 @@ class RequestContext(AppContext):
                     self._teardown(exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
+
+    def _leave(self) -> None:
+        """Stop being the active context without tearing down (the async cycle tears down later)."""
+        _cv_ctx.reset(self._tokens.pop())
 
     def __enter__(self) -> RequestContext:
         self.push()
@@ -227,6 +216,8 @@ class RequestContext(AppContext):
         new.owns_app_ctx = False
         new._is_copy = True
         new.websocket = self.websocket
+        new.plan = self.plan
+        new.loop = self.loop
         return new
 
 

@@ -193,7 +193,9 @@ def apply_proxy_fix(request: Request, settings: Mapping[str, Any]) -> None:
         request.root_path = "/" + prefix.strip("/") if prefix.strip("/") else ""
 
 
-def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPException | None:
+def check_request_host(
+    request: Request, proxy_fix: Mapping[str, int] | None, trusted_hosts: list[str] | tuple[str, ...] | None
+) -> HTTPException | None:
     """Validate a request's ``Host``, apply ``PROXY_FIX`` and check ``TRUSTED_HOSTS``, once per request.
 
     The ``Host`` header, when present, must be a single valid authority (see :func:`is_valid_host`; two ``Host``
@@ -205,7 +207,8 @@ def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPExcep
 
     Args:
         request: The request, before routing.
-        config: The application's configuration (``PROXY_FIX``, ``TRUSTED_HOSTS``).
+        proxy_fix: The ``PROXY_FIX`` setting.
+        trusted_hosts: The ``TRUSTED_HOSTS`` setting.
 
     Returns:
         The exception to answer with (:class:`~ampulla.exceptions.BadRequest` or
@@ -215,17 +218,15 @@ def check_request_host(request: Request, config: Mapping[str, Any]) -> HTTPExcep
     if raw and raw not in _VALID_HOSTS and not is_valid_host(raw):
         request.forwarded_host = ""
         return BadRequest("The Host header is not a valid host name: send one Host header of the form name[:port].")
-    proxy_fix = config["PROXY_FIX"]
     if proxy_fix:
         apply_proxy_fix(request, proxy_fix)
         forwarded = request.forwarded_host
         if forwarded is not None and not is_valid_host(forwarded):
             request.forwarded_host = ""
             return BadRequest("The X-Forwarded-Host header is not a valid host name of the form name[:port].")
-    trusted = config["TRUSTED_HOSTS"]
-    if trusted:
+    if trusted_hosts:
         host = request.host
-        if not host_is_trusted(host, trusted):
+        if not host_is_trusted(host, trusted_hosts):
             request.forwarded_host = ""
             return SecurityError(
                 f"Host {host!r} is not in TRUSTED_HOSTS; add it to app.config['TRUSTED_HOSTS'] if it is yours."

@@ -157,7 +157,7 @@ class RedisSessionInterface(SessionInterface):
         replacement: Response | None = None
         if ctx is not None and hasattr(ctx, "request"):
             try:
-                rv = app.handle_http_exception(ctx, error)  # type: ignore[arg-type]
+                rv = app.handle_http_exception(error)
                 if not hasattr(rv, "__await__"):
                     replacement = app.make_response(rv)
                 elif hasattr(rv, "close"):

@@ -38,7 +38,7 @@ class Response:
         direct_passthrough: Accepted for compatibility.
     """
 
-    __slots__ = ("_on_close", "_status_code", "_status_line", "headers", "response")
+    # NOTE: no __slots__: extensions keep their own attributes on responses (and read ``response.__dict__``).
 
     default_status = 200
     default_mimetype: str | None = "text/html"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -66,16 +67,19 @@ class Scaffold:
         self._static_url_path = static_url_path
         self.template_folder = os.fspath(template_folder) if template_folder is not None else None
         self.view_functions: dict[str, Callable[..., Any]] = {}
-        self.error_handler_spec: dict[
-            str | None, dict[int | None, dict[type[BaseException], Callable[..., Any]]]
-        ] = {None: {}}
-        self.before_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
-        self.after_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
-        self.teardown_request_funcs: dict[str | None, list[Callable[..., Any]]] = {}
-        self.template_context_processors: dict[str | None, list[Callable[..., Any]]] = {None: []}
-        self.url_value_preprocessors: dict[str | None, list[Callable[..., Any]]] = {}
-        self.url_default_functions: dict[str | None, list[Callable[..., Any]]] = {}
-        self.before_websocket_funcs: dict[str | None, list[Callable[..., Any]]] = {}
+        # Registries keyed by blueprint name (None: the app itself), defaultdicts as in Flask.
+        self.error_handler_spec: defaultdict[
+            str | None, defaultdict[int | None, dict[type[BaseException], Callable[..., Any]]]
+        ] = defaultdict(lambda: defaultdict(dict))
+        self.before_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.after_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.teardown_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.template_context_processors: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(
+            list, {None: []}
+        )
+        self.url_value_preprocessors: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.url_default_functions: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.before_websocket_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
 
     def _check_setup_finished(self, f_name: str) -> None:
         raise NotImplementedError
@@ -205,7 +209,7 @@ class Scaffold:
     # ------------------------------------------------------------------------------------------ hooks
     def _register(self, store: dict[str | None, list[Callable[..., Any]]], name: str, f: F) -> F:
         self._check_setup_finished(name)
-        store.setdefault(None, []).append(f)
+        store[None].append(f)
         return f
 
     def before_request(self, f: F) -> F:
@@ -250,7 +254,7 @@ class Scaffold:
         """Non-decorator form of :meth:`errorhandler`."""
         self._check_setup_finished("register_error_handler")
         exc_class, code = self._get_exc_class_and_code(code_or_exception)
-        self.error_handler_spec[None].setdefault(code, {})[exc_class] = f
+        self.error_handler_spec[None][code][exc_class] = f
 
     @staticmethod
     def _get_exc_class_and_code(key: ErrorHandlerKey) -> tuple[type[BaseException], int | None]:

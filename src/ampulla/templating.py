@@ -233,7 +233,7 @@ def _processors(
     key = ctx.request.blueprint if isinstance(ctx, RequestContext) else None
     funcs = env._processors.get(key)
     if funcs is None:
-        from .async_cycle import is_async_callable
+        from .concurrency import is_async_callable
 
         registry = app.template_context_processors
         names: list[str | None] = [None]
@@ -283,7 +283,7 @@ def _build_context(
                     "with render_template(); use 'await render_template_async(...)' there, or make the "
                     "processor a plain function."
                 )
-            from .async_cycle import run_coroutine_sync
+            from .concurrency import run_coroutine_sync
 
             merged.update(run_coroutine_sync(func()))
         else:

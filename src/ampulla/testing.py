@@ -6,25 +6,114 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json as _json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
+from .concurrency import run_coroutine_sync
+from .ctx import current_context
 from .datastructures import FileStorage, Headers
-from .wrappers import Response
+from .wrappers import STATUS_LINES, Response
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .ctx import RequestContext
     from .sessions import SessionMixin
+
+
+# ---------------------------------------------------------------------------------------------- ASGI driving
+
+
+def scope_from_environ(environ: dict[str, Any], kind: str = "http") -> dict[str, Any]:
+    """An ASGI scope describing the same request as a WSGI environ (used by the test client)."""
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1")))
+    root = environ.get("SCRIPT_NAME", "").encode("latin-1").decode("utf-8", "replace")
+    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+    scheme = environ.get("wsgi.url_scheme", "http")
+    if kind == "websocket":
+        scheme = "wss" if scheme == "https" else "ws"
+    scope: dict[str, Any] = {
+        "type": kind,
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": scheme,
+        "path": root + path,
+        "raw_path": (root + path).encode("utf-8"),
+        "root_path": root,
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "headers": headers,
+        "client": (environ.get("REMOTE_ADDR", "127.0.0.1"), 50000),
+        "server": (environ.get("SERVER_NAME", "localhost"), int(environ.get("SERVER_PORT", "80") or 80)),
+    }
+    if kind == "http":
+        scope["method"] = environ.get("REQUEST_METHOD", "GET")
+    if environ.get("ampulla.preserve_context"):
+        scope["ampulla.preserve_context"] = True
+    return scope
+
+
+async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    scope = scope_from_environ(environ)
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    remaining = int(length) if length and str(length).strip().isdigit() else None
+    body_done = False
+    status = 500
+    headers: list[tuple[str, str]] = []
+    parts: list[bytes] = []
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_done, remaining
+        if not body_done:
+            size = 65536 if remaining is None else min(65536, remaining)
+            chunk = stream.read(size) if size else b""
+            if remaining is not None:
+                remaining -= len(chunk)
+            more = bool(chunk) and (remaining is None or remaining > 0)
+            body_done = not more
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    try:
+        await app(scope, receive, send)
+    finally:
+        done.set()
+    ctx = scope.get("ampulla._preserved_context")
+    if ctx is not None:
+        environ["ampulla._preserved_context"] = ctx
+    return status, headers, b"".join(parts)
+
+
+def run_asgi_request(app: Ampulla, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run one request described by a WSGI environ through the app's ASGI callable (test client)."""
+    status, headers, body = run_coroutine_sync(_run_request(app, environ))
+    return STATUS_LINES.get(status, f"{status} UNKNOWN"), headers, body
 
 
 def _is_file(value: Any) -> bool:
@@ -402,8 +491,6 @@ class AmpullaClient:
         if self.preserve_context:
             environ["ampulla.preserve_context"] = True
         if self.protocol == "asgi":
-            from .asgi import run_asgi_request
-
             status, headers, body = run_asgi_request(self.application, environ)
         else:
             status, headers, body = _run_wsgi(self.application, environ)
@@ -413,11 +500,8 @@ class AmpullaClient:
         response.history = []
         ctx = environ.get("ampulla._preserved_context")
         if ctx is not None:
-            if ctx.async_mode:
-                # The ASGI cycle ran in another task: make its context current here, tear down synchronously.
-                ctx.async_mode = False
-                ctx._tokens = []
-                ctx.push()
+            if current_context() is not ctx:
+                ctx.push()  # the ASGI cycle ran in a task of its own: make the context current here
             self._context_stack.append(ctx)
         if self.use_cookies:
             self._store_cookies(response.headers)
@@ -518,8 +602,6 @@ class AmpullaClient:
             cookie = self._cookie_header(builder.path)
             if cookie:
                 environ["HTTP_COOKIE"] = cookie
-        from .asgi import scope_from_environ
-
         scope = scope_from_environ(environ, "websocket")
         scope["subprotocols"] = list(subprotocols or [])
         return WebSocketTestSession(self.application, scope)

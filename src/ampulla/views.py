@@ -105,7 +105,7 @@ class View:
                 )
                 rv = self.dispatch_request(**kwargs)
                 if inspect.isawaitable(rv):
-                    from .async_cycle import run_coroutine_sync
+                    from .concurrency import run_coroutine_sync
 
                     rv = run_coroutine_sync(rv)
                 return rv

@@ -186,7 +186,9 @@ class Request:
     ``data``) read the body within ``MAX_CONTENT_LENGTH``; ``stream`` gives raw access.
     """
 
+    # NOTE: "__dict__" among the slots: extensions keep their own attributes on the request.
     __slots__ = (
+        "__dict__",
         "_access_route",
         "_args",
         "_content_length",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .concurrency import run_background_tasks, run_coroutine_sync
 from .exceptions import HTTPException
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
@@ -47,8 +48,6 @@ class _StreamingBody:
         if self._iter is not None:
             chunk = next(self._iter)
         else:
-            from .async_cycle import run_coroutine_sync
-
             try:
                 chunk = run_coroutine_sync(self._aiter.__anext__())
             except StopAsyncIteration:
@@ -59,9 +58,7 @@ class _StreamingBody:
         try:
             aclose = getattr(self._aiter, "aclose", None)
             if aclose is not None:
-                from .async_cycle import run_coroutine_sync
-
-                run_coroutine_sync(aclose())
+                    run_coroutine_sync(aclose())
         finally:
             self._response.close()
 
@@ -128,9 +125,9 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
         request = app.request_class.from_environ(environ, app)
     except HTTPException as e:  # undecodable path: answered before any hook runs
         return to_wsgi(e.get_response(), environ, start_response)
-    response, ctx = app.handle_request(request)
+    response, ctx = (app._sync_cycle or app._cycles()[0]).handle(request)
     if ctx.preserved:
         environ["ampulla._preserved_context"] = ctx
     if ctx.background_tasks:
-        response.call_on_close(lambda: app.run_background_tasks(ctx))
+        response.call_on_close(lambda: run_background_tasks(app, ctx))
     return to_wsgi(response, environ, start_response)

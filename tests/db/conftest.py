@@ -8,7 +8,6 @@ and dropped at the end, so fixed table names such as the seed's ``user`` never m
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import secrets
@@ -141,19 +140,9 @@ def postgres_url(server_urls: dict[str, str | None]) -> str:
     return _server_url(server_urls, "postgres")
 
 
-def asgi_available() -> bool:
-    """Whether the ASGI adapter and its test driver exist yet."""
-    if importlib.util.find_spec("ampulla.asgi") is None:
-        return False
-    module = importlib.import_module("ampulla.asgi")
-    return hasattr(module, "run_asgi_request")
-
-
 @pytest.fixture(params=["wsgi", "asgi"])
 def protocol(request: pytest.FixtureRequest) -> str:
     """The protocol the test client drives."""
-    if request.param == "asgi" and not asgi_available():
-        pytest.skip("ampulla.asgi (run_asgi_request) does not exist yet: ASGI variant skipped")
     return str(request.param)
 
 

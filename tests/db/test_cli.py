@@ -108,7 +108,7 @@ def test_clear_errors(tmp_path: Path) -> None:
 
 
 def test_main_cli_runs_db_commands_in_the_app_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cli_module = pytest.importorskip("ampulla.cli")
+    from ampulla import cli as cli_module
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     (tmp_path / "dbcliapp.py").write_text(textwrap.dedent("""

@@ -162,7 +162,7 @@ def test_other_database_errors_stay_500(tmp_path: Any) -> None:
         db.session.execute(text("SELECT * FROM no_such_table"))  # OperationalError, but a bug: not a 503
         return "unreachable"
 
-    app.log_exception = lambda ctx, exc: None  # type: ignore[method-assign]
+    app.log_exception = lambda exc_info: None  # type: ignore[method-assign]
     assert app.test_client().get("/").status_code == 500
     db.dispose(app)
 

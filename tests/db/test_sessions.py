@@ -134,7 +134,7 @@ def test_no_connection_left_after_1000_failing_requests(
         return fail()
 
     app.add_url_rule("/", view_func=afail if view_kind == "async" else fail, endpoint="fail")
-    app.log_exception = lambda ctx, exc: None  # type: ignore[method-assign]  # 1,000 tracebacks are slow
+    app.log_exception = lambda exc_info: None  # type: ignore[method-assign]  # 1,000 tracebacks are slow
     client = app.test_client(protocol=protocol)
     # 1,000 on SQLite and on the servers over WSGI with def views; fewer for the other server variants,
     # which exercise the same code through slower round trips (the suite stays fast).
@@ -210,8 +210,7 @@ def test_concurrent_tasks_get_their_own_sessions(make_app: AppFactory, create_ta
 
 async def _asgi_get(app: Ampulla, path: str) -> tuple[int, bytes]:
     """One GET through the app's ASGI callable, as a server would send it."""
-    from ampulla.asgi import scope_from_environ
-    from ampulla.testing import EnvironBuilder
+    from ampulla.testing import EnvironBuilder, scope_from_environ
 
     scope = scope_from_environ(EnvironBuilder(app, path).get_environ())
     sent: list[dict[str, Any]] = []

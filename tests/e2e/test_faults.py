@@ -36,8 +36,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ampulla import Ampulla
-from ampulla.asgi import scope_from_environ
-from ampulla.testing import EnvironBuilder, encode_multipart
+from ampulla.testing import EnvironBuilder, encode_multipart, scope_from_environ
 
 from . import loadgen
 from .conftest import PYTHON, RunningServer, free_port, start_server, stop_server

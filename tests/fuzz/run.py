@@ -44,7 +44,7 @@ INSTRUMENTED_MODULES = (
     "ampulla", "ampulla.app", "ampulla.asgi", "ampulla.wsgi", "ampulla.routing", "ampulla.formparser",
     "ampulla.http", "ampulla.wrappers", "ampulla.response", "ampulla.sessions", "ampulla.sendfile",
     "ampulla.datastructures", "ampulla.blueprints", "ampulla.helpers", "ampulla.json", "ampulla.utils",
-    "ampulla.exceptions", "ampulla.ctx", "ampulla.async_cycle", "ampulla.chains", "ampulla.error_handling",
+    "ampulla.exceptions", "ampulla.ctx", "ampulla.cycle", "ampulla.endpoint", "ampulla.concurrency",
     "ampulla.proxy_fix", "multipart", "itsdangerous",
 )
 #: Modules whose branches depend on thread timing (which pool worker is idle), not on the input: instrumented,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..ctx import _cv_ctx
+from ..ctx import current_context
 from . import _templates
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _database() -> Database:
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     if ctx is None:
         raise click.ClickException(
             "No application context: run 'ampulla --app module:app db ...', or push 'app.app_context()' first."
@@ -47,7 +47,7 @@ def _database() -> Database:
 def _directory(directory: str | None) -> str:
     if directory:
         return os.path.abspath(directory)
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     if ctx is None:
         return os.path.abspath("migrations")
     configured = ctx.app.config.get("MIGRATIONS_DIR")

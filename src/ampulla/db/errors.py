@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc as sa_exc
 
-from ..ctx import RequestContext, _cv_ctx
+from ..ctx import RequestContext, current_context
+from ..cycle import rehandle
 from ..exceptions import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -95,12 +96,10 @@ def handle_unavailable(error: Exception) -> Any:
     """Error handler registered on the app: log the outage and answer 503 (through a user 503 handler)."""
     reason = getattr(error, "orig", None) or error
     logger.error("database unavailable, answering 503: %s: %s", type(reason).__name__, reason)
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     retry_after = ctx.app.config.get("SQLALCHEMY_RETRY_AFTER") if ctx is not None else None
     http_error = DatabaseUnavailable(retry_after=retry_after)
     if not isinstance(ctx, RequestContext):
         return http_error
-    if getattr(ctx, "async_mode", False):
-        # ASGI: a coroutine, awaited by the request cycle, so an ``async def`` 503 handler works too.
-        return ctx.app.handle_user_exception_async(ctx, http_error)
-    return ctx.app.handle_http_exception(ctx, http_error)
+    # On the event loop of an ASGI request: an awaitable the cycle awaits, so an ``async def`` 503 handler works too.
+    return rehandle(ctx, http_error)

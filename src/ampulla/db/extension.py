@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 
-from ..ctx import AppContext, _cv_ctx
+from ..ctx import AppContext, current_context
 from . import engines as _engines
 from .errors import DatabaseUnavailableError, handle_unavailable
 from .model import Model, current_database, fresh_base, is_declarative, prepare_user_base
@@ -249,7 +249,7 @@ class Database:
             ) from None
 
     def _current_app(self, name: str) -> Ampulla:
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is None:
             raise RuntimeError(_NO_APP.format(name=name))
         return ctx.app
@@ -432,7 +432,7 @@ class Database:
         It is closed when the context ends, which rolls back whatever was not committed.
         """
         # PERF: one context-variable read and one dict lookup on the hot path (benchmarks: orm).
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is not None and ctx.owns_app_ctx:
             session: Session | None = ctx.g.__dict__.get(self._session_key)
             if session is not None:
@@ -440,7 +440,7 @@ class Database:
         return self._session_slow(ctx)
 
     def _context_session(self) -> Session:
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is None:
             raise RuntimeError(_NO_APP.format(name="session"))
         return self._session_slow(ctx)
@@ -465,7 +465,7 @@ class Database:
         return session
 
     def _remove_session(self) -> None:
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is None:
             return
         session = ctx.g.__dict__.pop(_owner_key(ctx, self._session_key), None)
@@ -481,7 +481,7 @@ class Database:
         Raises:
             RuntimeError: Used outside an application context or without a running event loop.
         """
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is None:
             raise RuntimeError(_NO_APP.format(name="async_session"))
         key = _owner_key(ctx, self._async_key)
@@ -510,7 +510,7 @@ class Database:
         return session
 
     def _teardown_appcontext(self, exc: BaseException | None) -> None:
-        ctx = _cv_ctx.get(None)
+        ctx = current_context()
         if ctx is None:
             return
         store = ctx.g.__dict__

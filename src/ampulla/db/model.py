@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 from sqlalchemy.orm import DeclarativeBase, declared_attr
 
-from ..ctx import _cv_ctx
+from ..ctx import current_context
 from .query import Query
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def current_database() -> Database:
     Raises:
         RuntimeError: No application context, or the application has no ``Database``.
     """
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     if ctx is None:
         raise RuntimeError(
             "Working outside of application context: Model.query and db.session need an active application. "

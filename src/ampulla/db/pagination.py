@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from ..ctx import RequestContext, _cv_ctx
+from ..ctx import RequestContext, current_context
 from ..exceptions import NotFound
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ MAX_OFFSET = 2**53
 
 
 def _request_args() -> Mapping[str, str] | None:
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     if isinstance(ctx, RequestContext):
         return ctx.request.args
     return None

@@ -222,9 +222,9 @@ def _past_end(page: int, per_page: int, offset: int, total: int | None) -> bool:
 
 
 def _default_max_per_page() -> int | None:
-    from ..ctx import _cv_ctx
+    from ..ctx import current_context
 
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     if ctx is None:
         return DEFAULT_MAX_PER_PAGE
     value = ctx.app.config.get("SQLALCHEMY_MAX_PER_PAGE", DEFAULT_MAX_PER_PAGE)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 from sqlalchemy.exc import UnboundExecutionError
 
-from ..ctx import _cv_ctx
+from ..ctx import current_context
 
 if TYPE_CHECKING:
     from sqlalchemy.orm._typing import OrmExecuteOptionsParameter
@@ -188,7 +188,7 @@ class Session(sa_orm.Session):
 
 def forget(session: object) -> None:
     """Drop ``session`` from the current context, where ``db.session``/``db.async_session`` keep it."""
-    ctx = _cv_ctx.get(None)
+    ctx = current_context()
     store = ctx.g.__dict__ if ctx is not None else {}
     for key in [key for key, value in store.items() if value is session]:
         del store[key]
