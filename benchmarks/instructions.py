@@ -1,0 +1,87 @@
+"""Machine instructions per request, counted by valgrind's callgrind: a figure that machine load cannot blur.
+
+Usage: ``python benchmarks/instructions.py [--protocol wsgi|asgi] [--frameworks ampulla,flask] [--scenarios
+hello,hooks] [--calls 2000]``. For each framework and scenario the driver runs in two processes under
+``valgrind --tool=callgrind``, one making ``calls`` requests and one making twice as many, after the same
+warm-up; the difference of their instruction totals divided by ``calls`` is the cost of one request, start-up
+and imports cancelled out. Counts repeat to within a fraction of a percent from run to run, whatever else the
+machine does, so they settle small differences that wall-clock timings (``run.py``) cannot. They do not weigh
+cache misses or the GIL hand-offs of thread pools: confirm large changes with ``run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT / "src", ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+_COLLECTED_RE = re.compile(r"Collected\s*:\s*(\d+)")
+WARM_UP = 200
+
+
+def _inner(protocol: str, framework: str, scenario: str, calls: int) -> None:
+    from benchmarks.frameworks import load, registry
+    from benchmarks.run import DRIVERS
+    from benchmarks.scenarios import SCENARIOS
+
+    loaded = load(registry(protocol)[framework])
+    if isinstance(loaded, str):
+        raise SystemExit(f"cannot import {framework}: {loaded}")
+    case = SCENARIOS[scenario]
+    app = loaded.app(case.factory)
+    driver = DRIVERS[protocol](case.request)
+    driver.time(app, WARM_UP)
+    driver.time(app, calls)
+
+
+def count(protocol: str, framework: str, scenario: str, calls: int) -> int:
+    """Instructions of ``calls`` requests after the warm-up, start-up included."""
+    command = [
+        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__, "--inner",
+        "--protocol", protocol, "--frameworks", framework, "--scenarios", scenario, "--calls", str(calls),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    found = _COLLECTED_RE.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind failed for {framework} {scenario}:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=("wsgi", "asgi"), default="wsgi")
+    parser.add_argument("--frameworks", default="ampulla")
+    parser.add_argument("--scenarios", default="hello,route50,query_json,form,json_echo,notfound,hooks")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.inner:
+        _inner(options.protocol, options.frameworks, options.scenarios, options.calls)
+        return 0
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    frameworks = options.frameworks.split(",")
+    print(f"instructions per request ({options.protocol}, callgrind, {options.calls} and {2 * options.calls} calls)")
+    print("scenario".ljust(12) + "".join(name.rjust(14) for name in frameworks))
+    for scenario in options.scenarios.split(","):
+        cells = []
+        for framework in frameworks:
+            once = count(options.protocol, framework, scenario, options.calls)
+            twice = count(options.protocol, framework, scenario, 2 * options.calls)
+            cells.append(f"{(twice - once) / options.calls:,.0f}")
+        print(scenario.ljust(12) + "".join(cell.rjust(14) for cell in cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
