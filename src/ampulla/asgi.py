@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .concurrency import run_background_tasks_async
 from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, wire_name
-from .exceptions import HTTPException, RequestEntityTooLarge
+from .exceptions import HTTPException, RequestEntityTooLarge, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 from .wrappers import ClientDisconnected, Request, Response
 
@@ -95,7 +95,7 @@ def _request_error(version: Any, length: bytes | None, transfer_encoding: bytes 
 
 
 def _refusal(error: HTTPException) -> Response:
-    response = error.get_response()
+    response = error_response(error)
     response.headers["Connection"] = "close"
     return response
 
@@ -173,7 +173,7 @@ async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send)
     try:
         request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
     except HTTPException as e:
-        await send_response(app, None, e.get_response(), scope, send, receive)
+        await send_response(app, None, error_response(e), scope, send, receive)
         return
     request._headers = headers
     if scope.get("ampulla.preserve_context"):
@@ -459,7 +459,7 @@ class WebSocket:
         await self._ensure_connect()
         self.closed = True
         if "websocket.http.response" in (self.scope.get("extensions") or {}):
-            response = error.get_response()
+            response = error_response(error)
             headers, has_length = _encode_headers(response)
             body = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in response.response)
             if not has_length:

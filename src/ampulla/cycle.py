@@ -32,7 +32,7 @@ from .concurrency import ensure_sync, is_async_callable, run_coroutine_sync
 from .csrf import csrf_check
 from .ctx import RequestContext, _cv_ctx
 from .endpoint import NO_LIMIT_SET, Endpoint, ViewKind
-from .exceptions import HTTPException, InternalServerError
+from .exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from .routing import RequestRedirect
 from .scaffold import iter_chain
 
@@ -76,6 +76,12 @@ def find_error_handler(app: Ampulla, e: BaseException, blueprints: tuple[str, ..
                 if handler is not None:
                     return handler
     return None
+
+
+def show_missing_key(app: Ampulla, e: HTTPException) -> None:
+    """In debug mode (or with ``TRAP_BAD_REQUEST_ERRORS``) a missing form or query key is named on its 400 page."""
+    if isinstance(e, BadRequestKeyError) and (app.debug or app.config["TRAP_BAD_REQUEST_ERRORS"]):
+        e.show_exception = True
 
 
 def redirect_response(app: Ampulla, request: Request, e: RequestRedirect) -> Response:
@@ -298,6 +304,7 @@ class SyncCycle:
     def handle_user_exception(self, ctx: RequestContext, plan: Endpoint, e: Exception) -> ResponseReturnValue:
         """An exception from a hook or the view: HTTP errors and registered handlers; re-raise the rest."""
         if isinstance(e, HTTPException) and not self.app.trap_http_exception(e):
+            show_missing_key(self.app, e)
             return self._handle_http_exception(ctx, plan, e)
         handler = find_error_handler(self.app, e, plan.blueprints)
         if handler is None:
@@ -550,6 +557,7 @@ class AsyncCycle(SyncCycle):
         self, ctx: RequestContext, plan: Endpoint, e: Exception
     ) -> ResponseReturnValue:
         if isinstance(e, HTTPException) and not self.app.trap_http_exception(e):
+            show_missing_key(self.app, e)
             return await self._handle_http_exception(ctx, plan, e)
         handler = find_error_handler(self.app, e, plan.blueprints)
         if handler is None:

@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import IO, Any, TypeVar, overload
 
+from werkzeug.datastructures import WWWAuthenticate as WWWAuthenticate
+
 from .exceptions import BadRequestKeyError
 
 T = TypeVar("T")

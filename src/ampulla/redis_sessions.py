@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from itsdangerous import BadSignature, Signer
 
 from .ctx import _cv_ctx
-from .exceptions import ServiceUnavailable
+from .exceptions import ServiceUnavailable, error_response
 from .sessions import SecureCookieSession, SessionInterface, SessionMixin, TaggedJSONSerializer
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class RedisSessionInterface(SessionInterface):
             except Exception:  # the handler failed too: the default page, like any failing error handler
                 replacement = None
         if replacement is None:
-            replacement = error.get_response()
+            replacement = error_response(error, app.response_class)
         body = response.response
         if body is not replacement.response and hasattr(body, "close"):
             body.close()

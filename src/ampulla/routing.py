@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from werkzeug.routing import RequestRedirect as _WerkzeugRequestRedirect
+
 from .exceptions import HTTPException, MethodNotAllowed, NotFound
 
 __all__ = [
@@ -41,19 +43,18 @@ class ValidationError(ValueError):
     """Raised by a converter's ``to_python`` to say "this rule does not match"; matching goes on."""
 
 
-class RequestRedirect(HTTPException):
+class RequestRedirect(_WerkzeugRequestRedirect):
     """Raised by matching when the canonical URL differs (e.g. a missing trailing slash). Answers 308.
+
+    Werkzeug's ``RequestRedirect``, so code that catches it catches this.
 
     Args:
         new_path: The path to redirect to (the app adds the script root and the query string).
     """
 
-    code = 308
-
     def __init__(self, new_path: str) -> None:
-        super().__init__(f"Redirecting to {new_path}")
+        super().__init__(new_path)
         self.new_path = new_path
-        self.new_url = new_path
 
 
 # ---------------------------------------------------------------------------------------------- converters
@@ -763,7 +764,7 @@ class Map:
             allowed |= rule.methods
             any_method = True
         if any_method:
-            raise MethodNotAllowed(valid_methods=allowed)
+            raise MethodNotAllowed(valid_methods=sorted(allowed))
         if "//" in path and self.merge_slashes:
             self._redirect_merged(path, method, subdomain, websocket)
         if not path.endswith("/"):

@@ -25,6 +25,7 @@ from .datastructures import (
     ImmutableMultiDict,
 )
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from .exceptions import ClientDisconnected as _WerkzeugClientDisconnected
 from .formparser import parse_form_data, parse_urlencoded
 from .http import parse_cookie, parse_options_header
 from .json import nesting_exceeds
@@ -44,8 +45,11 @@ _EMPTY_DICT: ImmutableMultiDict[Any] = ImmutableMultiDict()
 _DEFAULT_PORTS = frozenset((("http", "80"), ("https", "443"), ("ws", "80"), ("wss", "443")))
 
 
-class ClientDisconnected(BadRequest):
-    """The client sent less body than its ``Content-Length`` announced, or its connection failed mid-body."""
+class ClientDisconnected(_WerkzeugClientDisconnected):
+    """The client sent less body than its ``Content-Length`` announced, or its connection failed mid-body.
+
+    Werkzeug's ``ClientDisconnected`` (a ``BadRequest``), with a description that says what happened.
+    """
 
     description = "The client disconnected before sending the whole request body."
 

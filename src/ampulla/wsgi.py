@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
-from .exceptions import HTTPException
+from .exceptions import HTTPException, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
 
 def _refuse(error: HTTPException, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Answer a request the server should have refused, asking it to close the connection."""
-    response = error.get_response()
+    response = error_response(error)
     # NOTE: PEP 3333 keeps hop-by-hop headers from applications and wsgiref-based servers (the development
     # server among them) assert on them; those servers refuse these requests themselves. gunicorn drops the
     # header (and refuses them too); the others honour it.
@@ -124,7 +124,7 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
     try:
         request = app.request_class.from_environ(environ, app)
     except HTTPException as e:  # undecodable path: answered before any hook runs
-        return to_wsgi(e.get_response(), environ, start_response)
+        return to_wsgi(error_response(e), environ, start_response)
     response, ctx = (app._sync_cycle or app._cycles()[0]).handle(request)
     if ctx.preserved:
         environ["ampulla._preserved_context"] = ctx
