@@ -374,9 +374,11 @@ def test_multipart_fields_and_files() -> None:
     assert "upload" not in form and "title" not in files
 
 
-def test_file_without_content_type_defaults_to_octet_stream() -> None:
+def test_file_without_content_type_has_none_as_in_werkzeug() -> None:
     _, files = parse_multipart(encode_multipart([("f", b"data", "x.bin", None)]))
-    assert files["f"].content_type == "application/octet-stream"
+    assert files["f"].content_type is None
+    assert files["f"].mimetype == ""
+    assert files["f"].read() == b"data"
 
 
 def test_content_type_parameters_of_a_file_part_are_kept() -> None:
@@ -847,7 +849,7 @@ def test_multipart_round_trip(parts: list[tuple[str, Any, str | None, str | None
             expected_form.setdefault(name, []).append(value)
         else:
             expected_files.setdefault(name, []).append(
-                (filename, value, content_type or "application/octet-stream")
+                (filename, value, content_type or None)
             )
     assert form.to_dict(flat=False) == expected_form
     got_files = {

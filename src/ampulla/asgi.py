@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .concurrency import run_background_tasks_async
-from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, wire_name
+from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, header_pairs, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 from .wrappers import ClientDisconnected, Request, Response
@@ -203,7 +203,7 @@ def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool
     has_length = False
     encoded = []
     names = _WIRE_NAMES
-    for name, value in response.headers._list:
+    for name, value in header_pairs(response.headers):
         # PERF: each name lower-cased and encoded once per process (benchmarks/run.py --protocol asgi: hello).
         raw = names.get(name) or wire_name(name)
         if raw == b"content-length":

@@ -31,7 +31,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import multipart  # type: ignore[import-untyped]
 
-from .datastructures import FileStorage, Headers, ImmutableMultiDict
+from .datastructures import FileStorage, Headers, ImmutableMultiDict, multidict_from_lists
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
 from .http import parse_options_header
 
@@ -100,13 +100,13 @@ def _resolve_charset(name: str | None) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _as_immutable(data: dict[str, list[str]]) -> ImmutableMultiDict[str]:
-    return cast(ImmutableMultiDict[str], ImmutableMultiDict._from_lists(data))
+def _as_immutable(data: dict[str, list[str]]) -> ImmutableMultiDict[str, str]:
+    return cast("ImmutableMultiDict[str, str]", multidict_from_lists(ImmutableMultiDict, data))
 
 
 def _parse_pairs(
     qs: bytes | str, charset: str, max_pairs: int | None, too_many: type[HTTPException], what: str
-) -> ImmutableMultiDict[str]:
+) -> ImmutableMultiDict[str, str]:
     if isinstance(qs, bytes):
         if qs.isascii():
             text = qs.decode("ascii")
@@ -169,7 +169,7 @@ def _parse_pairs(
     return _as_immutable(data)
 
 
-def parse_urlencoded(qs: bytes | str, *, max_pairs: int | None) -> ImmutableMultiDict[str]:
+def parse_urlencoded(qs: bytes | str, *, max_pairs: int | None) -> ImmutableMultiDict[str, str]:
     """Parse a query string (``request.args``) or any ``application/x-www-form-urlencoded`` text.
 
     Pairs are separated by ``&`` only (not ``;``). ``+`` is a space; percent escapes are decoded as UTF-8,
@@ -254,7 +254,7 @@ def _parse_multipart(
     max_form_memory_size: int | None,
     max_form_parts: int | None,
     spool_threshold: int,
-) -> tuple[ImmutableMultiDict[str], ImmutableMultiDict[FileStorage]]:
+) -> tuple[ImmutableMultiDict[str, str], ImmutableMultiDict[str, FileStorage]]:
     boundary = options.get("boundary", "")
     if not boundary:
         raise BadRequest("The multipart/form-data Content-Type has no boundary parameter.")
@@ -372,12 +372,12 @@ def _parse_multipart(
     except BaseException:
         _close_all(files, None)
         raise
-    return form, cast(ImmutableMultiDict[FileStorage], ImmutableMultiDict._from_lists(files))
+    return form, cast("ImmutableMultiDict[str, FileStorage]", multidict_from_lists(ImmutableMultiDict, files))
 
 
 def _decode_fields(
     fields: list[tuple[str, bytes, str | None]], body_charset: str | None
-) -> ImmutableMultiDict[str]:
+) -> ImmutableMultiDict[str, str]:
     default = body_charset
     for key, raw, _charset in fields:
         if key == "_charset_":
@@ -416,7 +416,7 @@ def parse_form_data(
     max_form_memory_size: int | None = 500_000,
     max_form_parts: int | None = 1_000,
     spool_threshold: int = 500 * 1024,
-) -> tuple[ImmutableMultiDict[str], ImmutableMultiDict[FileStorage]]:
+) -> tuple[ImmutableMultiDict[str, str], ImmutableMultiDict[str, FileStorage]]:
     """Parse a request body into form fields and uploaded files.
 
     ``application/x-www-form-urlencoded`` bodies follow :func:`parse_urlencoded` (a ``charset`` parameter is

@@ -136,7 +136,7 @@ def _cookie_unquote(value: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def parse_cookie(header: str | bytes | None) -> ImmutableMultiDict[str]:
+def parse_cookie(header: str | bytes | None) -> ImmutableMultiDict[str, str]:
     """Parse a ``Cookie`` request header.
 
     The parser is tolerant: one malformed cookie never drops the others. Whitespace around names and values

@@ -193,7 +193,7 @@ class Response:
     # ---------------------------------------------------------------------------------------- headers
     @property
     def content_type(self) -> str | None:
-        return cast("str | None", self.headers.get("Content-Type"))
+        return self.headers.get("Content-Type")
 
     @content_type.setter
     def content_type(self, value: str) -> None:
@@ -220,7 +220,7 @@ class Response:
 
     @property
     def location(self) -> str | None:
-        return cast("str | None", self.headers.get("Location"))
+        return self.headers.get("Location")
 
     @location.setter
     def location(self, value: str) -> None:

@@ -142,7 +142,7 @@ def encode_multipart(fields: Iterable[tuple[str, Any]], boundary: str | None = N
             if isinstance(value, FileStorage):
                 stream: IO[bytes] = value.stream
                 filename = value.filename or ""
-                content_type = value.content_type
+                content_type = value.content_type or "application/octet-stream"
             elif isinstance(value, tuple):
                 stream, filename = value[0], value[1]
                 if len(value) > 2 and value[2]:

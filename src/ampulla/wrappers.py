@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .app import Ampulla
     from .routing import Rule
 
-_EMPTY_DICT: ImmutableMultiDict[Any] = ImmutableMultiDict()
+_EMPTY_DICT: ImmutableMultiDict[str, Any] = ImmutableMultiDict()
 #: (scheme, port) pairs whose port a host leaves out.
 _DEFAULT_PORTS = frozenset((("http", "80"), ("https", "443"), ("ws", "80"), ("wss", "443")))
 
@@ -261,10 +261,10 @@ class Request:
         self._init_lazy()
 
     def _init_lazy(self) -> None:
-        self._args: ImmutableMultiDict[str] | None = None
-        self._form: ImmutableMultiDict[str] | None = None
-        self._files: ImmutableMultiDict[FileStorage] | None = None
-        self._cookies: ImmutableMultiDict[str] | None = None
+        self._args: ImmutableMultiDict[str, str] | None = None
+        self._form: ImmutableMultiDict[str, str] | None = None
+        self._files: ImmutableMultiDict[str, FileStorage] | None = None
+        self._cookies: ImmutableMultiDict[str, str] | None = None
         self._data: bytes | None = None
         self._stream: IO[bytes] | None = None
         self._json: Any = _UNSET
@@ -465,7 +465,7 @@ class Request:
         return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
 
     @property
-    def cookies(self) -> ImmutableMultiDict[str]:
+    def cookies(self) -> ImmutableMultiDict[str, str]:
         """The request cookies."""
         if self._cookies is None:
             self._cookies = parse_cookie(self.headers.get("Cookie"))
@@ -474,12 +474,12 @@ class Request:
     @property
     def user_agent(self) -> str:
         """The ``User-Agent`` header (``""`` when absent)."""
-        return cast(str, self.headers.get("User-Agent", ""))
+        return self.headers.get("User-Agent", "")
 
     @property
     def referrer(self) -> str | None:
         """The ``Referer`` header."""
-        return cast("str | None", self.headers.get("Referer"))
+        return self.headers.get("Referer")
 
     @property
     def authorization(self) -> tuple[str, str] | None:
@@ -592,7 +592,7 @@ class Request:
 
     # ---------------------------------------------------------------------------------------- query string
     @property
-    def args(self) -> ImmutableMultiDict[str]:
+    def args(self) -> ImmutableMultiDict[str, str]:
         """The parsed query string: ``request.args.get("page", 1, type=int)``."""
         args = self._args
         if args is None:
@@ -715,7 +715,7 @@ class Request:
             self._form = self._files = _EMPTY_DICT
 
     @property
-    def form(self) -> ImmutableMultiDict[str]:
+    def form(self) -> ImmutableMultiDict[str, str]:
         """Fields of a urlencoded or multipart body: ``request.form["name"]`` (400 when missing)."""
         if self._form is None:
             self._load_form_data()
@@ -723,7 +723,7 @@ class Request:
         return self._form
 
     @property
-    def files(self) -> ImmutableMultiDict[FileStorage]:
+    def files(self) -> ImmutableMultiDict[str, FileStorage]:
         """Uploaded files of a multipart body, by field name."""
         if self._files is None:
             self._load_form_data()
@@ -731,7 +731,7 @@ class Request:
         return self._files
 
     @property
-    def values(self) -> CombinedMultiDict[str]:
+    def values(self) -> CombinedMultiDict[str, str]:
         """``args`` and ``form`` combined (only ``args`` for GET, as in Flask)."""
         if self.method == "GET":
             return CombinedMultiDict([self.args])

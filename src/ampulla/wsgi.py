@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
+from .datastructures import header_pairs
 from .exceptions import HTTPException, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
@@ -65,7 +66,7 @@ class _StreamingBody:
 
 def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Send ``response`` through ``start_response`` and return the body iterable."""
-    headers = response.headers._list
+    headers = header_pairs(response.headers)
     body = response.response
     if isinstance(body, list):
         for i, chunk in enumerate(body):

@@ -447,7 +447,7 @@ def _build_multipart(r: Reader) -> tuple[bytes, bytes, tuple[int, ...] | None, A
             valid = valid and b"--" + boundary not in content
         parts.append(b"--" + boundary + eol + eol.join(headers) + eol + eol + content + eol)
         if is_file:
-            files.append([name, filename, content_type.decode() if content_type else "application/octet-stream",
+            files.append([name, filename, content_type.decode() if content_type else None,
                           len(content), file_digest(content)])
         else:
             try:
