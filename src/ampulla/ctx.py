@@ -68,6 +68,9 @@ class AppContext:
         app: The application.
     """
 
+    # NOTE: "__dict__" among the slots: extensions keep their own attributes on contexts.
+    __slots__ = ("__dict__", "_g", "_tokens", "app", "owns_app_ctx")
+
     def __init__(self, app: Ampulla) -> None:
         self.app = app
         self._g: _AppCtxGlobals | None = None
@@ -114,6 +117,24 @@ class RequestContext(AppContext):
         app: The application.
         request: The request.
     """
+
+    __slots__ = (
+        "_after_request_functions",
+        "_holds",
+        "_is_copy",
+        "_pending_exc",
+        "_session",
+        "_teardown_pending",
+        "async_mode",
+        "background_tasks",
+        "flashes",
+        "loop",
+        "plan",
+        "preserved",
+        "read_body",
+        "request",
+        "websocket",
+    )
 
     def __init__(self, app: Ampulla, request: Request) -> None:
         self.app = app
@@ -180,7 +201,7 @@ class RequestContext(AppContext):
                 _cv_ctx.reset(token)
 
     def _teardown(self, exc: BaseException | None) -> None:
-        self.app._cycles()[0].teardown(self, exc)
+        (self.app._sync_cycle or self.app._cycles()[0]).teardown(self, exc)
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions (deferred while held), close uploads and restore the previous context."""

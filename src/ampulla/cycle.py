@@ -22,6 +22,7 @@ import asyncio
 import html
 import inspect
 import traceback
+from asyncio import get_running_loop
 from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Callable
 from types import CoroutineType
@@ -178,6 +179,12 @@ class SyncCycle:
         self._teardown_appcontext = self._step("do_teardown_appcontext", self.teardown_appcontext,
                                                lambda ctx, exc: app.do_teardown_appcontext(exc))
 
+        #: No override around preprocessing, dispatch and response processing: the cycles may skip steps that
+        #: have nothing to do for a plan, and call the view directly.
+        self.plain = not overridden & {
+            "preprocess_request", "dispatch_request", "finalize_request", "process_response",
+        }  # fmt: skip
+
     def _step(self, name: str, default: Callable[..., Any], override: Callable[..., Any]) -> Callable[..., Any]:
         return self._adapt(name, override) if name in self.overridden else default
 
@@ -290,7 +297,8 @@ class SyncCycle:
                 response = call_sync(ctx, func, response)
         for hook in plan.sync_after:
             response = hook(response)
-        self.finish_response(ctx, response)
+        if ctx._session is not None or self.app._policy.security_headers:
+            self.finish_response(ctx, response)
         return response
 
     def finish_response(self, ctx: RequestContext, response: Response) -> None:
@@ -345,11 +353,13 @@ class SyncCycle:
         """``teardown_request`` functions, close the request's files, then ``teardown_appcontext`` functions."""
         if ctx._is_copy:
             return
+        plan = ctx.plan or self.plan_of(ctx)
         try:
-            self._teardown_request(ctx, self.plan_of(ctx), exc)
+            if plan.sync_teardown or self._teardown_request != self.teardown_request:
+                self._teardown_request(ctx, plan, exc)
         finally:
             ctx.request.close()
-            if ctx.owns_app_ctx:
+            if ctx.owns_app_ctx and (self.app.teardown_appcontext_funcs or self.overridden):
                 self._teardown_appcontext(ctx, exc)
 
     def teardown_request(self, ctx: RequestContext, plan: Endpoint, exc: BaseException | None) -> None:
@@ -418,7 +428,6 @@ class AsyncCycle(SyncCycle):
             await app._first_request_async()
         ctx = RequestContext(app, request)
         ctx.async_mode = True
-        ctx.loop = asyncio.get_running_loop()
         ctx.read_body = read_body
         if request.environ.get("ampulla.preserve_context"):
             ctx.preserved = True
@@ -448,44 +457,60 @@ class AsyncCycle(SyncCycle):
         if ctx._holds > 0:
             ctx._teardown_pending = True
             return
-        plan = self.plan_of(ctx)
+        plan = ctx.plan or self.plan_of(ctx)
         if not plan.teardown and not self.app.teardown_appcontext_funcs and not self.overridden:
             ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
             return
         await self.teardown(ctx, ctx._pending_exc)
-
-    async def read_body(self, ctx: RequestContext, plan: Endpoint) -> None:
-        """Read the body within its limit, unless the view streams it itself."""
-        reader = ctx.read_body
-        if reader is not None and not plan.streaming:
-            await reader(ctx.request)
 
     # ------------------------------------------------------------------------------------------ steps
     async def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:  # type: ignore[override]
         request = ctx.request
         whole = False
         try:
-            await self.read_body(ctx, plan)
-            pool = plan.kind is ViewKind.THREAD and request.routing_exception is None and self.poolable
-            if pool and plan.pooled:
-                whole = True  # a def view and every hook and handler def: the sync cycle, in one pool call
-                rv = None
-            elif pool and plan.pooled_prelude:
-                rv = await self.app.run_sync(self.pool.preprocess_and_dispatch, ctx, plan)
+            reader = ctx.read_body
+            if reader is not None and not plan.streaming:
+                await reader(request)
+            kind = plan.kind
+            if kind is ViewKind.THREAD and request.routing_exception is None and self.poolable:
+                ctx.loop = get_running_loop()  # async def code met in the pool thread runs on this loop
+                if plan.pooled:
+                    whole = True  # a def view and every hook and handler def: the sync cycle, in one pool call
+                    rv = None
+                elif plan.pooled_prelude:
+                    rv = await self.app.run_sync(self.pool.preprocess_and_dispatch, ctx, plan)
+                else:
+                    rv = await self._preprocess(ctx, plan)
+                    if rv is None:
+                        rv = await self._dispatch(ctx, plan)
             else:
-                rv = await self._preprocess(ctx, plan)
+                # PERF: no coroutine for an empty prelude, nor for calling an async view (--protocol asgi: hello).
+                rv = None
+                if not self.plain or plan.has_prelude or (self.app._policy.csrf and not plan.csrf_exempt):
+                    rv = await self._preprocess(ctx, plan)
                 if rv is None:
-                    rv = await self._dispatch(ctx, plan)
+                    if (self.plain and plan.view_is_coroutine and request.routing_exception is None
+                            and request.method != "OPTIONS"):  # fmt: skip
+                        rv = await plan.view(**request.view_args)  # type: ignore[misc, arg-type]
+                    else:
+                        rv = await self._dispatch(ctx, plan)
         except Exception as e:
             rv = await self._handle_user_exception(ctx, plan, e)
         if whole:
             # NOTE: outside the try: what the pooled cycle raises is past its own error handling (a 500).
             return await self.app.run_sync(self.pool.full_dispatch, ctx, plan)  # type: ignore[no-any-return]
+        if self.plain and not plan.after and not ctx._after_request_functions:
+            response = self._make_response(rv)  # PERF: no after-request coroutine when there is nothing to run
+            if ctx._session is not None or self.app._policy.security_headers:
+                self.finish_response(ctx, response)
+            return response
         return await self._finalize(ctx, plan, rv, False)  # type: ignore[no-any-return]
 
     async def _full_dispatch_override(self, ctx: RequestContext, plan: Endpoint) -> Response:
         try:
-            await self.read_body(ctx, plan)
+            reader = ctx.read_body
+            if reader is not None and not plan.streaming:
+                await reader(ctx.request)
         except Exception as e:
             rv = await self._handle_user_exception(ctx, plan, e)
             return await self._finalize(ctx, plan, rv, False)  # type: ignore[no-any-return]

@@ -61,6 +61,8 @@ class Endpoint:
         body_limit: The route's ``max_content_length``, or :data:`NO_LIMIT_SET`.
         streaming: The view reads the body itself (``@stream_request_body``).
         csrf_exempt: The view or one of its blueprints is exempt from the CSRF check.
+        has_prelude: There are URL value preprocessors or ``before_request`` hooks to run.
+        view_is_coroutine: Calling the view gives a coroutine.
         pooled: Under ASGI one thread-pool call runs the whole cycle: the view, every URL value preprocessor,
             ``before``/``after`` hook and error handler that can run for it are plain functions.
         pooled_prelude: Under ASGI the view's thread-pool call runs its URL value preprocessors and ``before``
@@ -74,6 +76,7 @@ class Endpoint:
         "blueprints",
         "body_limit",
         "csrf_exempt",
+        "has_prelude",
         "kind",
         "name",
         "pooled",
@@ -87,6 +90,7 @@ class Endpoint:
         "teardown",
         "url_value_preprocessors",
         "view",
+        "view_is_coroutine",
     )
 
     def __init__(self, app: Ampulla, name: str | None) -> None:
@@ -106,6 +110,8 @@ class Endpoint:
         view = app.view_functions.get(name) if name is not None else None
         self.view = view
         self.sync_view = ensure_sync(view) if view is not None else None
+        self.view_is_coroutine = view is not None and is_async_callable(view)
+        self.has_prelude = bool(self.url_value_preprocessors or self.before)
         if view is None or wraps_async_callable(view):
             self.kind = ViewKind.ASYNC
         elif name in app._inline_endpoints:
