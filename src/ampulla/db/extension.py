@@ -25,7 +25,7 @@ from ..ctx import AppContext, current_context
 from . import engines as _engines
 from .errors import DatabaseUnavailableError, handle_unavailable
 from .model import Model, current_database, fresh_base, is_declarative, prepare_user_base
-from .pagination import KeysetPage, Pagination
+from .pagination import _UNSET, KeysetPage, Pagination, SelectPagination, count_statement, result_items
 from .query import (
     NO_MATCH,
     NOT_ONE_ROW,
@@ -33,11 +33,9 @@ from .query import (
     PagePlan,
     Query,
     checked_ident,
-    count_statement,
     found_or_404,
     int_key_bound,
     not_found,
-    result_items,
 )
 from .session import Session
 
@@ -676,18 +674,15 @@ class Database:
         Raises:
             NotFound: A bad value or a page past the end, when ``error_out`` is true.
         """
-        plan = PagePlan(page, per_page, max_per_page, error_out, count)
-        session = self.session
-        total = session.execute(count_statement(select)).scalar() if count else None
-        if not plan.check_total(total):
-            return plan.empty(total)
-        items = result_items(session.execute(plan.statement(select)), select)
-
-        def fetch(number: int, error_out: bool) -> Pagination[Any]:
-            return self.paginate(select, page=number, per_page=plan.per_page, max_per_page=plan.max_per_page,
-                                 error_out=error_out, count=count)
-
-        return plan.build(items, total, fetch)
+        return SelectPagination(
+            page=page,
+            per_page=per_page,
+            max_per_page=_UNSET if max_per_page is None else max_per_page,
+            error_out=error_out,
+            count=count,
+            select=select,
+            session=self.session,
+        )
 
     def keyset_paginate(
         self,
