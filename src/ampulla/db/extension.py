@@ -24,7 +24,7 @@ import sqlalchemy.orm as sa_orm
 from ..ctx import AppContext, current_context
 from . import engines as _engines
 from .errors import DatabaseUnavailableError, handle_unavailable
-from .model import Model, current_database, fresh_base, is_declarative, prepare_user_base
+from .model import Model, current_database, fresh_base, is_declarative, metadata_for, prepare_user_base
 from .pagination import _UNSET, KeysetPage, Pagination, SelectPagination, count_statement, result_items
 from .query import (
     NO_MATCH,
@@ -149,7 +149,6 @@ class Database:
     UniqueConstraint = sa.UniqueConstraint
     CheckConstraint = sa.CheckConstraint
     Index = sa.Index
-    Table = sa.Table
     MetaData = sa.MetaData
     select = staticmethod(sa.select)
     insert = staticmethod(sa.insert)
@@ -198,18 +197,24 @@ class Database:
         if app is not None:
             self.init_app(app)
 
-    @staticmethod
-    def _make_model(model_class: type[Any] | None, metadata: sa.MetaData | None, disable_autonaming: bool) -> type:
+    def _make_model(
+        self, model_class: type[Any] | None, metadata: sa.MetaData | None, disable_autonaming: bool
+    ) -> type:
         if model_class is None or not is_declarative(model_class):
             base = fresh_base(metadata, model_class)
-            if disable_autonaming:
-                type.__setattr__(base, "__tablename__", None)
-            return base
-        if metadata is not None and metadata is not model_class.metadata:
-            raise ValueError("pass metadata= only with the default model class; your base has its own MetaData")
-        if not issubclass(model_class, Model):
-            prepare_user_base(model_class)
-        return model_class
+            if getattr(base, "query_class", None) is None:
+                type.__setattr__(base, "query_class", self.Query)
+        else:
+            if metadata is not None and metadata is not model_class.metadata:
+                raise ValueError("pass metadata= only with the default model class; your base has its own MetaData")
+            if not issubclass(model_class, Model):
+                prepare_user_base(model_class)
+                if getattr(model_class, "query_class", None) is None:
+                    type.__setattr__(model_class, "query_class", self.Query)
+            base = model_class
+        if disable_autonaming:
+            type.__setattr__(base, "__ampulla_autonaming__", False)
+        return base
 
     # ------------------------------------------------------------------------------------------ setup
     def init_app(self, app: Ampulla) -> None:
@@ -225,6 +230,9 @@ class Database:
                 "This app already has a Database; use one per app and SQLALCHEMY_BINDS for several databases."
             )
         app.extensions["sqlalchemy"] = self
+        for key in app.config.get("SQLALCHEMY_BINDS") or ():
+            if key is not None:
+                metadata_for(self.Model, key)
         app.extensions[self._state_key] = _AppState()
         app.teardown_appcontext(self._teardown_appcontext)
         app.register_error_handler(DatabaseUnavailableError, handle_unavailable)
@@ -258,9 +266,15 @@ class Database:
             if state.engines is None:
                 if state.specs is None:
                     state.specs = _engines.engine_specs(app.config, app.instance_path, self._engine_options)
-                state.engines = {
+                engines = {
                     key: _engines.create_sync_engine(spec.url, spec.options) for key, spec in state.specs.items()
                 }
+                if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
+                    from .record_queries import listen
+
+                    for engine in engines.values():
+                        listen(engine)
+                state.engines = engines
             return state.engines
 
     def _engines_of(self, app: Ampulla) -> dict[str | None, sa.Engine]:
@@ -295,6 +309,11 @@ class Database:
                 for key, spec in state.specs.items():
                     if spec.async_url is not None:
                         engines[key] = _engines.create_async_engine(spec.async_url, spec.async_options)
+                if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
+                    from .record_queries import listen
+
+                    for async_engine in engines.values():
+                        listen(async_engine.sync_engine)
                 state.async_engines[loop] = engines
             return engines
 
@@ -353,6 +372,22 @@ class Database:
             await engine.dispose()
 
     # ------------------------------------------------------------------------------------------ metadata
+    def Table(self, name: str, *args: Any, bind_key: str | None = None, **kwargs: Any) -> sa.Table:
+        """A ``sqlalchemy.Table`` in the ``MetaData`` of ``bind_key`` (default: the default database's).
+
+        ``db.Table("user_role", db.Column("user_id", db.ForeignKey("user.id")), ...)``, as with
+        Flask-SQLAlchemy; a ``MetaData`` passed after the name is used instead (``bind_key`` is then ignored).
+
+        Args:
+            name: The table's name.
+            args: Columns and constraints, optionally preceded by a ``MetaData``.
+            bind_key: The bind key of the database the table is in.
+            kwargs: ``sqlalchemy.Table`` keyword arguments.
+        """
+        if args and isinstance(args[0], sa.MetaData):
+            return sa.Table(name, *args, **kwargs)
+        return sa.Table(name, metadata_for(self.Model, bind_key), *args, **kwargs)
+
     @property
     def metadatas(self) -> Mapping[str | None, sa.MetaData]:
         """The ``MetaData`` of each bind key that has models (``None``: the default database)."""
@@ -398,8 +433,6 @@ class Database:
             engine = engines.get(key)
             if engine is None:
                 raise KeyError(f"Bind key {key!r} is not in SQLALCHEMY_BINDS.")
-            from .model import metadata_for
-
             metadata_for(self.Model, key).reflect(bind=engine)
 
     async def _async_run_metadata(self, op: str, bind_key: str | Iterable[str | None] | None) -> None:
@@ -460,6 +493,10 @@ class Database:
         session = self._session_class(bind=engines.get(None), **self.session_options)
         if len(engines) > 1:
             session._ampulla_engines = engines
+        if app.config.get("SQLALCHEMY_TRACK_MODIFICATIONS"):
+            from .track_modifications import listen
+
+            listen(session)
         return session
 
     def _remove_session(self) -> None:
@@ -505,6 +542,10 @@ class Database:
             sync_session = cast(Session, session.sync_session)
             sync_session._ampulla_engines = {key: e.sync_engine for key, e in engines.items()}
         session.loop = loop
+        if app.config.get("SQLALCHEMY_TRACK_MODIFICATIONS"):
+            from .track_modifications import listen
+
+            listen(session.sync_session)
         return session
 
     def _teardown_appcontext(self, exc: BaseException | None) -> None:
