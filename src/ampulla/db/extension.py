@@ -266,9 +266,8 @@ class Database:
             if state.engines is None:
                 if state.specs is None:
                     state.specs = _engines.engine_specs(app.config, app.instance_path, self._engine_options)
-                engines = {
-                    key: _engines.create_sync_engine(spec.url, spec.options) for key, spec in state.specs.items()
-                }
+                engines = {key: self._make_engine(key, {"url": spec.url, **spec.options}, app)
+                           for key, spec in state.specs.items()}
                 if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
                     from .record_queries import listen
 
@@ -276,6 +275,18 @@ class Database:
                         listen(engine)
                 state.engines = engines
             return state.engines
+
+    def _make_engine(self, bind_key: str | None, options: dict[str, Any], app: Ampulla) -> sa.Engine:
+        """Create the sync engine of ``bind_key`` (override to change how engines are made).
+
+        Args:
+            bind_key: The bind key (``None``: the default database).
+            options: ``create_engine`` keyword arguments, the URL as ``"url"``; Ampulla's defaults are added
+                under them.
+            app: The application the engine is for.
+        """
+        options = dict(options)
+        return _engines.create_sync_engine(options.pop("url"), options)
 
     def _engines_of(self, app: Ampulla) -> dict[str | None, sa.Engine]:
         state = self._state(app)
