@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 from asyncio.events import _get_running_loop
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast, overload
 from weakref import WeakKeyDictionary
 
@@ -159,8 +159,6 @@ class Database:
     and_ = staticmethod(sa.and_)
     or_ = staticmethod(sa.or_)
     not_ = staticmethod(sa.not_)
-    relationship = staticmethod(sa_orm.relationship)
-    backref = staticmethod(sa_orm.backref)
     mapped_column = staticmethod(sa_orm.mapped_column)
     Mapped = sa_orm.Mapped
 
@@ -186,6 +184,7 @@ class Database:
         if not issubclass(self._session_class, Session):
             raise TypeError("session_options['class_'] must be a subclass of ampulla.db.Session")
         options.setdefault("query_cls", query_class)
+        self._scopefunc: Callable[[], Any] | None = options.pop("scopefunc", None)
         self.session_options = options
         self._engine_options = dict(engine_options or {})
         self._add_models_to_shell = add_models_to_shell
@@ -382,6 +381,28 @@ class Database:
         for engine in (engines or {}).values():
             await engine.dispose()
 
+    # ------------------------------------------------------------------------------------------ relationships
+    def relationship(self, *args: Any, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.relationship``; a ``lazy="dynamic"`` one (and its backref) queries with :attr:`Query`."""
+        self._set_query_class(kwargs)
+        return sa_orm.relationship(*args, **kwargs)
+
+    def dynamic_loader(self, argument: Any, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.dynamic_loader`` whose queries are of this database's :attr:`Query` class."""
+        self._set_query_class(kwargs)
+        return sa_orm.dynamic_loader(argument, **kwargs)
+
+    def backref(self, name: str, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.backref``; a ``lazy="dynamic"`` one queries with :attr:`Query`."""
+        kwargs.setdefault("query_class", self.Query)
+        return sa_orm.backref(name, **kwargs)
+
+    def _set_query_class(self, kwargs: dict[str, Any]) -> None:
+        kwargs.setdefault("query_class", self.Query)
+        backref = kwargs.get("backref")
+        if isinstance(backref, tuple) and len(backref) == 2 and isinstance(backref[1], dict):
+            backref[1].setdefault("query_class", self.Query)
+
     # ------------------------------------------------------------------------------------------ metadata
     def Table(self, name: str, *args: Any, bind_key: str | None = None, **kwargs: Any) -> sa.Table:
         """A ``sqlalchemy.Table`` in the ``MetaData`` of ``bind_key`` (default: the default database's).
@@ -475,7 +496,7 @@ class Database:
         """
         # PERF: one context-variable read and one dict lookup on the hot path (benchmarks: orm).
         ctx = current_context()
-        if ctx is not None and ctx.owns_app_ctx:
+        if ctx is not None and ctx.owns_app_ctx and self._scopefunc is None:
             session: Session | None = ctx.g.__dict__.get(self._session_key)
             if session is not None:
                 return session
@@ -491,6 +512,8 @@ class Database:
         if ctx is None:
             return cast(Session, self._proxy)
         key = _owner_key(ctx, self._session_key)
+        if self._scopefunc is not None:
+            key = f"{key}:scope:{self._scopefunc()!r}"
         store = ctx.g.__dict__
         session: Session | None = store.get(key)
         if session is None:
