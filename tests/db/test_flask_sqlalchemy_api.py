@@ -225,7 +225,7 @@ def test_dynamic_relationship_queries_with_the_query_class(tmp_path: Any) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- engines, sessions
-def test_engine_options_echo_and_binds_without_default(tmp_path: Any) -> None:
+def test_engine_options_and_echo(tmp_path: Any) -> None:
     app = _app(tmp_path, SQLALCHEMY_ENGINE_OPTIONS={"echo": False}, SQLALCHEMY_BINDS={"a": "sqlite://"})
     db = Database(app, engine_options={"echo": True})
     with app.app_context():
@@ -238,12 +238,6 @@ def test_engine_options_echo_and_binds_without_default(tmp_path: Any) -> None:
         assert db.engine.echo and db.engine.pool.echo
     db.dispose(app)
 
-    app = _app(tmp_path, SQLALCHEMY_BINDS={"a": "sqlite://"})
-    del app.config["SQLALCHEMY_DATABASE_URI"]
-    db = Database(app)
-    with app.app_context():
-        assert list(db.engines) == ["a"]
-    db.dispose(app)
 
 
 def test_make_engine_hook_and_driver_level_sqlite_uri(tmp_path: Any) -> None:

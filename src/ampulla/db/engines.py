@@ -214,8 +214,8 @@ def engine_specs(
     uri = config.get("SQLALCHEMY_DATABASE_URI") or config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
     if uri:
         binds[None] = uri
-    elif not binds:
-        binds[None] = default_url(instance_path)
+    elif None not in binds:
+        binds[None] = default_url(instance_path)  # no URL: the SQLite file in the instance folder, binds or not
     if None in binds:
         # SQLALCHEMY_ENGINE_OPTIONS are the default database's; a bind gives its options in its dict.
         default = binds[None]
