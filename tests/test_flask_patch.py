@@ -134,7 +134,7 @@ def test_flask_sqlalchemy_is_amp_database() -> None:
         import ampulla.db
 
         assert SQLAlchemy is ampulla.db.Database is flask_sqlalchemy.extension.SQLAlchemy
-        assert Model is ampulla.db.Model and Pagination is ampulla.db.Pagination
+        assert Model is ampulla.db.ModelMixin and Pagination is ampulla.db.Pagination
         """
     )
 

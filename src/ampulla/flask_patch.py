@@ -142,7 +142,7 @@ _ALIASES: dict[str, _Alias] = {
     "flask_sqlalchemy": _Alias(exports={"SQLAlchemy": "flask_sqlalchemy.extension"}, package=True),
     "flask_sqlalchemy.cli": _Alias(("ampulla.db.cli",)),
     "flask_sqlalchemy.extension": _Alias(("ampulla.db.extension",), {"SQLAlchemy": "ampulla.db.extension:Database"}),
-    "flask_sqlalchemy.model": _Alias(("ampulla.db.model",)),
+    "flask_sqlalchemy.model": _Alias(("ampulla.db.model",), {"Model": "ampulla.db.mixin:Model"}),
     "flask_sqlalchemy.pagination": _Alias(("ampulla.db.pagination",)),
     "flask_sqlalchemy.query": _Alias(("ampulla.db.query",)),
     "flask_sqlalchemy.record_queries": _Alias(("ampulla.db.record_queries",)),

@@ -236,7 +236,7 @@ class EnvironBuilder:
         elif isinstance(query_string, str):
             self.query_string = query_string
         else:
-            self.query_string = urlencode(_pairs(query_string))
+            self.query_string = urlencode([(k, v) for k, v in _pairs(query_string) if v is not None])
         self.headers = Headers(headers) if headers is not None else Headers()
         self.content_type = content_type or self.headers.get("Content-Type")
         self.body: bytes = b""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .engines import async_url, sync_url
 from .errors import DatabaseUnavailable, DatabaseUnavailableError
 from .extension import Database, current_database
+from .mixin import Model as ModelMixin
 from .model import Model, camel_to_snake_case
 from .pagination import KeysetPage, Pagination
 from .query import Query
@@ -44,6 +45,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "KeysetPage",
     "Model",
+    "ModelMixin",
     "Pagination",
     "Query",
     "Session",

@@ -44,6 +44,23 @@ def _database() -> Database:
     return db  # type: ignore[no-any-return]
 
 
+def add_models_to_shell() -> dict[str, Any]:
+    """The names ``ampulla shell`` gets from the current app's ``Database``: ``db`` and each model class.
+
+    Registered as a shell context processor unless ``Database(add_models_to_shell=False)``.
+
+    Raises:
+        RuntimeError: No application context, or the app has no ``Database``.
+    """
+    ctx = current_context()
+    db = ctx.app.extensions.get("sqlalchemy") if ctx is not None else None
+    if db is None:
+        raise RuntimeError("add_models_to_shell() needs an application context of an app with a Database.")
+    names: dict[str, Any] = {mapper.class_.__name__: mapper.class_ for mapper in db.Model.registry.mappers}
+    names["db"] = db
+    return names
+
+
 def _directory(directory: str | None) -> str:
     if directory:
         return os.path.abspath(directory)

@@ -115,15 +115,26 @@ def resolve_sqlite_path(url: URL, instance_path: str) -> URL:
         return url
     database = url.database or ""
     if database.startswith("file:"):
-        return url
+        if url.query.get("uri") != "true":
+            return url
+        # A driver-level URI (sqlite:///file:name.db?uri=true): its path is relative to the instance folder too.
+        path = database[len("file:") :]
+        if not os.path.isabs(path):
+            path = os.path.join(instance_path, path)
+        _make_instance_folder(os.path.dirname(path), instance_path)
+        return url.set(database="file:" + path)
     if not os.path.isabs(database):
         database = os.path.join(instance_path, database)
         url = url.set(database=database)
-    folder = os.path.normpath(os.path.dirname(database))
+    _make_instance_folder(os.path.dirname(database), instance_path)
+    return url
+
+
+def _make_instance_folder(folder: str, instance_path: str) -> None:
+    folder = os.path.normpath(folder)
     instance = os.path.normpath(instance_path)
     if folder == instance or folder.startswith(instance + os.sep):
         os.makedirs(folder, exist_ok=True)  # the instance folder is ours to create; other folders are not
-    return url
 
 
 def default_url(instance_path: str) -> str:
@@ -190,19 +201,26 @@ def engine_specs(
     Raises:
         ValueError: A bind given as a dict has no ``url``.
     """
-    base_options: dict[str, Any] = {**engine_options, **(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
+    base_options: dict[str, Any] = dict(engine_options)
     # Statement parameters (password hashes, e-mail addresses, tokens) stay out of exception messages and echo
     # logs, unless in debug mode; an explicit option (here, in a bind or in the async options) wins.
     base_options.setdefault("hide_parameters", not config.get("DEBUG"))
-    if config.get("SQLALCHEMY_ECHO"):
-        base_options.setdefault("echo", config["SQLALCHEMY_ECHO"])
+    echo = config.get("SQLALCHEMY_ECHO")
+    if echo:
+        base_options.setdefault("echo", echo)
+        base_options.setdefault("echo_pool", echo)
     async_options: dict[str, Any] = dict(config.get("SQLALCHEMY_ASYNC_ENGINE_OPTIONS") or {})
     binds: dict[str | None, Any] = dict(config.get("SQLALCHEMY_BINDS") or {})
     uri = config.get("SQLALCHEMY_DATABASE_URI") or config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
     if uri:
         binds[None] = uri
     elif None not in binds:
-        binds[None] = default_url(instance_path)
+        binds[None] = default_url(instance_path)  # no URL: the SQLite file in the instance folder, binds or not
+    if None in binds:
+        # SQLALCHEMY_ENGINE_OPTIONS are the default database's; a bind gives its options in its dict.
+        default = binds[None]
+        default = dict(default) if isinstance(default, Mapping) else {"url": default}
+        binds[None] = {**(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}), **default}
     specs: dict[str | None, EngineSpec] = {}
     for key, value in binds.items():
         options = dict(value) if isinstance(value, Mapping) else {"url": value}

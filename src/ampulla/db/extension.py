@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 from asyncio.events import _get_running_loop
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast, overload
 from weakref import WeakKeyDictionary
 
@@ -24,8 +24,8 @@ import sqlalchemy.orm as sa_orm
 from ..ctx import AppContext, current_context
 from . import engines as _engines
 from .errors import DatabaseUnavailableError, handle_unavailable
-from .model import Model, current_database, fresh_base, is_declarative, prepare_user_base
-from .pagination import KeysetPage, Pagination
+from .model import Model, current_database, fresh_base, is_declarative, metadata_for, prepare_user_base
+from .pagination import _UNSET, KeysetPage, Pagination, SelectPagination, count_statement, result_items
 from .query import (
     NO_MATCH,
     NOT_ONE_ROW,
@@ -33,11 +33,9 @@ from .query import (
     PagePlan,
     Query,
     checked_ident,
-    count_statement,
     found_or_404,
     int_key_bound,
     not_found,
-    result_items,
 )
 from .session import Session
 
@@ -151,7 +149,6 @@ class Database:
     UniqueConstraint = sa.UniqueConstraint
     CheckConstraint = sa.CheckConstraint
     Index = sa.Index
-    Table = sa.Table
     MetaData = sa.MetaData
     select = staticmethod(sa.select)
     insert = staticmethod(sa.insert)
@@ -162,8 +159,6 @@ class Database:
     and_ = staticmethod(sa.and_)
     or_ = staticmethod(sa.or_)
     not_ = staticmethod(sa.not_)
-    relationship = staticmethod(sa_orm.relationship)
-    backref = staticmethod(sa_orm.backref)
     mapped_column = staticmethod(sa_orm.mapped_column)
     Mapped = sa_orm.Mapped
 
@@ -189,6 +184,7 @@ class Database:
         if not issubclass(self._session_class, Session):
             raise TypeError("session_options['class_'] must be a subclass of ampulla.db.Session")
         options.setdefault("query_cls", query_class)
+        self._scopefunc: Callable[[], Any] | None = options.pop("scopefunc", None)
         self.session_options = options
         self._engine_options = dict(engine_options or {})
         self._add_models_to_shell = add_models_to_shell
@@ -200,18 +196,24 @@ class Database:
         if app is not None:
             self.init_app(app)
 
-    @staticmethod
-    def _make_model(model_class: type[Any] | None, metadata: sa.MetaData | None, disable_autonaming: bool) -> type:
+    def _make_model(
+        self, model_class: type[Any] | None, metadata: sa.MetaData | None, disable_autonaming: bool
+    ) -> type:
         if model_class is None or not is_declarative(model_class):
             base = fresh_base(metadata, model_class)
-            if disable_autonaming:
-                type.__setattr__(base, "__tablename__", None)
-            return base
-        if metadata is not None and metadata is not model_class.metadata:
-            raise ValueError("pass metadata= only with the default model class; your base has its own MetaData")
-        if not issubclass(model_class, Model):
-            prepare_user_base(model_class)
-        return model_class
+            if getattr(base, "query_class", None) is None:
+                type.__setattr__(base, "query_class", self.Query)
+        else:
+            if metadata is not None and metadata is not model_class.metadata:
+                raise ValueError("pass metadata= only with the default model class; your base has its own MetaData")
+            if not issubclass(model_class, Model):
+                prepare_user_base(model_class)
+                if getattr(model_class, "query_class", None) is None:
+                    type.__setattr__(model_class, "query_class", self.Query)
+            base = model_class
+        if disable_autonaming:
+            type.__setattr__(base, "__ampulla_autonaming__", False)
+        return base
 
     # ------------------------------------------------------------------------------------------ setup
     def init_app(self, app: Ampulla) -> None:
@@ -227,6 +229,9 @@ class Database:
                 "This app already has a Database; use one per app and SQLALCHEMY_BINDS for several databases."
             )
         app.extensions["sqlalchemy"] = self
+        for key in app.config.get("SQLALCHEMY_BINDS") or ():
+            if key is not None:
+                metadata_for(self.Model, key)
         app.extensions[self._state_key] = _AppState()
         app.teardown_appcontext(self._teardown_appcontext)
         app.register_error_handler(DatabaseUnavailableError, handle_unavailable)
@@ -260,10 +265,27 @@ class Database:
             if state.engines is None:
                 if state.specs is None:
                     state.specs = _engines.engine_specs(app.config, app.instance_path, self._engine_options)
-                state.engines = {
-                    key: _engines.create_sync_engine(spec.url, spec.options) for key, spec in state.specs.items()
-                }
+                engines = {key: self._make_engine(key, {"url": spec.url, **spec.options}, app)
+                           for key, spec in state.specs.items()}
+                if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
+                    from .record_queries import listen
+
+                    for engine in engines.values():
+                        listen(engine)
+                state.engines = engines
             return state.engines
+
+    def _make_engine(self, bind_key: str | None, options: dict[str, Any], app: Ampulla) -> sa.Engine:
+        """Create the sync engine of ``bind_key`` (override to change how engines are made).
+
+        Args:
+            bind_key: The bind key (``None``: the default database).
+            options: ``create_engine`` keyword arguments, the URL as ``"url"``; Ampulla's defaults are added
+                under them.
+            app: The application the engine is for.
+        """
+        options = dict(options)
+        return _engines.create_sync_engine(options.pop("url"), options)
 
     def _engines_of(self, app: Ampulla) -> dict[str | None, sa.Engine]:
         state = self._state(app)
@@ -297,6 +319,11 @@ class Database:
                 for key, spec in state.specs.items():
                     if spec.async_url is not None:
                         engines[key] = _engines.create_async_engine(spec.async_url, spec.async_options)
+                if app.config.get("SQLALCHEMY_RECORD_QUERIES"):
+                    from .record_queries import listen
+
+                    for async_engine in engines.values():
+                        listen(async_engine.sync_engine)
                 state.async_engines[loop] = engines
             return engines
 
@@ -354,7 +381,45 @@ class Database:
         for engine in (engines or {}).values():
             await engine.dispose()
 
+    # ------------------------------------------------------------------------------------------ relationships
+    def relationship(self, *args: Any, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.relationship``; a ``lazy="dynamic"`` one (and its backref) queries with :attr:`Query`."""
+        self._set_query_class(kwargs)
+        return sa_orm.relationship(*args, **kwargs)
+
+    def dynamic_loader(self, argument: Any, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.dynamic_loader`` whose queries are of this database's :attr:`Query` class."""
+        self._set_query_class(kwargs)
+        return sa_orm.dynamic_loader(argument, **kwargs)
+
+    def backref(self, name: str, **kwargs: Any) -> Any:
+        """``sqlalchemy.orm.backref``; a ``lazy="dynamic"`` one queries with :attr:`Query`."""
+        kwargs.setdefault("query_class", self.Query)
+        return sa_orm.backref(name, **kwargs)
+
+    def _set_query_class(self, kwargs: dict[str, Any]) -> None:
+        kwargs.setdefault("query_class", self.Query)
+        backref = kwargs.get("backref")
+        if isinstance(backref, tuple) and len(backref) == 2 and isinstance(backref[1], dict):
+            backref[1].setdefault("query_class", self.Query)
+
     # ------------------------------------------------------------------------------------------ metadata
+    def Table(self, name: str, *args: Any, bind_key: str | None = None, **kwargs: Any) -> sa.Table:
+        """A ``sqlalchemy.Table`` in the ``MetaData`` of ``bind_key`` (default: the default database's).
+
+        ``db.Table("user_role", db.Column("user_id", db.ForeignKey("user.id")), ...)``, as with
+        Flask-SQLAlchemy; a ``MetaData`` passed after the name is used instead (``bind_key`` is then ignored).
+
+        Args:
+            name: The table's name.
+            args: Columns and constraints, optionally preceded by a ``MetaData``.
+            bind_key: The bind key of the database the table is in.
+            kwargs: ``sqlalchemy.Table`` keyword arguments.
+        """
+        if args and isinstance(args[0], sa.MetaData):
+            return sa.Table(name, *args, **kwargs)
+        return sa.Table(name, metadata_for(self.Model, bind_key), *args, **kwargs)
+
     @property
     def metadatas(self) -> Mapping[str | None, sa.MetaData]:
         """The ``MetaData`` of each bind key that has models (``None``: the default database)."""
@@ -400,8 +465,6 @@ class Database:
             engine = engines.get(key)
             if engine is None:
                 raise KeyError(f"Bind key {key!r} is not in SQLALCHEMY_BINDS.")
-            from .model import metadata_for
-
             metadata_for(self.Model, key).reflect(bind=engine)
 
     async def _async_run_metadata(self, op: str, bind_key: str | Iterable[str | None] | None) -> None:
@@ -433,7 +496,7 @@ class Database:
         """
         # PERF: one context-variable read and one dict lookup on the hot path (benchmarks: orm).
         ctx = current_context()
-        if ctx is not None and ctx.owns_app_ctx:
+        if ctx is not None and ctx.owns_app_ctx and self._scopefunc is None:
             session: Session | None = ctx.g.__dict__.get(self._session_key)
             if session is not None:
                 return session
@@ -449,6 +512,8 @@ class Database:
         if ctx is None:
             return cast(Session, self._proxy)
         key = _owner_key(ctx, self._session_key)
+        if self._scopefunc is not None:
+            key = f"{key}:scope:{self._scopefunc()!r}"
         store = ctx.g.__dict__
         session: Session | None = store.get(key)
         if session is None:
@@ -462,6 +527,10 @@ class Database:
         session = self._session_class(bind=engines.get(None), **self.session_options)
         if len(engines) > 1:
             session._ampulla_engines = engines
+        if app.config.get("SQLALCHEMY_TRACK_MODIFICATIONS"):
+            from .track_modifications import listen
+
+            listen(session)
         return session
 
     def _remove_session(self) -> None:
@@ -507,6 +576,10 @@ class Database:
             sync_session = cast(Session, session.sync_session)
             sync_session._ampulla_engines = {key: e.sync_engine for key, e in engines.items()}
         session.loop = loop
+        if app.config.get("SQLALCHEMY_TRACK_MODIFICATIONS"):
+            from .track_modifications import listen
+
+            listen(session.sync_session)
         return session
 
     def _teardown_appcontext(self, exc: BaseException | None) -> None:
@@ -676,18 +749,15 @@ class Database:
         Raises:
             NotFound: A bad value or a page past the end, when ``error_out`` is true.
         """
-        plan = PagePlan(page, per_page, max_per_page, error_out, count)
-        session = self.session
-        total = session.execute(count_statement(select)).scalar() if count else None
-        if not plan.check_total(total):
-            return plan.empty(total)
-        items = result_items(session.execute(plan.statement(select)), select)
-
-        def fetch(number: int, error_out: bool) -> Pagination[Any]:
-            return self.paginate(select, page=number, per_page=plan.per_page, max_per_page=plan.max_per_page,
-                                 error_out=error_out, count=count)
-
-        return plan.build(items, total, fetch)
+        return SelectPagination(
+            page=page,
+            per_page=per_page,
+            max_per_page=_UNSET if max_per_page is None else max_per_page,
+            error_out=error_out,
+            count=count,
+            select=select,
+            session=self.session,
+        )
 
     def keyset_paginate(
         self,

@@ -64,25 +64,70 @@ class _QueryProperty:
         return query_class(cls, session=db.session)
 
 
-def _declares_primary_key(cls: type) -> bool:
-    for value in cls.__dict__.values():
-        if isinstance(value, sa.Column) and value.primary_key:
-            return True
-        if isinstance(value, sa_orm.MappedColumn) and value.column.primary_key:
-            return True
-    return False
+def _is_mapped_base(base: type) -> bool:
+    """Whether ``base`` is a declarative class (a base or a model) rather than a plain mixin."""
+    return (
+        isinstance(base, sa_orm.DeclarativeMeta | sa_orm.decl_api.DeclarativeAttributeIntercept)
+        or issubclass(base, sa_orm.DeclarativeBaseNoMeta)
+    )
 
 
-def auto_tablename(cls: Any) -> str | None:
-    """The table name for a model without ``__tablename__``.
+def should_set_tablename(cls: type) -> bool:
+    """Whether a ``__tablename__`` is derived from the class name of the model ``cls``.
 
-    ``None`` (no table of its own) for a subclass of a mapped model that declares no primary key: that is
-    single-table inheritance. A subclass that declares a primary key gets its own table (joined inheritance).
+    Not for an abstract model, a declarative base itself, a model whose ``__tablename__`` is a
+    ``declared_attr``, or one that names its table; a name inherited from a mixin does not count, one inherited
+    from a mapped parent does (the subclass gets its own name, which :func:`table_for` drops again when the
+    subclass declares no primary key: single-table inheritance).
     """
-    for base in cls.__mro__[1:]:
-        if isinstance(base.__dict__.get("__table__"), sa.Table):
-            return camel_to_snake_case(cls.__name__) if _declares_primary_key(cls) else None
-    return camel_to_snake_case(cls.__name__)
+    if cls.__dict__.get("__abstract__", False) or not getattr(cls, "__ampulla_autonaming__", True):
+        return False
+    if not issubclass(cls, DeclarativeBase | sa_orm.DeclarativeBaseNoMeta) and not any(
+        isinstance(b, sa_orm.DeclarativeMeta) for b in cls.__mro__[1:]
+    ):
+        return False
+    if any(b is DeclarativeBase or b is sa_orm.DeclarativeBaseNoMeta for b in cls.__bases__):
+        return False
+    for base in cls.__mro__:
+        if "__tablename__" not in base.__dict__:
+            continue
+        if isinstance(base.__dict__["__tablename__"], declared_attr):
+            return False
+        return not (base is cls or base.__dict__.get("__abstract__", False) or not _is_mapped_base(base))
+    return True
+
+
+def table_for(cls: Any, *args: Any, **kwargs: Any) -> sa.Table | None:
+    """``__table_cls__`` of the bases: the model's table, or ``None`` for single-table inheritance.
+
+    A table is made when one of that name exists already (a reflected table), when the model declares a
+    primary key (joined inheritance), or when no parent has a table (SQLAlchemy then explains a missing key).
+    """
+    name = args[0]
+    schema = kwargs.get("schema")
+    key = name if schema is None else f"{schema}.{name}"
+    if key in cls.metadata.tables:
+        return sa.Table(*args, **kwargs)
+    for arg in args:
+        if (isinstance(arg, sa.Column) and arg.primary_key) or isinstance(arg, sa.PrimaryKeyConstraint):
+            return sa.Table(*args, **kwargs)
+    if not any("__table__" in base.__dict__ for base in cls.__mro__[1:-1]):
+        return sa.Table(*args, **kwargs)
+    if "__tablename__" in cls.__dict__:
+        type.__delattr__(cls, "__tablename__")  # single-table inheritance: the parent's name shows through
+    return None
+
+
+def name_before_mapping(cls: type) -> None:
+    """Set the derived ``__tablename__`` of ``cls`` when it gets one (see :func:`should_set_tablename`)."""
+    if should_set_tablename(cls):
+        type.__setattr__(cls, "__tablename__", camel_to_snake_case(cls.__name__))
+
+
+def name_after_mapping(cls: type) -> None:
+    """Drop the ``__table__ = None`` SQLAlchemy leaves on a single-table subclass: the parent's shows through."""
+    if "__tablename__" not in cls.__dict__ and "__table__" in cls.__dict__ and cls.__dict__["__table__"] is None:
+        type.__delattr__(cls, "__table__")
 
 
 def _bind_metadatas(base: type) -> dict[str | None, sa.MetaData]:
@@ -118,8 +163,8 @@ def _declarative_base_of(cls: type) -> type | None:
 def apply_bind_key(cls: type) -> None:
     """Put the table of ``cls`` in the ``MetaData`` of its ``__bind_key__`` (called before it is mapped)."""
     bind_key = getattr(cls, "__bind_key__", None)
-    if "metadata" in cls.__dict__:
-        return  # the model chose its MetaData itself
+    if "metadata" in cls.__dict__ or "__table__" in cls.__dict__:
+        return  # the model chose its MetaData (or table) itself
     base = _declarative_base_of(cls)
     if base is None:
         return
@@ -146,16 +191,19 @@ class Model(DeclarativeBase):
     #: ``Model.query``: a legacy ``Query`` for the model on the current ``db.session``.
     query = _QueryProperty()
 
-    @declared_attr.directive
-    def __tablename__(cls) -> str | None:
-        return auto_tablename(cls)
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if not _is_declarative_base(cls):
             apply_bind_key(cls)
+            name_before_mapping(cls)
         super().__init_subclass__(**kwargs)
         if _is_declarative_base(cls):
             _bind_metadatas(cls)
+        else:
+            name_after_mapping(cls)
+
+    @classmethod
+    def __table_cls__(cls, *args: Any, **kwargs: Any) -> sa.Table | None:
+        return table_for(cls, *args, **kwargs)
 
     def __repr__(self) -> str:
         state = sa.inspect(self)
@@ -196,22 +244,89 @@ def prepare_user_base(base: type) -> None:
             f"model_class={base.__name__} is not a declarative base: subclass sqlalchemy.orm.DeclarativeBase "
             "('class Base(DeclarativeBase): pass'), or pass a plain mixin class to get a base built on it."
         )
-    if not hasattr(base, "query"):
+    if issubclass(base, DeclarativeBase) and issubclass(base, sa_orm.DeclarativeBaseNoMeta):
+        raise ValueError(f"model_class={base.__name__} subclasses both DeclarativeBase and DeclarativeBaseNoMeta")
+    if "query" not in base.__dict__:
         type.__setattr__(base, "query", _QueryProperty())
-    if getattr(base, "__tablename__", None) is None and "__tablename__" not in base.__dict__:
-        type.__setattr__(base, "__tablename__", declared_attr.directive(auto_tablename))
+    if base.__repr__ is object.__repr__:
+        type.__setattr__(base, "__repr__", Model.__repr__)
     _bind_metadatas(base)
+    if isinstance(base, BindMetaMixin):
+        return  # its metaclass (DefaultMeta) applies bind keys and table names
+    naming = isinstance(base, NameMetaMixin) or issubclass(base, NameMixin)
+    if "__table_cls__" not in base.__dict__ and not naming:
+        type.__setattr__(base, "__table_cls__", classmethod(table_for))
     own = base.__dict__.get("__init_subclass__")
     owner: Any = base
 
     def __init_subclass__(cls: Any, /, **kwargs: Any) -> None:
         apply_bind_key(cls)
+        if not naming:
+            name_before_mapping(cls)
         if own is not None:
             own.__func__(cls, **kwargs)
         else:
             super(owner, cls).__init_subclass__(**kwargs)
+        if not naming:
+            name_after_mapping(cls)
 
     type.__setattr__(base, "__init_subclass__", classmethod(__init_subclass__))
+
+
+class BindMetaMixin(type):
+    """Metaclass mixin: a model's table goes to the ``MetaData`` of its ``__bind_key__``.
+
+    A model that sets ``metadata`` or ``__table__`` itself keeps it.
+    """
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        apply_bind_key(cls)
+        super().__init__(name, bases, namespace, **kwargs)
+
+
+class NameMetaMixin(type):
+    """Metaclass mixin: a model without ``__tablename__`` gets its class name in snake case.
+
+    A subclass of a mapped model that declares no primary key shares its parent's table (single-table
+    inheritance); one that declares a primary key gets a table of its own (joined-table inheritance).
+    """
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        name_before_mapping(cls)
+        super().__init__(name, bases, namespace, **kwargs)
+        name_after_mapping(cls)
+
+    def __table_cls__(cls, *args: Any, **kwargs: Any) -> sa.Table | None:
+        return table_for(cls, *args, **kwargs)
+
+
+class DefaultMeta(BindMetaMixin, NameMetaMixin, sa_orm.DeclarativeMeta):
+    """Metaclass of a legacy ``declarative_base()`` with ``__bind_key__`` and automatic ``__tablename__``."""
+
+
+class DefaultMetaNoName(BindMetaMixin, sa_orm.DeclarativeMeta):
+    """Metaclass of a legacy ``declarative_base()`` with ``__bind_key__`` (table names are not derived)."""
+
+
+class BindMixin:
+    """Mixin of a ``DeclarativeBase``: ``__bind_key__`` chooses the ``MetaData`` of a model's table."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        apply_bind_key(cls)
+        super().__init_subclass__(**kwargs)
+
+
+class NameMixin:
+    """Mixin of a ``DeclarativeBase``: a model without ``__tablename__`` gets its class name in snake case."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        name_before_mapping(cls)
+        super().__init_subclass__(**kwargs)
+        name_after_mapping(cls)
+
+    @classmethod
+    def __table_cls__(cls, *args: Any, **kwargs: Any) -> sa.Table | None:
+        return table_for(cls, *args, **kwargs)
 
 
 def is_declarative(cls: type) -> bool:

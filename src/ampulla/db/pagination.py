@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
+
 from ..ctx import RequestContext, current_context
 from ..exceptions import NotFound
 
@@ -51,6 +53,21 @@ def _int_arg(args: Mapping[str, str] | None, name: str, default: int, error_out:
         if error_out:
             raise _not_found(f"The {name!r} value {raw[:50]!r}") from None
         return default
+
+
+def _past_end(page: int, offset: int, total: int | None) -> bool:
+    if offset > MAX_OFFSET:
+        return True
+    return total is not None and page > 1 and offset >= total
+
+
+def configured_max_per_page() -> int | None:
+    """``SQLALCHEMY_MAX_PER_PAGE`` of the current app (100 without one; ``None``: no limit)."""
+    ctx = current_context()
+    if ctx is None:
+        return DEFAULT_MAX_PER_PAGE
+    value = ctx.app.config.get("SQLALCHEMY_MAX_PER_PAGE", DEFAULT_MAX_PER_PAGE)
+    return None if value is None else int(value)
 
 
 def resolve_page_args(
@@ -92,8 +109,36 @@ def resolve_page_args(
     return page, per_page, max_per_page
 
 
+class _Unset:
+    """The default of ``max_per_page``: ``SQLALCHEMY_MAX_PER_PAGE`` of the current app (100)."""
+
+    def __repr__(self) -> str:
+        return "<configured max_per_page>"
+
+
+_UNSET: Any = _Unset()
+
+
 class Pagination(Generic[T]):
     """One page of results: ``items`` plus what a page navigation needs.
+
+    ``db.paginate`` and ``Query.paginate`` return one (a :class:`SelectPagination` or :class:`QueryPagination`).
+    A subclass that implements :meth:`_query_items` and :meth:`_query_count` paginates anything: the keyword
+    arguments other than the page values are kept in ``_query_args`` for them. A page already fetched is built
+    with ``items=`` (and ``total=``): then nothing is queried.
+
+    Args:
+        page: The page number (1-based); ``None`` reads ``?page=`` in a request (default 1).
+        per_page: Items per page; ``None`` reads ``?per_page=`` in a request (default 20).
+        max_per_page: The largest ``per_page`` accepted; by default ``SQLALCHEMY_MAX_PER_PAGE`` (100).
+        error_out: Answer 404 for a value that is not a positive integer or an empty page past the first
+            (else: the defaults, and an empty page).
+        count: Count the total (``_query_count``); off, :attr:`total` is ``None``.
+        items: The items of a page already fetched (nothing is queried).
+        more: For a page already fetched without a total: whether a next page exists.
+        fetch: For a page already fetched: how to query another page (``fetch(page, error_out)``).
+        kwargs: What the subclass queries with (``select`` and ``session``, ``query``...); ``total`` with
+            ``items``.
 
     Attributes:
         page: The current page number (1-based).
@@ -101,26 +146,70 @@ class Pagination(Generic[T]):
         max_per_page: The bound ``per_page`` was clamped to (``None`` for none).
         items: The items on this page.
         total: The number of items on all pages (``None`` when counting was turned off).
+
+    Raises:
+        NotFound: A bad page value or an empty page past the first, when ``error_out`` is true.
     """
 
     def __init__(
         self,
+        page: int | None = None,
+        per_page: int | None = None,
+        max_per_page: int | None = _UNSET,
+        error_out: bool = True,
+        count: bool = True,
         *,
-        page: int,
-        per_page: int,
-        max_per_page: int | None,
-        items: list[T],
-        total: int | None,
+        items: list[T] | None = None,
         more: bool | None = None,
         fetch: Callable[[int, bool], Pagination[T]] | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.page = page
-        self.per_page = per_page
-        self.max_per_page = max_per_page
-        self.items = items
-        self.total = total
         self._more = more
         self._fetch = fetch
+        if items is not None:
+            if page is None or per_page is None:
+                raise TypeError("a Pagination built from items= needs page= and per_page=")
+            self._query_args: dict[str, Any] = {}
+            self.page = page
+            self.per_page = per_page
+            self.max_per_page = None if max_per_page is _UNSET else max_per_page
+            self.items = items
+            self.total: int | None = kwargs.pop("total", None)
+            if kwargs:
+                raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+            return
+        self._query_args = kwargs
+        if max_per_page is _UNSET:
+            max_per_page = configured_max_per_page()
+        self.page, self.per_page, self.max_per_page = resolve_page_args(
+            page, per_page, max_per_page, error_out, max_per_page
+        )
+        self._error_out = error_out
+        self._count = count
+        total = self._query_count() if count else None
+        self.total = total
+        if _past_end(self.page, self._query_offset, total):
+            if error_out:
+                raise _not_found(f"Page {self.page}")
+            self.items = []
+            self._more = False
+            return
+        self.items = self._query_items()
+        if not self.items and self.page != 1 and error_out:
+            raise _not_found(f"Page {self.page}")
+
+    @property
+    def _query_offset(self) -> int:
+        """The index of the first item of the page (the query's ``OFFSET``)."""
+        return (self.page - 1) * self.per_page
+
+    def _query_items(self) -> list[T]:
+        """Query the items of the page (a subclass implements it with ``_query_args``)."""
+        raise NotImplementedError
+
+    def _query_count(self) -> int:
+        """Query the number of items on all pages (a subclass implements it with ``_query_args``)."""
+        raise NotImplementedError
 
     @property
     def first(self) -> int:
@@ -156,8 +245,8 @@ class Pagination(Generic[T]):
     @property
     def has_next(self) -> bool:
         """Whether there is a page after this one (known without a total too)."""
-        if self.total is None:
-            return bool(self._more)
+        if self.total is None and self._more is not None:
+            return self._more
         return self.page < self.pages
 
     @property
@@ -166,25 +255,38 @@ class Pagination(Generic[T]):
         return self.page + 1 if self.has_next else None
 
     def prev(self, *, error_out: bool = False) -> Pagination[T]:
-        """Query the previous page.
+        """Query the previous page (its ``total`` is this page's, not counted again).
 
         Raises:
-            RuntimeError: The page was not built by a query (e.g. by ``async_paginate``).
+            NotFound: The page is empty and ``error_out`` is true.
+            RuntimeError: The page was built from items without a way to query (e.g. by ``async_paginate``).
         """
-        return self._go(max(self.page - 1, 1), error_out)
+        return self._go(self.page - 1, error_out)
 
     def next(self, *, error_out: bool = False) -> Pagination[T]:
-        """Query the next page.
+        """Query the next page (its ``total`` is this page's, not counted again).
 
         Raises:
-            RuntimeError: The page was not built by a query (e.g. by ``async_paginate``).
+            NotFound: The page is empty and ``error_out`` is true.
+            RuntimeError: The page was built from items without a way to query (e.g. by ``async_paginate``).
         """
         return self._go(self.page + 1, error_out)
 
     def _go(self, page: int, error_out: bool) -> Pagination[T]:
-        if self._fetch is None:
+        if self._fetch is not None:
+            return self._fetch(page, error_out)
+        if not self._query_args:
             raise RuntimeError("this page cannot query its neighbours; call the paginate function with page=")
-        return self._fetch(page, error_out)
+        other = type(self)(
+            page=page,
+            per_page=self.per_page,
+            max_per_page=self.max_per_page,
+            error_out=error_out,
+            count=False,
+            **self._query_args,
+        )
+        other.total = self.total
+        return other
 
     def iter_pages(
         self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4, right_edge: int = 2
@@ -219,6 +321,74 @@ class Pagination(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Pagination page={self.page} per_page={self.per_page} total={self.total} items={len(self.items)}>"
+
+
+class _FetchedPagination(Pagination[T]):
+    """Items fetched with one row more than the page when there is no total, to know whether a next page exists."""
+
+    def _fetch_extra(self) -> int:
+        return 0 if self._count else 1
+
+    def _trim(self, items: list[T]) -> list[T]:
+        if not self._count:
+            self._more = len(items) > self.per_page
+            del items[self.per_page :]
+        return items
+
+
+class SelectPagination(_FetchedPagination[T]):
+    """The page :meth:`~ampulla.db.Database.paginate` returns: built with ``select=`` and ``session=``.
+
+    One entity or column selected gives those values as items; several give rows.
+    """
+
+    def _query_items(self) -> list[T]:
+        statement = self._query_args["select"]
+        statement = page_statement(statement, self.page, self.per_page, self._fetch_extra())
+        return self._trim(result_items(self._query_args["session"].execute(statement), self._query_args["select"]))
+
+    def _query_count(self) -> int:
+        return int(self._query_args["session"].execute(count_statement(self._query_args["select"])).scalar() or 0)
+
+
+class QueryPagination(_FetchedPagination[T]):
+    """The page :meth:`ampulla.db.Query.paginate` returns: built with ``query=`` (a legacy ``Query``)."""
+
+    def _query_items(self) -> list[T]:
+        query = self._query_args["query"]
+        items: list[T] = query.limit(self.per_page + self._fetch_extra()).offset(self._query_offset).all()
+        return self._trim(items)
+
+    def _query_count(self) -> int:
+        return int(self._query_args["query"].order_by(None).count())
+
+
+# ---------------------------------------------------------------------------------------------- statements
+def count_statement(statement: sa.Select[Any]) -> sa.Select[int]:
+    """``SELECT count(*)`` over ``statement`` without its ORDER BY."""
+    return sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+
+
+def page_statement(statement: sa.Select[Any], page: int, per_page: int, extra: int) -> sa.Select[Any]:
+    """``statement`` limited to one page (plus ``extra`` rows to detect a next page)."""
+    return statement.limit(per_page + extra).offset((page - 1) * per_page)
+
+
+def is_single_entity(statement: sa.Select[Any]) -> bool:
+    """Whether ``statement`` selects one ORM entity (so results are model instances, not rows)."""
+    descriptions = statement.column_descriptions
+    return len(descriptions) == 1 and descriptions[0].get("entity") is not None and isinstance(
+        descriptions[0].get("expr"), type
+    )
+
+
+def result_items(result: sa.Result[Any], statement: sa.Select[Any]) -> list[Any]:
+    """The fetched rows of ``statement`` as page items: model instances, single values, or rows."""
+    if is_single_entity(statement):
+        return list(result.scalars().unique())
+    if len(statement.selected_columns) == 1:
+        return list(result.scalars())
+    return list(result)
 
 
 # ---------------------------------------------------------------------------------------------- keyset pages

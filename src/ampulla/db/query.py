@@ -18,11 +18,15 @@ from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 
 from ..exceptions import NotFound
 from .pagination import (
-    DEFAULT_MAX_PER_PAGE,
-    MAX_OFFSET,
+    _UNSET,
     KeysetPage,
     Pagination,
+    QueryPagination,
+    _past_end,
+    configured_max_per_page,
     encode_cursor,
+    is_single_entity,
+    page_statement,
     resolve_cursor,
     resolve_page_args,
 )
@@ -200,63 +204,14 @@ class Query(sa_orm.Query[_T]):
         Raises:
             NotFound: A bad page value or a page past the end, when ``error_out`` is true.
         """
-        plan = PagePlan(page, per_page, max_per_page, error_out, count)
-
-        def fetch(number: int, error_out: bool) -> Pagination[_T]:
-            return self.paginate(
-                page=number, per_page=plan.per_page, max_per_page=plan.max_per_page, error_out=error_out,
-                count=count,
-            )
-
-        total = self.order_by(None).count() if count else None
-        if not plan.check_total(total):
-            return plan.empty(total)
-        items = self.limit(plan.per_page + (0 if count else 1)).offset(plan.offset).all()
-        return plan.build(items, total, fetch)
-
-
-def _past_end(page: int, per_page: int, offset: int, total: int | None) -> bool:
-    if offset > MAX_OFFSET:
-        return True
-    return total is not None and page > 1 and offset >= total
-
-
-def _default_max_per_page() -> int | None:
-    from ..ctx import current_context
-
-    ctx = current_context()
-    if ctx is None:
-        return DEFAULT_MAX_PER_PAGE
-    value = ctx.app.config.get("SQLALCHEMY_MAX_PER_PAGE", DEFAULT_MAX_PER_PAGE)
-    return None if value is None else int(value)
-
-
-# ---------------------------------------------------------------------------------------------- statements
-def count_statement(statement: sa.Select[Any]) -> sa.Select[int]:
-    """``SELECT count(*)`` over ``statement`` without its ORDER BY."""
-    return sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
-
-
-def page_statement(statement: sa.Select[Any], page: int, per_page: int, extra: int) -> sa.Select[Any]:
-    """``statement`` limited to one page (plus ``extra`` rows to detect a next page)."""
-    return statement.limit(per_page + extra).offset((page - 1) * per_page)
-
-
-def is_single_entity(statement: sa.Select[Any]) -> bool:
-    """Whether ``statement`` selects one ORM entity (so results are model instances, not rows)."""
-    descriptions = statement.column_descriptions
-    return len(descriptions) == 1 and descriptions[0].get("entity") is not None and isinstance(
-        descriptions[0].get("expr"), type
-    )
-
-
-def result_items(result: sa.Result[Any], statement: sa.Select[Any]) -> list[Any]:
-    """The fetched rows of ``statement`` as page items: model instances, single values, or rows."""
-    if is_single_entity(statement):
-        return list(result.scalars().unique())
-    if len(statement.selected_columns) == 1:
-        return list(result.scalars())
-    return list(result)
+        return QueryPagination(
+            page=page,
+            per_page=per_page,
+            max_per_page=_UNSET if max_per_page is None else max_per_page,
+            error_out=error_out,
+            count=count,
+            query=self,
+        )
 
 
 class PagePlan:
@@ -268,7 +223,7 @@ class PagePlan:
         self, page: int | None, per_page: int | None, max_per_page: int | None, error_out: bool, count: bool
     ) -> None:
         self.page, self.per_page, self.max_per_page = resolve_page_args(
-            page, per_page, max_per_page, error_out, _default_max_per_page()
+            page, per_page, max_per_page, error_out, configured_max_per_page()
         )
         self.error_out = error_out
         self.count = count
@@ -280,7 +235,7 @@ class PagePlan:
         Raises:
             NotFound: The page is past the end and ``error_out`` is on.
         """
-        if _past_end(self.page, self.per_page, self.offset, total):
+        if _past_end(self.page, self.offset, total):
             if self.error_out:
                 raise not_found(f"Page {self.page}")
             return False
@@ -343,7 +298,7 @@ class KeysetPlan:
             raise ValueError("keyset pagination needs at least one key column, e.g. key=User.id")
         self.columns = columns
         self.descending = descending
-        _, self.per_page, _ = resolve_page_args(1, per_page, max_per_page, error_out, _default_max_per_page())
+        _, self.per_page, _ = resolve_page_args(1, per_page, max_per_page, error_out, configured_max_per_page())
         self.cursor, self.after = resolve_cursor(after, [_python_type(c) for c in columns], error_out)
         self.single_entity = is_single_entity(statement)
         order = [c.desc() if descending else c.asc() for c in columns]

@@ -35,7 +35,8 @@ def _bind_key(mapper: Any, clause: Any) -> tuple[bool, str | None]:
         except sa.exc.NoInspectionAvailable:
             mapper = None
         if isinstance(mapper, sa_orm.Mapper):
-            table = mapper.persist_selectable
+            # A joined-inheritance subclass maps a join: its own table says where it lives.
+            table = mapper.local_table if isinstance(mapper.local_table, sa.Table) else mapper.persist_selectable
     if table is None and clause is not None:
         if isinstance(clause, sa.Table):
             table = clause
