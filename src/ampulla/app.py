@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import GeneratorType, TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from . import asgi as _asgi
@@ -43,6 +43,8 @@ from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
 from .routing import Map, Rule
 from .scaffold import F, Scaffold, registering
+from .signals import appcontext_tearing_down
+from .signals import send as send_signal
 from .threadpool import SyncPool
 from .wrappers import Request, Response
 
@@ -162,7 +164,7 @@ class Ampulla(Scaffold):
         if instance_path is None:
             instance_path = self.auto_find_instance_path()
         elif not os.path.isabs(instance_path):
-            raise ValueError("instance_path must be an absolute path")
+            raise ValueError("If an instance path is provided it must be absolute. A relative path was given instead.")
         self.instance_path = instance_path
         self.config = self.config_class(
             instance_path if instance_relative_config else self.root_path, self.default_config
@@ -242,8 +244,42 @@ class Ampulla(Scaffold):
         return int(value)
 
     def auto_find_instance_path(self) -> str:
-        """``<root_path>/instance``: where local data such as the SQLite file lives."""
-        return os.path.join(self.root_path, "instance")
+        """The instance folder: ``instance`` beside the package or module, or ``<prefix>/var/<name>-instance``
+        when the application is installed (in ``site-packages``)."""
+        from .scaffold import _package_location, find_package
+
+        if _package_location(self.import_name) is None:
+            # Not importable (``__main__``, a name given with root_path): beside the root path.
+            return os.path.join(self.root_path, "instance")
+        prefix, location = find_package(self.import_name)
+        if prefix is None:
+            return os.path.join(location, "instance")
+        return os.path.join(prefix, "var", f"{self.name}-instance")
+
+    def open_instance_resource(self, resource: str, mode: str = "rb", encoding: str | None = "utf-8") -> IO[Any]:
+        """Open a file relative to :attr:`instance_path` (reading or writing).
+
+        Args:
+            resource: The path, relative to the instance folder.
+            mode: Any :func:`open` mode.
+            encoding: The text encoding in a text mode.
+        """
+        path = os.path.join(self.instance_path, resource)
+        if "b" in mode:
+            return open(path, mode)
+        return open(path, mode, encoding=encoding)
+
+    @property
+    def permanent_session_lifetime(self) -> timedelta:
+        """``PERMANENT_SESSION_LIFETIME`` as a :class:`~datetime.timedelta` (an int is seconds)."""
+        value = self.config["PERMANENT_SESSION_LIFETIME"]
+        if isinstance(value, timedelta):
+            return value
+        return timedelta(seconds=int(value))
+
+    @permanent_session_lifetime.setter
+    def permanent_session_lifetime(self, value: timedelta | int) -> None:
+        self.config["PERMANENT_SESSION_LIFETIME"] = value
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -701,10 +737,12 @@ class Ampulla(Scaffold):
         cycle.teardown_request(ctx, cycle.plan_of(ctx), exc)
 
     def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
-        """Run ``teardown_appcontext`` functions (last registered first)."""
+        """Run ``teardown_appcontext`` functions (last registered first), then send ``appcontext_tearing_down``."""
         funcs = self._appcontext_teardowns()
         if funcs:
             run_teardowns(self, funcs, exc)
+        if appcontext_tearing_down.receivers:
+            send_signal(appcontext_tearing_down, self, exc=exc)
 
     def _appcontext_teardowns(self) -> list[Callable[..., Any]]:
         funcs = self.teardown_appcontext_funcs

@@ -35,6 +35,17 @@ from .endpoint import NO_LIMIT_SET, Endpoint, ViewKind
 from .exceptions import HTTPException, InternalServerError
 from .routing import RequestRedirect
 from .scaffold import iter_chain
+from .signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    got_request_exception,
+    request_finished,
+    request_started,
+    request_tearing_down,
+    send,
+    send_async,
+)
 
 if TYPE_CHECKING:
     from .app import Ampulla, ResponseReturnValue
@@ -228,6 +239,8 @@ class SyncCycle:
     def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:
         """Preprocess and dispatch, handle what they raise, then finalize (``app.full_dispatch_request()``)."""
         try:
+            if request_started.receivers:
+                send(request_started, self.app)
             rv = self._preprocess(ctx, plan)
             if rv is None:
                 rv = self._dispatch(ctx, plan)
@@ -270,6 +283,8 @@ class SyncCycle:
         response = self._make_response(rv)
         try:
             response = self._process_response(ctx, plan, response)
+            if request_finished.receivers:
+                send(request_finished, self.app, response=response)
         except Exception:
             if not from_error:
                 raise
@@ -326,6 +341,8 @@ class SyncCycle:
 
     def handle_exception(self, ctx: RequestContext, plan: Endpoint, e: Exception) -> Response:
         """An unhandled exception: a 500 (its handler's answer, or the traceback page in debug mode)."""
+        if got_request_exception.receivers:
+            send(got_request_exception, self.app, exception=e)
         error, handler = self.server_error(e, plan)
         rv: ResponseReturnValue = error
         if handler is not None:
@@ -349,12 +366,16 @@ class SyncCycle:
         """Run ``teardown_request`` functions (innermost blueprint first, last registered first)."""
         if plan.sync_teardown:
             run_teardowns(self.app, plan.sync_teardown, exc)
+        if request_tearing_down.receivers:
+            send(request_tearing_down, self.app, exc=exc)
 
     def teardown_appcontext(self, ctx: object, exc: BaseException | None) -> None:
         """Run ``teardown_appcontext`` functions (last registered first)."""
         funcs = self.app._appcontext_teardowns()
         if funcs:
             run_teardowns(self.app, funcs, exc)
+        if appcontext_tearing_down.receivers:
+            send(appcontext_tearing_down, self.app, exc=exc)
 
 
 # ---------------------------------------------------------------------------------------------- async
@@ -418,6 +439,8 @@ class AsyncCycle(SyncCycle):
         ctx.push()
         try:
             try:
+                if appcontext_pushed.receivers and ctx.owns_app_ctx:
+                    await send_async(appcontext_pushed, app)
                 plan = self.match(ctx)
                 response = await self._full_dispatch(ctx, plan)
             except Exception as e:
@@ -442,7 +465,14 @@ class AsyncCycle(SyncCycle):
             ctx._teardown_pending = True
             return
         plan = self.plan_of(ctx)
-        if not plan.teardown and not self.app.teardown_appcontext_funcs and not self.overridden:
+        if (
+            not plan.teardown
+            and not self.app.teardown_appcontext_funcs
+            and not self.overridden
+            and not request_tearing_down.receivers
+            and not appcontext_tearing_down.receivers
+            and not appcontext_popped.receivers
+        ):
             ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
             return
         await self.teardown(ctx, ctx._pending_exc)
@@ -464,8 +494,12 @@ class AsyncCycle(SyncCycle):
                 whole = True  # a def view and every hook and handler def: the sync cycle, in one pool call
                 rv = None
             elif pool and plan.pooled_prelude:
+                if request_started.receivers:
+                    await send_async(request_started, self.app)
                 rv = await self.app.run_sync(self.pool.preprocess_and_dispatch, ctx, plan)
             else:
+                if request_started.receivers:
+                    await send_async(request_started, self.app)
                 rv = await self._preprocess(ctx, plan)
                 if rv is None:
                     rv = await self._dispatch(ctx, plan)
@@ -526,6 +560,8 @@ class AsyncCycle(SyncCycle):
         response = self._make_response(rv)
         try:
             response = await self._process_response(ctx, plan, response)
+            if request_finished.receivers:
+                await send_async(request_finished, self.app, response=response)
         except Exception:
             if not from_error:
                 raise
@@ -571,6 +607,8 @@ class AsyncCycle(SyncCycle):
     async def handle_exception(  # type: ignore[override]
         self, ctx: RequestContext, plan: Endpoint, e: Exception
     ) -> Response:
+        if got_request_exception.receivers:
+            await send_async(got_request_exception, self.app, exception=e)
         error, handler = self.server_error(e, plan)
         rv: ResponseReturnValue = error
         if handler is not None:
@@ -592,17 +630,23 @@ class AsyncCycle(SyncCycle):
                     await self._teardown_appcontext(ctx, exc)
         finally:
             _cv_ctx.reset(token)
+        if ctx.owns_app_ctx and appcontext_popped.receivers:
+            await send_async(appcontext_popped, self.app)
 
     async def teardown_request(  # type: ignore[override]
         self, ctx: RequestContext, plan: Endpoint, exc: BaseException | None
     ) -> None:
         if plan.teardown:
             await self._run_teardowns(plan.teardown, exc)
+        if request_tearing_down.receivers:
+            await send_async(request_tearing_down, self.app, exc=exc)
 
     async def teardown_appcontext(self, ctx: object, exc: BaseException | None) -> None:  # type: ignore[override]
         funcs = self.app.teardown_appcontext_funcs
         if funcs:
             await self._run_teardowns(tuple((f, is_async_callable(f)) for f in reversed(funcs)), exc)
+        if appcontext_tearing_down.receivers:
+            await send_async(appcontext_tearing_down, self.app, exc=exc)
 
     async def _run_teardowns(self, funcs: tuple[tuple[Callable[..., Any], bool], ...], exc: Any) -> None:
         first: BaseException | None = None
@@ -630,6 +674,8 @@ class AsyncCycle(SyncCycle):
         ctx.push()
         error: BaseException | None = None
         try:
+            if appcontext_pushed.receivers and ctx.owns_app_ctx:
+                await send_async(appcontext_pushed, app)
             plan = self.match(ctx, websocket=True)
             routing_error = request.routing_exception
             if routing_error is not None:
