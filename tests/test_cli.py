@@ -1013,14 +1013,50 @@ def test_run_simple_refuses_several_processes() -> None:
         serving.run_simple("127.0.0.1", 0, make_app(), processes=4)
 
 
-def test_app_run_uses_run_simple(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_run_uses_werkzeug_run_simple(monkeypatch: pytest.MonkeyPatch) -> None:
+    import werkzeug.serving
+
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: calls.append((args, kwargs)))
     app = make_app()
-    app.run(port=5099, debug=True)
-    (host, port, served_app), _ = calls[0]
+    app.run(port=5099, debug=True, load_dotenv=False)
+    (host, port, served_app), options = calls[0]
     assert (host, port, served_app) == ("127.0.0.1", 5099, app)
     assert app.debug is True
+    # Reloading in debug mode, threads, and never the interactive debugger.
+    assert options == {"use_reloader": True, "use_debugger": False, "threaded": True}
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "server_name", "expected"),
+    [
+        (None, None, "example.com:8080", ("example.com", 8080)),
+        ("localhost", None, "example.com:8080", ("localhost", 8080)),
+        (None, 80, "example.com:8080", ("example.com", 80)),
+        (None, 0, None, ("127.0.0.1", 0)),
+        (None, None, None, ("127.0.0.1", 5000)),
+    ],
+)
+def test_app_run_host_and_port_from_server_name(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: int | None, server_name: str | None,
+    expected: tuple[str, int],
+) -> None:
+    import werkzeug.serving
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: calls.append(args))
+    app = make_app()
+    app.config["SERVER_NAME"] = server_name
+    app.run(host, port, load_dotenv=False)
+    assert calls[0][:2] == expected
+
+
+def test_app_run_inside_the_cli_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import werkzeug.serving
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: pytest.fail("served"))
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    make_app().run()
 
 
 def test_reload_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -290,6 +290,12 @@ class Ampulla(Scaffold):
     @debug.setter
     def debug(self, value: bool) -> None:
         self.config["DEBUG"] = value
+        if self.config["TEMPLATES_AUTO_RELOAD"] is None:
+            from .templating import _ENV_KEY
+
+            env = self.extensions.get(_ENV_KEY)
+            if env is not None:
+                env.auto_reload = env._auto_reload_setting = bool(value)
 
     @property
     def testing(self) -> bool:
@@ -311,16 +317,12 @@ class Ampulla(Scaffold):
 
     @property
     def logger(self) -> logging.Logger:
-        """The logger named after the app; a stderr handler is added when logging is not configured."""
+        """The logger named after the app; :data:`ampulla.logging.default_handler` (the request's error stream,
+        else stderr) is added when no handler would show its messages."""
         if self._logger is None:
-            logger = logging.getLogger(self.name)
-            if self.debug and not logger.level:
-                logger.setLevel(logging.DEBUG)
-            if not logging.getLogger().handlers and not logger.handlers:
-                handler = logging.StreamHandler()
-                handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in %(module)s: %(message)s"))
-                logger.addHandler(handler)
-            self._logger = logger
+            from ampulla.logging import create_logger
+
+            self._logger = create_logger(self)
         return self._logger
 
     @property
@@ -962,25 +964,61 @@ class Ampulla(Scaffold):
             return self.wsgi_app(scope_or_environ, receive_or_start)
         return _asgi.handle_asgi(self, scope_or_environ, receive_or_start, send)
 
-    def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: Any) -> None:
-        """Serve with the development server (threads; reload in debug). Use gunicorn/uvicorn/granian in production.
+    def run(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        load_dotenv: bool = True,
+        **options: Any,
+    ) -> None:
+        """Serve with Werkzeug's development server (:func:`werkzeug.serving.run_simple`), threaded, reloading in
+        debug mode. Use gunicorn/uvicorn/granian in production.
 
-        Does nothing when the app was started by the ``ampulla`` command, which serves it itself.
+        Does nothing when the app was started by the ``ampulla`` (or ``flask``) command, which serves it itself.
+        The interactive debugger is never started: debug mode shows a traceback page instead.
+
+        Args:
+            host: The address to bind; default the host of ``SERVER_NAME``, else ``127.0.0.1``.
+            port: The port; default the port of ``SERVER_NAME``, else 5000.
+            debug: Turn debug mode on or off (overrides ``AMPULLA_DEBUG``/``FLASK_DEBUG``).
+            load_dotenv: Load ``.env`` and ``.flaskenv`` files first (needs python-dotenv).
+            **options: Passed to ``run_simple`` (``use_reloader``, ``threaded``, ``ssl_context``...).
         """
-        from .serving import is_running_from_reloader, run_simple
+        import werkzeug.serving
 
-        if os.environ.get("AMPULLA_RUN_FROM_CLI") == "true":
-            if not is_running_from_reloader():
+        from .helpers import get_debug_flag, get_load_dotenv
+
+        if os.environ.get("AMPULLA_RUN_FROM_CLI") == "true" or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+            if not werkzeug.serving.is_running_from_reloader():
                 print(
                     " * Ignoring app.run() inside the 'ampulla' command; put it under "
                     "'if __name__ == \"__main__\":'.",
                     file=sys.stderr,
                 )
             return
+        if get_load_dotenv(load_dotenv):
+            from .cli import load_dotenv as _load_dotenv
+
+            _load_dotenv()
+            if "AMPULLA_DEBUG" in os.environ or "FLASK_DEBUG" in os.environ:
+                self.debug = get_debug_flag()
         if debug is not None:
-            self.debug = debug
+            self.debug = bool(debug)
+        server_host, _, server_port = (self.config.get("SERVER_NAME") or "").partition(":")
+        if not host:
+            host = server_host or "127.0.0.1"
+        if port is None:
+            port = int(server_port) if server_port else 5000
+        port = int(port)
         options.setdefault("use_reloader", self.debug)
-        run_simple(host, port, self, **options)
+        options["use_debugger"] = False
+        options.setdefault("threaded", True)
+        try:
+            werkzeug.serving.run_simple(host, port, self, **options)
+        finally:
+            # A server stopped without the reloader can be started again (interactive sessions).
+            self._got_first_request = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -602,11 +602,60 @@ def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+def get_version(ctx: click.Context, param: click.Parameter | None, value: Any) -> None:
+    """The ``--version`` option's callback: print the versions of Python, Ampulla and Werkzeug, then exit.
+
+    With :mod:`ampulla.flask_patch` active it also names the Flask release whose API is served.
+    """
     if not value or ctx.resilient_parsing:
         return
-    click.echo(f"Ampulla {__version__}\nPython {platform.python_version()}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"Ampulla {__version__}", f"Python {platform.python_version()}"]
+    if "ampulla.flask_patch" in sys.modules:
+        lines.append(f"Flask {version('flask')}")
+    try:
+        lines.append(f"Werkzeug {version('werkzeug')}")
+    except PackageNotFoundError:  # pragma: no cover - a dependency
+        pass
+    click.echo("\n".join(lines), color=ctx.color)
     ctx.exit()
+
+
+_print_version = get_version
+
+
+def load_dotenv(path: str | os.PathLike[str] | None = None, load_defaults: bool = True) -> bool:
+    """Set environment variables from ``.flaskenv`` and ``.env`` (found upwards from the current folder),
+    then from ``path``; variables already set are never changed. Needs ``python-dotenv``.
+
+    Args:
+        path: A further file to load (its values win over the default files').
+        load_defaults: Load ``.flaskenv`` and ``.env`` (``.env`` wins over ``.flaskenv``).
+
+    Returns:
+        Whether any variable was read from a file.
+    """
+    try:
+        dotenv: Any = importlib.import_module("dotenv")
+    except ImportError:
+        if path or os.path.isfile(".env") or os.path.isfile(".flaskenv"):
+            click.secho(
+                " * Tip: There are .env files present. Install python-dotenv to use them.", fg="yellow", err=True
+            )
+        return False
+    values: dict[str, str | None] = {}
+    if load_defaults:
+        for name in (".flaskenv", ".env"):
+            found = dotenv.find_dotenv(name, usecwd=True)
+            if found:
+                values.update(dotenv.dotenv_values(found, encoding="utf-8"))
+    if path is not None and os.path.isfile(path):
+        values.update(dotenv.dotenv_values(path, encoding="utf-8"))
+    for key, value in values.items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value
+    return bool(values)
 
 
 # ---------------------------------------------------------------------------------------------- run
