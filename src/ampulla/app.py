@@ -161,6 +161,7 @@ class Ampulla(Scaffold):
             template_folder=template_folder,
             root_path=root_path,
         )
+        self.name = self._find_name()
         if instance_path is None:
             instance_path = self.auto_find_instance_path()
         elif not os.path.isabs(instance_path):
@@ -201,7 +202,6 @@ class Ampulla(Scaffold):
         self._setup_lock = threading.Lock()
         self._cli: AppGroup | None = None
         self._appcontext_funcs: tuple[int, list[Callable[..., Any]]] | None = None
-        self.name = self._find_name()
         if self.has_static_folder:
             self._add_static_route()
 
