@@ -257,12 +257,14 @@ def test_factory_call_syntax_passes_literal_arguments(project: Path) -> None:
 def test_file_path_import_puts_the_package_parent_on_sys_path(project: Path) -> None:
     write(project, "src/pkg/__init__.py", "")
     write(project, "src/pkg/site.py", APP_MODULE.format(name="app"))
-    assert prepare_import("src/pkg/site.py") == ("pkg.site", str((project / "src").resolve()))
+    assert prepare_import("src/pkg/site.py") == "pkg.site"
+    assert sys.path[0] == str((project / "src").resolve())
     assert app_name_via_cli("--app", "src/pkg/site.py:app") == "pkg.site"
 
 
 def test_module_name_resolves_against_the_current_folder(project: Path) -> None:
-    assert prepare_import("examples.users.app") == ("examples.users.app", str(project))
+    assert prepare_import("examples.users.app") == "examples.users.app"
+    assert sys.path[0] == str(project)
 
 
 def discovery_error(*args: str) -> str:
@@ -1070,3 +1072,23 @@ def test_reload_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert serving.is_running_from_reloader()
     app = Ampulla("reload-paths", root_path=str(tmp_path))
     assert str(tmp_path) in serving.default_reload_paths(app)
+
+
+def test_flask_discovery_functions(project: Path) -> None:
+    from ampulla.cli import find_app_by_string, find_best_app, locate_app
+
+    write(project, "flaskish.py", """
+        from ampulla import Ampulla
+
+        def create_app(name="made"):
+            return Ampulla(name)
+    """)
+    assert prepare_import("flaskish.py") == "flaskish"  # puts the project folder on sys.path
+    assert locate_app("flaskish", None).name == "made"  # type: ignore[union-attr]
+    assert locate_app("flaskish", "create_app('other')").name == "other"  # type: ignore[union-attr]
+    assert locate_app("not_a_module_anywhere", None, raise_if_not_found=False) is None
+    with pytest.raises(NoAppException):
+        locate_app("not_a_module_anywhere", None)
+    module = sys.modules["flaskish"]
+    assert find_best_app(module).name == "made"
+    assert find_app_by_string(module, "create_app('x')").name == "x"
