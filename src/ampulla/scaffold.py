@@ -337,7 +337,10 @@ class Scaffold:
         else:
             exc_class = key
         if isinstance(exc_class, Exception):
-            raise TypeError(f"{exc_class!r} is an instance, not a class; register the class")
+            raise TypeError(
+                f"{exc_class!r} is an instance, not a class. Handlers can only be registered for Exception classes"
+                " or HTTP error codes."
+            )
         if not isinstance(exc_class, type) or not issubclass(exc_class, Exception):
             raise ValueError(f"'{exc_class!r}' is not a subclass of Exception; handlers need an exception class")
         if issubclass(exc_class, HTTPException):

@@ -587,10 +587,13 @@ class AmpullaClient:
         Arguments are those of ``app.test_request_context`` (e.g. a path for a path-scoped cookie).
 
         Raises:
-            RuntimeError: Cookies are disabled or the session cannot be opened (no ``SECRET_KEY``).
+            TypeError: Cookies are disabled.
+            RuntimeError: The session cannot be opened (no ``SECRET_KEY``).
         """
         if not self.use_cookies:
-            raise RuntimeError("session_transaction() needs cookies: create the client with use_cookies=True")
+            raise TypeError(
+                "Cookies are disabled. Create a client with 'use_cookies=True' to use session_transaction()."
+            )
         app = self.application
         builder = EnvironBuilder(app, *args, **kwargs)
         environ = builder.get_environ()
