@@ -257,12 +257,14 @@ def test_factory_call_syntax_passes_literal_arguments(project: Path) -> None:
 def test_file_path_import_puts_the_package_parent_on_sys_path(project: Path) -> None:
     write(project, "src/pkg/__init__.py", "")
     write(project, "src/pkg/site.py", APP_MODULE.format(name="app"))
-    assert prepare_import("src/pkg/site.py") == ("pkg.site", str((project / "src").resolve()))
+    assert prepare_import("src/pkg/site.py") == "pkg.site"
+    assert sys.path[0] == str((project / "src").resolve())
     assert app_name_via_cli("--app", "src/pkg/site.py:app") == "pkg.site"
 
 
 def test_module_name_resolves_against_the_current_folder(project: Path) -> None:
-    assert prepare_import("examples.users.app") == ("examples.users.app", str(project))
+    assert prepare_import("examples.users.app") == "examples.users.app"
+    assert sys.path[0] == str(project)
 
 
 def discovery_error(*args: str) -> str:
@@ -1013,14 +1015,50 @@ def test_run_simple_refuses_several_processes() -> None:
         serving.run_simple("127.0.0.1", 0, make_app(), processes=4)
 
 
-def test_app_run_uses_run_simple(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_run_uses_werkzeug_run_simple(monkeypatch: pytest.MonkeyPatch) -> None:
+    import werkzeug.serving
+
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: calls.append((args, kwargs)))
     app = make_app()
-    app.run(port=5099, debug=True)
-    (host, port, served_app), _ = calls[0]
+    app.run(port=5099, debug=True, load_dotenv=False)
+    (host, port, served_app), options = calls[0]
     assert (host, port, served_app) == ("127.0.0.1", 5099, app)
     assert app.debug is True
+    # Reloading in debug mode, threads, and never the interactive debugger.
+    assert options == {"use_reloader": True, "use_debugger": False, "threaded": True}
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "server_name", "expected"),
+    [
+        (None, None, "example.com:8080", ("example.com", 8080)),
+        ("localhost", None, "example.com:8080", ("localhost", 8080)),
+        (None, 80, "example.com:8080", ("example.com", 80)),
+        (None, 0, None, ("127.0.0.1", 0)),
+        (None, None, None, ("127.0.0.1", 5000)),
+    ],
+)
+def test_app_run_host_and_port_from_server_name(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: int | None, server_name: str | None,
+    expected: tuple[str, int],
+) -> None:
+    import werkzeug.serving
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: calls.append(args))
+    app = make_app()
+    app.config["SERVER_NAME"] = server_name
+    app.run(host, port, load_dotenv=False)
+    assert calls[0][:2] == expected
+
+
+def test_app_run_inside_the_cli_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import werkzeug.serving
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *args, **kwargs: pytest.fail("served"))
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    make_app().run()
 
 
 def test_reload_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1034,3 +1072,23 @@ def test_reload_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert serving.is_running_from_reloader()
     app = Ampulla("reload-paths", root_path=str(tmp_path))
     assert str(tmp_path) in serving.default_reload_paths(app)
+
+
+def test_flask_discovery_functions(project: Path) -> None:
+    from ampulla.cli import find_app_by_string, find_best_app, locate_app
+
+    write(project, "flaskish.py", """
+        from ampulla import Ampulla
+
+        def create_app(name="made"):
+            return Ampulla(name)
+    """)
+    assert prepare_import("flaskish.py") == "flaskish"  # puts the project folder on sys.path
+    assert locate_app("flaskish", None).name == "made"  # type: ignore[union-attr]
+    assert locate_app("flaskish", "create_app('other')").name == "other"  # type: ignore[union-attr]
+    assert locate_app("not_a_module_anywhere", None, raise_if_not_found=False) is None
+    with pytest.raises(NoAppException):
+        locate_app("not_a_module_anywhere", None)
+    module = sys.modules["flaskish"]
+    assert find_best_app(module).name == "made"
+    assert find_app_by_string(module, "create_app('x')").name == "x"

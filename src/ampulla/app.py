@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import GeneratorType, TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from . import asgi as _asgi
@@ -43,6 +43,8 @@ from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
 from .routing import Map, Rule
 from .scaffold import F, Scaffold, registering
+from .signals import appcontext_tearing_down
+from .signals import send as send_signal
 from .threadpool import SyncPool
 from .wrappers import Request, Response
 
@@ -159,10 +161,11 @@ class Ampulla(Scaffold):
             template_folder=template_folder,
             root_path=root_path,
         )
+        self.name = self._find_name()
         if instance_path is None:
             instance_path = self.auto_find_instance_path()
         elif not os.path.isabs(instance_path):
-            raise ValueError("instance_path must be an absolute path")
+            raise ValueError("If an instance path is provided it must be absolute. A relative path was given instead.")
         self.instance_path = instance_path
         self.config = self.config_class(
             instance_path if instance_relative_config else self.root_path, self.default_config
@@ -199,7 +202,6 @@ class Ampulla(Scaffold):
         self._setup_lock = threading.Lock()
         self._cli: AppGroup | None = None
         self._appcontext_funcs: tuple[int, list[Callable[..., Any]]] | None = None
-        self.name = self._find_name()
         if self.has_static_folder:
             self._add_static_route()
 
@@ -242,8 +244,42 @@ class Ampulla(Scaffold):
         return int(value)
 
     def auto_find_instance_path(self) -> str:
-        """``<root_path>/instance``: where local data such as the SQLite file lives."""
-        return os.path.join(self.root_path, "instance")
+        """The instance folder: ``instance`` beside the package or module, or ``<prefix>/var/<name>-instance``
+        when the application is installed (in ``site-packages``)."""
+        from .scaffold import _package_location, find_package
+
+        if _package_location(self.import_name) is None:
+            # Not importable (``__main__``, a name given with root_path): beside the root path.
+            return os.path.join(self.root_path, "instance")
+        prefix, location = find_package(self.import_name)
+        if prefix is None:
+            return os.path.join(location, "instance")
+        return os.path.join(prefix, "var", f"{self.name}-instance")
+
+    def open_instance_resource(self, resource: str, mode: str = "rb", encoding: str | None = "utf-8") -> IO[Any]:
+        """Open a file relative to :attr:`instance_path` (reading or writing).
+
+        Args:
+            resource: The path, relative to the instance folder.
+            mode: Any :func:`open` mode.
+            encoding: The text encoding in a text mode.
+        """
+        path = os.path.join(self.instance_path, resource)
+        if "b" in mode:
+            return open(path, mode)
+        return open(path, mode, encoding=encoding)
+
+    @property
+    def permanent_session_lifetime(self) -> timedelta:
+        """``PERMANENT_SESSION_LIFETIME`` as a :class:`~datetime.timedelta` (an int is seconds)."""
+        value = self.config["PERMANENT_SESSION_LIFETIME"]
+        if isinstance(value, timedelta):
+            return value
+        return timedelta(seconds=int(value))
+
+    @permanent_session_lifetime.setter
+    def permanent_session_lifetime(self, value: timedelta | int) -> None:
+        self.config["PERMANENT_SESSION_LIFETIME"] = value
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -254,6 +290,12 @@ class Ampulla(Scaffold):
     @debug.setter
     def debug(self, value: bool) -> None:
         self.config["DEBUG"] = value
+        if self.config["TEMPLATES_AUTO_RELOAD"] is None:
+            from .templating import _ENV_KEY
+
+            env = self.extensions.get(_ENV_KEY)
+            if env is not None:
+                env.auto_reload = env._auto_reload_setting = bool(value)
 
     @property
     def testing(self) -> bool:
@@ -275,16 +317,12 @@ class Ampulla(Scaffold):
 
     @property
     def logger(self) -> logging.Logger:
-        """The logger named after the app; a stderr handler is added when logging is not configured."""
+        """The logger named after the app; :data:`ampulla.logging.default_handler` (the request's error stream,
+        else stderr) is added when no handler would show its messages."""
         if self._logger is None:
-            logger = logging.getLogger(self.name)
-            if self.debug and not logger.level:
-                logger.setLevel(logging.DEBUG)
-            if not logging.getLogger().handlers and not logger.handlers:
-                handler = logging.StreamHandler()
-                handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in %(module)s: %(message)s"))
-                logger.addHandler(handler)
-            self._logger = logger
+            from ampulla.logging import create_logger
+
+            self._logger = create_logger(self)
         return self._logger
 
     @property
@@ -701,10 +739,12 @@ class Ampulla(Scaffold):
         cycle.teardown_request(ctx, cycle.plan_of(ctx), exc)
 
     def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
-        """Run ``teardown_appcontext`` functions (last registered first)."""
+        """Run ``teardown_appcontext`` functions (last registered first), then send ``appcontext_tearing_down``."""
         funcs = self._appcontext_teardowns()
         if funcs:
             run_teardowns(self, funcs, exc)
+        if appcontext_tearing_down.receivers:
+            send_signal(appcontext_tearing_down, self, exc=exc)
 
     def _appcontext_teardowns(self) -> list[Callable[..., Any]]:
         funcs = self.teardown_appcontext_funcs
@@ -924,25 +964,61 @@ class Ampulla(Scaffold):
             return self.wsgi_app(scope_or_environ, receive_or_start)
         return _asgi.handle_asgi(self, scope_or_environ, receive_or_start, send)
 
-    def run(self, host: str = "127.0.0.1", port: int = 5000, debug: bool | None = None, **options: Any) -> None:
-        """Serve with the development server (threads; reload in debug). Use gunicorn/uvicorn/granian in production.
+    def run(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        load_dotenv: bool = True,
+        **options: Any,
+    ) -> None:
+        """Serve with Werkzeug's development server (:func:`werkzeug.serving.run_simple`), threaded, reloading in
+        debug mode. Use gunicorn/uvicorn/granian in production.
 
-        Does nothing when the app was started by the ``ampulla`` command, which serves it itself.
+        Does nothing when the app was started by the ``ampulla`` (or ``flask``) command, which serves it itself.
+        The interactive debugger is never started: debug mode shows a traceback page instead.
+
+        Args:
+            host: The address to bind; default the host of ``SERVER_NAME``, else ``127.0.0.1``.
+            port: The port; default the port of ``SERVER_NAME``, else 5000.
+            debug: Turn debug mode on or off (overrides ``AMPULLA_DEBUG``/``FLASK_DEBUG``).
+            load_dotenv: Load ``.env`` and ``.flaskenv`` files first (needs python-dotenv).
+            **options: Passed to ``run_simple`` (``use_reloader``, ``threaded``, ``ssl_context``...).
         """
-        from .serving import is_running_from_reloader, run_simple
+        import werkzeug.serving
 
-        if os.environ.get("AMPULLA_RUN_FROM_CLI") == "true":
-            if not is_running_from_reloader():
+        from .helpers import get_debug_flag, get_load_dotenv
+
+        if os.environ.get("AMPULLA_RUN_FROM_CLI") == "true" or os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+            if not werkzeug.serving.is_running_from_reloader():
                 print(
                     " * Ignoring app.run() inside the 'ampulla' command; put it under "
                     "'if __name__ == \"__main__\":'.",
                     file=sys.stderr,
                 )
             return
+        if get_load_dotenv(load_dotenv):
+            from .cli import load_dotenv as _load_dotenv
+
+            _load_dotenv()
+            if "AMPULLA_DEBUG" in os.environ or "FLASK_DEBUG" in os.environ:
+                self.debug = get_debug_flag()
         if debug is not None:
-            self.debug = debug
+            self.debug = bool(debug)
+        server_host, _, server_port = (self.config.get("SERVER_NAME") or "").partition(":")
+        if not host:
+            host = server_host or "127.0.0.1"
+        if port is None:
+            port = int(server_port) if server_port else 5000
+        port = int(port)
         options.setdefault("use_reloader", self.debug)
-        run_simple(host, port, self, **options)
+        options["use_debugger"] = False
+        options.setdefault("threaded", True)
+        try:
+            werkzeug.serving.run_simple(host, port, self, **options)
+        finally:
+            # A server stopped without the reloader can be started again (interactive sessions).
+            self._got_first_request = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -83,7 +83,7 @@ def _split_import(spec: str) -> tuple[str, str | None]:
     return parts[0], (parts[1].strip() or None) if len(parts) == 2 else None
 
 
-def prepare_import(path: str) -> tuple[str, str]:
+def _prepare_import(path: str) -> tuple[str, str]:
     """The module name and the folder to put on ``sys.path`` for ``path`` (a dotted name or a ``.py`` file).
 
     A dotted name imports from the current folder. For a file, the folder above its outermost package is
@@ -154,7 +154,7 @@ def _check_app(value: Any, description: str) -> Ampulla:
     )
 
 
-def find_best_app(module: ModuleType) -> tuple[Ampulla, str]:
+def _find_best_app(module: ModuleType) -> tuple[Ampulla, str]:
     """The app of a module and how to name it: ``app``/``application``, the only instance, or a factory.
 
     Raises:
@@ -199,7 +199,7 @@ def find_best_app(module: ModuleType) -> tuple[Ampulla, str]:
     )
 
 
-def find_app_by_string(module: ModuleType, app_name: str) -> tuple[Ampulla, str]:
+def _find_app_by_string(module: ModuleType, app_name: str) -> tuple[Ampulla, str]:
     """The app named by ``app_name`` in ``module``: an attribute (``app``) or a call (``create_app(1)``).
 
     Raises:
@@ -253,7 +253,7 @@ def find_app_by_string(module: ModuleType, app_name: str) -> tuple[Ampulla, str]
     return _check_app(value, f"{name}:{attr}"), attr
 
 
-def locate_app(spec: str, where: str) -> tuple[Ampulla, AppTarget]:
+def _locate_app(spec: str, where: str) -> tuple[Ampulla, AppTarget]:
     """Import the app named by an import string (``module``, ``module:app``, ``path/app.py:create_app()``).
 
     Args:
@@ -264,11 +264,67 @@ def locate_app(spec: str, where: str) -> tuple[Ampulla, AppTarget]:
         NoAppException: The module or the app cannot be found.
     """
     module_part, app_name = _split_import(spec)
-    module_name, import_dir = prepare_import(module_part)
+    module_name, import_dir = _prepare_import(module_part)
     _put_on_sys_path(import_dir)
     module = _import_module(module_name, f"{where}={spec!r}")
-    app, expr = find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
+    app, expr = _find_best_app(module) if app_name is None else _find_app_by_string(module, app_name)
     return app, AppTarget(module_name, expr, import_dir)
+
+
+def prepare_import(path: str | os.PathLike[str]) -> str:
+    """The module name to import for ``path`` (a dotted name or a ``.py`` file); puts the folder it imports
+    from first on ``sys.path`` (above the outermost package for a file inside packages)."""
+    module_name, import_dir = _prepare_import(os.fspath(path))
+    if not sys.path or sys.path[0] != import_dir:
+        sys.path.insert(0, import_dir)
+    return module_name
+
+
+def find_best_app(module: ModuleType) -> Ampulla:
+    """The application of ``module``: an instance named ``app`` or ``application``, the only instance, or what
+    a factory ``create_app()``/``make_app()`` returns.
+
+    Raises:
+        NoAppException: None found, several found, or the factory needs arguments.
+    """
+    return _find_best_app(module)[0]
+
+
+def find_app_by_string(module: ModuleType, app_name: str) -> Ampulla:
+    """The application named by ``app_name`` in ``module``: an attribute (``app``) or a factory call with
+    literal arguments (``create_app('dev')``).
+
+    Raises:
+        NoAppException: The name cannot be parsed, does not exist, or does not give an application.
+    """
+    return _find_app_by_string(module, app_name)[0]
+
+
+def locate_app(module_name: str, app_name: str | None, raise_if_not_found: bool = True) -> Ampulla | None:
+    """Import ``module_name`` and find its application (``app_name``, else :func:`find_best_app`).
+
+    Args:
+        module_name: The module's import name.
+        app_name: An attribute name or factory call, or ``None``.
+        raise_if_not_found: When false, a module that does not exist gives ``None`` (an import error raised
+            inside it still raises).
+
+    Raises:
+        NoAppException: The module or the application cannot be found or loaded.
+    """
+    try:
+        importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if not (missing and (module_name == missing or module_name.startswith(missing + "."))):
+            raise _import_failed(module_name, "import") from None
+        if not raise_if_not_found:
+            return None
+        raise NoAppException(f"Could not import {module_name!r}.") from None
+    except ImportError:
+        raise _import_failed(module_name, "import") from None
+    module = sys.modules[module_name]
+    return find_best_app(module) if app_name is None else find_app_by_string(module, app_name)
 
 
 class ScriptInfo:
@@ -277,13 +333,21 @@ class ScriptInfo:
     Args:
         app_import_path: The ``--app`` value.
         create_app: Returns the app; overrides discovery (for custom scripts and tests).
+        set_debug_flag: Kept for Flask compatibility (stored).
+        load_dotenv_defaults: Kept for Flask compatibility (stored).
     """
 
     def __init__(
-        self, app_import_path: str | None = None, create_app: Callable[[], Ampulla] | None = None
+        self,
+        app_import_path: str | None = None,
+        create_app: Callable[..., Ampulla] | None = None,
+        set_debug_flag: bool = True,
+        load_dotenv_defaults: bool = True,
     ) -> None:
         self.app_import_path = app_import_path
         self.create_app = create_app
+        self.set_debug_flag = set_debug_flag
+        self.load_dotenv_defaults = load_dotenv_defaults
         #: Where the app was found (``None`` when ``create_app`` made it).
         self.target: AppTarget | None = None
         self.data: dict[str, Any] = {}
@@ -308,7 +372,7 @@ class ScriptInfo:
         else:
             spec, where = self._spec()
             if spec is not None:
-                app, self.target = locate_app(spec, where)
+                app, self.target = _locate_app(spec, where)
             else:
                 app, self.target = self._discover()
         self._loaded_app = app
@@ -319,7 +383,7 @@ class ScriptInfo:
         for filename in _DEFAULT_FILES:
             path = os.path.join(cwd, filename)
             if os.path.isfile(path):
-                return locate_app(path, f"found {filename} in the current folder")
+                return _locate_app(path, f"found {filename} in the current folder")
         error = NoAppException(
             "Could not find an Ampulla application. Tried:\n"
             "  - the --app option: not given\n"
@@ -338,7 +402,7 @@ class ScriptInfo:
             return [os.getcwd()]
         if spec is None:
             return [os.getcwd()]
-        module_name, import_dir = prepare_import(_split_import(spec)[0])
+        module_name, import_dir = _prepare_import(_split_import(spec)[0])
         top = module_name.split(".")[0]
         package_dir = os.path.join(import_dir, top)
         if os.path.isdir(package_dir):
@@ -487,6 +551,8 @@ class AmpullaGroup(AppGroup):
         create_app: Returns the app, instead of discovering it (for custom management scripts).
         add_version_option: Add ``--version``.
         load_plugins: Add the ``db`` group and commands of the ``ampulla.commands`` entry point group.
+        set_debug_flag: Accepted for Flask compatibility (``--debug`` always applies to the app).
+        load_dotenv: Accepted for Flask compatibility.
         **extra: Passed to :class:`click.Group`.
     """
 
@@ -496,9 +562,14 @@ class AmpullaGroup(AppGroup):
         create_app: Callable[[], Ampulla] | None = None,
         add_version_option: bool = True,
         load_plugins: bool = True,
+        set_debug_flag: bool = True,
+        load_dotenv: bool = True,
         **extra: Any,
     ) -> None:
         params: list[click.Parameter] = list(extra.pop("params", None) or ())
+        #: Flask's switches: apply ``--debug`` to the app, and load ``.env``/``.flaskenv`` files first.
+        self.set_debug_flag = set_debug_flag
+        self.load_dotenv = load_dotenv
         params.append(
             click.Option(
                 ["-A", "--app"],
@@ -602,11 +673,60 @@ def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return value
 
 
-def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+def get_version(ctx: click.Context, param: click.Parameter | None, value: Any) -> None:
+    """The ``--version`` option's callback: print the versions of Python, Ampulla and Werkzeug, then exit.
+
+    With :mod:`ampulla.flask_patch` active it also names the Flask release whose API is served.
+    """
     if not value or ctx.resilient_parsing:
         return
-    click.echo(f"Ampulla {__version__}\nPython {platform.python_version()}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [f"Ampulla {__version__}", f"Python {platform.python_version()}"]
+    if "ampulla.flask_patch" in sys.modules:
+        lines.append(f"Flask {version('flask')}")
+    try:
+        lines.append(f"Werkzeug {version('werkzeug')}")
+    except PackageNotFoundError:  # pragma: no cover - a dependency
+        pass
+    click.echo("\n".join(lines), color=ctx.color)
     ctx.exit()
+
+
+_print_version = get_version
+
+
+def load_dotenv(path: str | os.PathLike[str] | None = None, load_defaults: bool = True) -> bool:
+    """Set environment variables from ``.flaskenv`` and ``.env`` (found upwards from the current folder),
+    then from ``path``; variables already set are never changed. Needs ``python-dotenv``.
+
+    Args:
+        path: A further file to load (its values win over the default files').
+        load_defaults: Load ``.flaskenv`` and ``.env`` (``.env`` wins over ``.flaskenv``).
+
+    Returns:
+        Whether any variable was read from a file.
+    """
+    try:
+        dotenv: Any = importlib.import_module("dotenv")
+    except ImportError:
+        if path or os.path.isfile(".env") or os.path.isfile(".flaskenv"):
+            click.secho(
+                " * Tip: There are .env files present. Install python-dotenv to use them.", fg="yellow", err=True
+            )
+        return False
+    values: dict[str, str | None] = {}
+    if load_defaults:
+        for name in (".flaskenv", ".env"):
+            found = dotenv.find_dotenv(name, usecwd=True)
+            if found:
+                values.update(dotenv.dotenv_values(found, encoding="utf-8"))
+    if path is not None and os.path.isfile(path):
+        values.update(dotenv.dotenv_values(path, encoding="utf-8"))
+    for key, value in values.items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value
+    return bool(values)
 
 
 # ---------------------------------------------------------------------------------------------- run

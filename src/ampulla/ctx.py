@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .signals import appcontext_popped, appcontext_pushed, send
+
 if TYPE_CHECKING:
     from .app import Ampulla
     from .endpoint import Endpoint
@@ -91,14 +93,19 @@ class AppContext:
     def push(self) -> None:
         """Make this the active context."""
         self._tokens.append(_cv_ctx.set(self))
+        if appcontext_pushed.receivers and len(self._tokens) == 1:
+            send(appcontext_pushed, self.app)
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions and restore the previous context."""
+        last = len(self._tokens) == 1
         try:
-            if len(self._tokens) == 1 and self.owns_app_ctx:
+            if last and self.owns_app_ctx:
                 self.app.do_teardown_appcontext(exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
+        if last and appcontext_popped.receivers:
+            send(appcontext_popped, self.app)
 
     def __enter__(self) -> AppContext:
         self.push()
@@ -184,6 +191,9 @@ class RequestContext(AppContext):
             self._g = outer.g
             self.owns_app_ctx = False
         self._tokens.append(_cv_ctx.set(self))
+        # Under ASGI the cycle sends it on the event loop, where async receivers can be awaited.
+        if appcontext_pushed.receivers and self.owns_app_ctx and not self.async_mode and len(self._tokens) == 1:
+            send(appcontext_pushed, self.app)
 
     def hold(self) -> None:
         """Keep the context alive past the end of the request (a streamed body that still uses it)."""
@@ -205,8 +215,9 @@ class RequestContext(AppContext):
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions (deferred while held), close uploads and restore the previous context."""
+        last = len(self._tokens) == 1
         try:
-            if len(self._tokens) == 1:
+            if last:
                 if self._holds > 0:
                     self._teardown_pending = True
                     self._pending_exc = exc
@@ -214,6 +225,8 @@ class RequestContext(AppContext):
                     self._teardown(exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
+        if last and appcontext_popped.receivers and self.owns_app_ctx and not self._is_copy:
+            send(appcontext_popped, self.app)
 
     def _leave(self) -> None:
         """Stop being the active context without tearing down (the async cycle tears down later)."""

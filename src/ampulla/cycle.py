@@ -36,6 +36,17 @@ from .endpoint import NO_LIMIT_SET, Endpoint, ViewKind
 from .exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from .routing import RequestRedirect
 from .scaffold import iter_chain
+from .signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    got_request_exception,
+    request_finished,
+    request_started,
+    request_tearing_down,
+    send,
+    send_async,
+)
 
 if TYPE_CHECKING:
     from .app import Ampulla, ResponseReturnValue
@@ -241,6 +252,8 @@ class SyncCycle:
     def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:
         """Preprocess and dispatch, handle what they raise, then finalize (``app.full_dispatch_request()``)."""
         try:
+            if request_started.receivers:
+                send(request_started, self.app)
             rv = self._preprocess(ctx, plan)
             if rv is None:
                 rv = self._dispatch(ctx, plan)
@@ -283,6 +296,8 @@ class SyncCycle:
         response = self._make_response(rv)
         try:
             response = self._process_response(ctx, plan, response)
+            if request_finished.receivers:
+                send(request_finished, self.app, response=response)
         except Exception:
             if not from_error:
                 raise
@@ -341,6 +356,8 @@ class SyncCycle:
 
     def handle_exception(self, ctx: RequestContext, plan: Endpoint, e: Exception) -> Response:
         """An unhandled exception: a 500 (its handler's answer, or the traceback page in debug mode)."""
+        if got_request_exception.receivers:
+            send(got_request_exception, self.app, exception=e)
         error, handler = self.server_error(e, plan)
         rv: ResponseReturnValue = error
         if handler is not None:
@@ -355,23 +372,29 @@ class SyncCycle:
             return
         plan = ctx.plan or self.plan_of(ctx)
         try:
-            if plan.sync_teardown or self._teardown_request != self.teardown_request:
+            if plan.sync_teardown or request_tearing_down.receivers or self._teardown_request != self.teardown_request:
                 self._teardown_request(ctx, plan, exc)
         finally:
             ctx.request.close()
-            if ctx.owns_app_ctx and (self.app.teardown_appcontext_funcs or self.overridden):
+            if ctx.owns_app_ctx and (
+                self.app.teardown_appcontext_funcs or appcontext_tearing_down.receivers or self.overridden
+            ):
                 self._teardown_appcontext(ctx, exc)
 
     def teardown_request(self, ctx: RequestContext, plan: Endpoint, exc: BaseException | None) -> None:
         """Run ``teardown_request`` functions (innermost blueprint first, last registered first)."""
         if plan.sync_teardown:
             run_teardowns(self.app, plan.sync_teardown, exc)
+        if request_tearing_down.receivers:
+            send(request_tearing_down, self.app, exc=exc)
 
     def teardown_appcontext(self, ctx: object, exc: BaseException | None) -> None:
         """Run ``teardown_appcontext`` functions (last registered first)."""
         funcs = self.app._appcontext_teardowns()
         if funcs:
             run_teardowns(self.app, funcs, exc)
+        if appcontext_tearing_down.receivers:
+            send(appcontext_tearing_down, self.app, exc=exc)
 
 
 # ---------------------------------------------------------------------------------------------- async
@@ -434,6 +457,8 @@ class AsyncCycle(SyncCycle):
         ctx.push()
         try:
             try:
+                if appcontext_pushed.receivers and ctx.owns_app_ctx:
+                    await send_async(appcontext_pushed, app)
                 plan = self.match(ctx)
                 response = await self._full_dispatch(ctx, plan)
             except Exception as e:
@@ -458,7 +483,14 @@ class AsyncCycle(SyncCycle):
             ctx._teardown_pending = True
             return
         plan = ctx.plan or self.plan_of(ctx)
-        if not plan.teardown and not self.app.teardown_appcontext_funcs and not self.overridden:
+        if (
+            not plan.teardown
+            and not self.app.teardown_appcontext_funcs
+            and not self.overridden
+            and not request_tearing_down.receivers
+            and not appcontext_tearing_down.receivers
+            and not appcontext_popped.receivers
+        ):
             ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
             return
         await self.teardown(ctx, ctx._pending_exc)
@@ -477,13 +509,18 @@ class AsyncCycle(SyncCycle):
                 if plan.pooled:
                     whole = True  # a def view and every hook and handler def: the sync cycle, in one pool call
                     rv = None
-                elif plan.pooled_prelude:
-                    rv = await self.app.run_sync(self.pool.preprocess_and_dispatch, ctx, plan)
                 else:
-                    rv = await self._preprocess(ctx, plan)
-                    if rv is None:
-                        rv = await self._dispatch(ctx, plan)
+                    if request_started.receivers:
+                        await send_async(request_started, self.app)
+                    if plan.pooled_prelude:
+                        rv = await self.app.run_sync(self.pool.preprocess_and_dispatch, ctx, plan)
+                    else:
+                        rv = await self._preprocess(ctx, plan)
+                        if rv is None:
+                            rv = await self._dispatch(ctx, plan)
             else:
+                if request_started.receivers:
+                    await send_async(request_started, self.app)
                 # PERF: no coroutine for an empty prelude, nor for calling an async view (--protocol asgi: hello).
                 rv = None
                 if not self.plain or plan.has_prelude or (self.app._policy.csrf and not plan.csrf_exempt):
@@ -499,7 +536,7 @@ class AsyncCycle(SyncCycle):
         if whole:
             # NOTE: outside the try: what the pooled cycle raises is past its own error handling (a 500).
             return await self.app.run_sync(self.pool.full_dispatch, ctx, plan)  # type: ignore[no-any-return]
-        if self.plain and not plan.after and not ctx._after_request_functions:
+        if self.plain and not plan.after and not ctx._after_request_functions and not request_finished.receivers:
             response = self._make_response(rv)  # PERF: no after-request coroutine when there is nothing to run
             if ctx._session is not None or self.app._policy.security_headers:
                 self.finish_response(ctx, response)
@@ -558,6 +595,8 @@ class AsyncCycle(SyncCycle):
         response = self._make_response(rv)
         try:
             response = await self._process_response(ctx, plan, response)
+            if request_finished.receivers:
+                await send_async(request_finished, self.app, response=response)
         except Exception:
             if not from_error:
                 raise
@@ -604,6 +643,8 @@ class AsyncCycle(SyncCycle):
     async def handle_exception(  # type: ignore[override]
         self, ctx: RequestContext, plan: Endpoint, e: Exception
     ) -> Response:
+        if got_request_exception.receivers:
+            await send_async(got_request_exception, self.app, exception=e)
         error, handler = self.server_error(e, plan)
         rv: ResponseReturnValue = error
         if handler is not None:
@@ -625,17 +666,23 @@ class AsyncCycle(SyncCycle):
                     await self._teardown_appcontext(ctx, exc)
         finally:
             _cv_ctx.reset(token)
+        if ctx.owns_app_ctx and appcontext_popped.receivers:
+            await send_async(appcontext_popped, self.app)
 
     async def teardown_request(  # type: ignore[override]
         self, ctx: RequestContext, plan: Endpoint, exc: BaseException | None
     ) -> None:
         if plan.teardown:
             await self._run_teardowns(plan.teardown, exc)
+        if request_tearing_down.receivers:
+            await send_async(request_tearing_down, self.app, exc=exc)
 
     async def teardown_appcontext(self, ctx: object, exc: BaseException | None) -> None:  # type: ignore[override]
         funcs = self.app.teardown_appcontext_funcs
         if funcs:
             await self._run_teardowns(tuple((f, is_async_callable(f)) for f in reversed(funcs)), exc)
+        if appcontext_tearing_down.receivers:
+            await send_async(appcontext_tearing_down, self.app, exc=exc)
 
     async def _run_teardowns(self, funcs: tuple[tuple[Callable[..., Any], bool], ...], exc: Any) -> None:
         first: BaseException | None = None
@@ -663,6 +710,8 @@ class AsyncCycle(SyncCycle):
         ctx.push()
         error: BaseException | None = None
         try:
+            if appcontext_pushed.receivers and ctx.owns_app_ctx:
+                await send_async(appcontext_pushed, app)
             plan = self.match(ctx, websocket=True)
             routing_error = request.routing_exception
             if routing_error is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .ctx import RequestContext, _AppCtxGlobals, _cv_ctx
+from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -113,6 +113,13 @@ def _lookup_app() -> Ampulla:
     return ctx.app
 
 
+def _lookup_app_ctx() -> AppContext:
+    ctx = _cv_ctx.get(None)
+    if ctx is None:
+        raise RuntimeError(_NO_APP)
+    return ctx
+
+
 def _lookup_g() -> _AppCtxGlobals:
     ctx = _cv_ctx.get(None)
     if ctx is None:
@@ -148,3 +155,25 @@ request: Request = cast("Request", LocalProxy(_lookup_request, "request"))
 session: SessionMixin = cast("SessionMixin", LocalProxy(_lookup_session, "session"))
 websocket: WebSocket = cast("WebSocket", LocalProxy(_lookup_websocket, "websocket"))
 request_ctx: RequestContext = cast(RequestContext, LocalProxy(_lookup_request_ctx, "request_ctx"))
+app_ctx: AppContext = cast(AppContext, LocalProxy(_lookup_app_ctx, "app_ctx"))
+
+#: The context variable holding the active application context (a request context is one too).
+_cv_app = _cv_ctx
+
+
+class _RequestContextVar:
+    """Reads like Flask's ``_cv_request`` context variable: the active request context, if any."""
+
+    __slots__ = ()
+    name = "ampulla.request_ctx"
+
+    def get(self, *default: Any) -> RequestContext | Any:
+        ctx = _cv_ctx.get(None)
+        if isinstance(ctx, RequestContext):
+            return ctx
+        if default:
+            return default[0]
+        raise LookupError(self.name)
+
+
+_cv_request = _RequestContextVar()

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import functools
 import html
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from .ctx import RequestContext, _cv_ctx
 from .exceptions import abort
+from .scaffold import get_root_path
+from .signals import message_flashed, send
 from .wrappers import Response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
-    import os
     from typing import IO
 
 __all__ = [
     "abort",
     "flash",
+    "get_debug_flag",
     "get_flashed_messages",
+    "get_load_dotenv",
+    "get_root_path",
+    "get_template_attribute",
     "make_response",
     "redirect",
     "run_inline",
@@ -270,6 +276,9 @@ def flash(message: str, category: str = "message") -> None:
     flashes = session.get("_flashes", [])
     flashes.append((category, message))
     session["_flashes"] = flashes
+    if message_flashed.receivers:
+        ctx = _cv_ctx.get(None)
+        send(message_flashed, ctx.app if ctx is not None else None, message=message, category=category)
 
 
 def get_flashed_messages(
@@ -311,3 +320,40 @@ def send_from_directory(
 
     return _send_from_directory(directory, path, **kwargs)
 
+
+
+_FALSE_WORDS = ("0", "false", "no")
+
+
+def get_debug_flag() -> bool:
+    """Whether the environment asks for debug mode: ``AMPULLA_DEBUG``, else ``FLASK_DEBUG`` (``0``, ``false``
+    and ``no`` mean off; unset means off)."""
+    value = os.environ.get("AMPULLA_DEBUG") or os.environ.get("FLASK_DEBUG") or ""
+    return bool(value) and value.lower() not in _FALSE_WORDS
+
+
+def get_load_dotenv(default: bool = True) -> bool:
+    """Whether ``.env`` and ``.flaskenv`` files should be loaded: ``default`` unless ``AMPULLA_SKIP_DOTENV`` or
+    ``FLASK_SKIP_DOTENV`` is set to a true value.
+
+    Args:
+        default: The answer when neither variable is set.
+    """
+    value = os.environ.get("AMPULLA_SKIP_DOTENV") or os.environ.get("FLASK_SKIP_DOTENV")
+    if not value:
+        return default
+    return value.lower() in _FALSE_WORDS
+
+
+def get_template_attribute(template_name: str, attribute: str) -> Any:
+    """A macro or variable exported by a template, e.g. to call a macro from Python code.
+
+    ``get_template_attribute("_macros.html", "hello")("World")`` calls the ``hello`` macro.
+
+    Args:
+        template_name: The template's name.
+        attribute: The macro or variable.
+    """
+    from .globals import current_app
+
+    return getattr(current_app.jinja_env.get_template(template_name).module, attribute)

@@ -33,7 +33,7 @@ from itsdangerous import BadSignature, Signer
 
 from .ctx import _cv_ctx
 from .exceptions import ServiceUnavailable, error_response
-from .sessions import SecureCookieSession, SessionInterface, SessionMixin, TaggedJSONSerializer
+from .sessions import SecureCookieSession, SessionInterface, SessionMixin, session_json_serializer
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -254,7 +254,7 @@ class RedisSessionInterface(SessionInterface):
                     raise
                 if raw is not None:
                     try:
-                        data = TaggedJSONSerializer.loads(raw)
+                        data = session_json_serializer.loads(raw)
                     except (ValueError, TypeError, UnicodeError):
                         data = None
                     if isinstance(data, dict):
@@ -298,7 +298,7 @@ class RedisSessionInterface(SessionInterface):
         key = self.key(session.sid)
         refresh = bool(app.config["SESSION_REFRESH_EACH_REQUEST"])
         if session.modified or session.new:
-            self._call(self.client.set, key, TaggedJSONSerializer.dumps(session.to_dict()), ex=ttl)
+            self._call(self.client.set, key, session_json_serializer.dumps(session.to_dict()), ex=ttl)
         elif refresh:
             # Sliding expiry: an active session stays alive; an idle one disappears after the lifetime.
             self._call(self.client.expire, key, ttl)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pathlib
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from .exceptions import HTTPException, default_exceptions
 
@@ -32,6 +33,55 @@ def get_root_path(import_name: str) -> str:
     if spec is None or spec.origin is None or spec.origin in ("namespace", "built-in"):
         return os.getcwd()
     return os.path.dirname(os.path.abspath(spec.origin))
+
+
+def _package_location(import_name: str) -> str | None:
+    """The folder on ``sys.path`` that ``import_name``'s top-level package or module is imported from."""
+    top = import_name.partition(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None
+    locations = spec.submodule_search_locations
+    if not locations:
+        return os.path.dirname(str(spec.origin))
+    if spec.origin is not None and spec.origin != "namespace":
+        # A regular package: <location>/<package>/__init__.py.
+        return os.path.dirname(os.path.dirname(spec.origin))
+    # A namespace package: the portion that holds the submodule, else the first one.
+    portion = locations[0]
+    try:
+        sub = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        sub = None
+    if sub is not None and sub.submodule_search_locations:
+        common = pathlib.Path(os.path.commonpath(list(sub.submodule_search_locations)))
+        portion = next((loc for loc in locations if common.is_relative_to(loc)), portion)
+    return os.path.dirname(portion)
+
+
+def find_package(import_name: str) -> tuple[str | None, str]:
+    """Where ``import_name`` is installed: ``(prefix, folder on sys.path)``.
+
+    The prefix is the installation prefix (``sys.prefix`` or a virtualenv's folder holding ``lib``) when the
+    package is installed, else ``None`` (the package is imported from a project folder, or cannot be found:
+    then the folder is the current directory).
+    """
+    location = _package_location(import_name) or os.getcwd()
+    prefix = os.path.abspath(sys.prefix)
+    if pathlib.PurePath(location).is_relative_to(prefix):
+        return prefix, location
+    parent, folder = os.path.split(location)
+    if folder.lower() != "site-packages":
+        return None, location
+    grandparent, lib = os.path.split(parent)
+    if lib.lower() == "lib":  # <prefix>/lib/site-packages (Windows)
+        return grandparent, location
+    if os.path.basename(grandparent).lower() == "lib":  # <prefix>/lib/pythonX.Y/site-packages
+        return os.path.dirname(grandparent), location
+    return parent, location
 
 
 def _endpoint_from_view_func(view_func: Callable[..., Any]) -> str:
@@ -114,6 +164,24 @@ class Scaffold:
     @static_url_path.setter
     def static_url_path(self, value: str | None) -> None:
         self._static_url_path = value.rstrip("/") if value is not None else None
+
+    def open_resource(self, resource: str, mode: str = "rb", encoding: str | None = None) -> IO[Any]:
+        """Open a file relative to :attr:`root_path` for reading, e.g. ``app.open_resource("schema.sql")``.
+
+        Args:
+            resource: The path, relative to the root path (``/`` separated).
+            mode: ``"rb"`` (default), ``"r"`` or ``"rt"``.
+            encoding: The text encoding in a text mode.
+
+        Raises:
+            ValueError: ``mode`` is not a reading mode.
+        """
+        if mode not in ("r", "rt", "rb"):
+            raise ValueError("Resources can only be opened for reading.")
+        path = os.path.join(self.root_path, resource)
+        if mode == "rb":
+            return open(path, mode)
+        return open(path, mode, encoding=encoding)
 
     # ------------------------------------------------------------------------------------------ routes
     def add_url_rule(
@@ -269,7 +337,10 @@ class Scaffold:
         else:
             exc_class = key
         if isinstance(exc_class, Exception):
-            raise TypeError(f"{exc_class!r} is an instance, not a class; register the class")
+            raise TypeError(
+                f"{exc_class!r} is an instance, not a class. Handlers can only be registered for Exception classes"
+                " or HTTP error codes."
+            )
         if not isinstance(exc_class, type) or not issubclass(exc_class, Exception):
             raise ValueError(f"'{exc_class!r}' is not a subclass of Exception; handlers need an exception class")
         if issubclass(exc_class, HTTPException):

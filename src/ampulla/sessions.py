@@ -6,12 +6,18 @@ keep the data on the server instead.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup
+
+from .http import http_date, parse_date
+from .json import dumps, loads
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -181,6 +187,8 @@ class SecureCookieSessionInterface(SessionInterface):
     """
 
     salt = "cookie-session"
+    #: Turns the session into the cookie's payload and back (tags extra types; see :class:`JSONTag`).
+    serializer: TaggedJSONSerializer | Any = None  # set below, once the class exists
     digest_method = staticmethod(hashlib.sha1)
     key_derivation = "hmac"
     session_class = SecureCookieSession
@@ -198,7 +206,7 @@ class SecureCookieSessionInterface(SessionInterface):
         return URLSafeTimedSerializer(
             keys,
             salt=self.salt,
-            serializer=TaggedJSONSerializer,
+            serializer=self.serializer,
             signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
         )
 
@@ -264,73 +272,257 @@ class SecureCookieSessionInterface(SessionInterface):
         )
 
 
-class TaggedJSONSerializer:
-    """JSON with a few tagged types (tuples, bytes, datetimes, Markup) so sessions round-trip them. Never pickle.
+class JSONTag:
+    """One extra type the session serializer understands: how to recognise it and convert it both ways.
 
-    A user dict that looks like a tag (``{" m": "..."}``) round-trips unchanged, so untrusted data stored in
-    the session can never become ``Markup``.
+    Subclass it and register the subclass on a serializer (``serializer.register(TagOrderedDict, index=0)``)
+    to store more types in the session.
+
+    Attributes:
+        key: The marker of the tagged value (``{" t": [...]}``); empty for a tag that only converts the
+            contents of a container.
+        serializer: The serializer the tag belongs to.
     """
 
-    @staticmethod
-    def dumps(obj: Any) -> str:
-        import json
+    __slots__ = ("serializer",)
+    key: str = ""
 
-        return json.dumps(_tag(obj), separators=(",", ":"), sort_keys=True)
+    def __init__(self, serializer: TaggedJSONSerializer) -> None:
+        self.serializer = serializer
 
-    @staticmethod
-    def loads(value: str | bytes) -> Any:
-        import json
+    def check(self, value: Any) -> bool:
+        """Whether this tag handles ``value``."""
+        raise NotImplementedError
 
-        return json.loads(value, object_hook=_untag)
+    def to_json(self, value: Any) -> Any:
+        """``value`` as JSON-able data (without the marker)."""
+        raise NotImplementedError
 
+    def to_python(self, value: Any) -> Any:
+        """The Python value back from the JSON data (the marker already removed)."""
+        raise NotImplementedError
 
-_TaggedJSON = TaggedJSONSerializer
-
-
-def _tag(value: Any) -> Any:
-    import base64
-
-    if isinstance(value, dict):
-        tagged = {str(k): _tag(v) for k, v in value.items()}
-        if len(tagged) == 1:
-            key = next(iter(tagged))
-            if key in _TAGS:
-                # A user dict shaped like a tag: rename its key so the decoder's bottom-up pass leaves it alone.
-                return {" di": {key + "__": tagged[key]}}
-        return tagged
-    if isinstance(value, tuple):
-        return {" t": [_tag(v) for v in value]}
-    if isinstance(value, list):
-        return [_tag(v) for v in value]
-    if isinstance(value, bytes):
-        return {" b": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, datetime):
-        return {" d": value.isoformat()}
-    if hasattr(value, "__html__"):
-        return {" m": str(value.__html__())}
-    return value
+    def tag(self, value: Any) -> Any:
+        """``value`` converted and wrapped in its marker."""
+        return {self.key: self.to_json(value)}
 
 
-def _untag(obj: dict[str, Any]) -> Any:
-    import base64
+class TagDict(JSONTag):
+    """A one-key dict whose key is a marker: the key gets a ``__`` suffix, so it is never read as a tag."""
 
-    if len(obj) == 1:
-        key, value = next(iter(obj.items()))
-        if key == " t":
-            return tuple(value)
-        if key == " b":
-            return base64.b64decode(value)
-        if key == " d":
+    __slots__ = ()
+    key = " di"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in self.serializer.tags
+
+    def to_json(self, value: Any) -> Any:
+        (name, item), = value.items()
+        return {name + "__": self.serializer.tag(item)}
+
+    def to_python(self, value: Any) -> Any:
+        (name, item), = value.items()
+        return {name[:-2]: item}
+
+
+class PassDict(JSONTag):
+    """Any other dict: its values are tagged (JSON keys are strings already)."""
+
+    __slots__ = ()
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, dict)
+
+    def to_json(self, value: Any) -> Any:
+        tag = self.serializer.tag
+        return {name: tag(item) for name, item in value.items()}
+
+    tag = to_json
+
+
+class TagTuple(JSONTag):
+    """A tuple, stored as a list under ``" t"``."""
+
+    __slots__ = ()
+    key = " t"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, tuple)
+
+    def to_json(self, value: Any) -> Any:
+        tag = self.serializer.tag
+        return [tag(item) for item in value]
+
+    def to_python(self, value: Any) -> Any:
+        return tuple(value)
+
+
+class PassList(JSONTag):
+    """A list: its items are tagged."""
+
+    __slots__ = ()
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, list)
+
+    def to_json(self, value: Any) -> Any:
+        tag = self.serializer.tag
+        return [tag(item) for item in value]
+
+    tag = to_json
+
+
+class TagBytes(JSONTag):
+    """Bytes, base64-encoded under ``" b"``."""
+
+    __slots__ = ()
+    key = " b"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, bytes)
+
+    def to_json(self, value: Any) -> Any:
+        return base64.b64encode(value).decode("ascii")
+
+    def to_python(self, value: Any) -> Any:
+        return base64.b64decode(value)
+
+
+class TagMarkup(JSONTag):
+    """An object with ``__html__`` (e.g. :class:`~markupsafe.Markup`), read back as ``Markup``."""
+
+    __slots__ = ()
+    key = " m"
+
+    def check(self, value: Any) -> bool:
+        return callable(getattr(value, "__html__", None))
+
+    def to_json(self, value: Any) -> Any:
+        return str(value.__html__())
+
+    def to_python(self, value: Any) -> Any:
+        return Markup(value)
+
+
+class TagUUID(JSONTag):
+    """A :class:`~uuid.UUID`, as its hex string under ``" u"``."""
+
+    __slots__ = ()
+    key = " u"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, UUID)
+
+    def to_json(self, value: Any) -> Any:
+        return value.hex
+
+    def to_python(self, value: Any) -> Any:
+        return UUID(value)
+
+
+class TagDateTime(JSONTag):
+    """A :class:`~datetime.datetime`, as an HTTP date (UTC, whole seconds) under ``" d"``."""
+
+    __slots__ = ()
+    key = " d"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, datetime)
+
+    def to_json(self, value: Any) -> Any:
+        return http_date(value)
+
+    def to_python(self, value: Any) -> Any:
+        parsed = parse_date(value)
+        if parsed is None:
+            # Cookies written by earlier Ampulla releases hold ISO 8601 dates.
             return datetime.fromisoformat(value)
-        if key == " m":
-            from markupsafe import Markup
-
-            return Markup(value)
-        if key == " di" and isinstance(value, dict) and len(value) == 1:
-            inner_key, inner_value = next(iter(value.items()))
-            if inner_key.endswith("__"):
-                return {inner_key[:-2]: inner_value}
-    return obj
+        return parsed
 
 
-_TAGS = frozenset((" t", " b", " d", " m", " di"))
+class TaggedJSONSerializer:
+    """Compact JSON plus tagged types, the session cookie's format (the same as Flask's, so a cookie signed
+    by a Flask application with the same key stays valid). Never pickle.
+
+    Besides JSON's types it stores dicts with marker-shaped keys, tuples, bytes, ``Markup``, UUIDs and
+    datetimes. A user dict that looks like a tag (``{" m": "..."}``) round-trips unchanged, so untrusted data
+    stored in the session can never become ``Markup``.
+
+    Attributes:
+        tags: Marker → tag, for reading.
+        order: The tags tried in order when writing.
+    """
+
+    __slots__ = ("order", "tags")
+
+    #: The tag classes every new serializer registers, in this order.
+    default_tags: list[type[JSONTag]] = [
+        TagDict, PassDict, TagTuple, PassList, TagBytes, TagMarkup, TagUUID, TagDateTime,
+    ]
+
+    def __init__(self) -> None:
+        self.tags: dict[str, JSONTag] = {}
+        self.order: list[JSONTag] = []
+        for tag_class in self.default_tags:
+            self.register(tag_class)
+
+    def register(self, tag_class: type[JSONTag], force: bool = False, index: int | None = None) -> None:
+        """Add a tag.
+
+        Args:
+            tag_class: The :class:`JSONTag` subclass; it is instantiated with this serializer.
+            force: Replace a tag with the same key instead of raising.
+            index: Where the tag goes in :attr:`order` (default: last); put special cases of an existing tag
+                before it.
+
+        Raises:
+            KeyError: A tag with that key exists and ``force`` is false.
+        """
+        tag = tag_class(self)
+        if tag.key:
+            if tag.key in self.tags and not force:
+                raise KeyError(f"Tag '{tag.key}' is already registered.")
+            self.tags[tag.key] = tag
+        if index is None:
+            self.order.append(tag)
+        else:
+            self.order.insert(index, tag)
+
+    def tag(self, value: Any) -> Any:
+        """``value`` with its non-JSON parts tagged (by the first tag whose ``check`` accepts it)."""
+        for tag in self.order:
+            if tag.check(value):
+                return tag.tag(value)
+        return value
+
+    def untag(self, value: dict[str, Any]) -> Any:
+        """A dict read from JSON, converted back if it is a tagged value."""
+        if len(value) != 1:
+            return value
+        key = next(iter(value))
+        tag = self.tags.get(key)
+        if tag is None:
+            return value
+        return tag.to_python(value[key])
+
+    def _untag_scan(self, value: Any) -> Any:
+        # Innermost first, so a tag's contents are Python values when it converts them.
+        if isinstance(value, dict):
+            return self.untag({name: self._untag_scan(item) for name, item in value.items()})
+        if isinstance(value, list):
+            return [self._untag_scan(item) for item in value]
+        return value
+
+    def dumps(self, value: Any) -> str:
+        """``value`` tagged, as compact JSON."""
+        return dumps(self.tag(value), separators=(",", ":"))
+
+    def loads(self, value: str | bytes) -> Any:
+        """The value back from :meth:`dumps`'s JSON."""
+        return self._untag_scan(loads(value))
+
+
+#: The serializer of :class:`SecureCookieSessionInterface` (``interface.serializer``).
+session_json_serializer = TaggedJSONSerializer()
+
+SecureCookieSessionInterface.serializer = session_json_serializer

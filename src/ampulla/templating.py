@@ -19,10 +19,12 @@ from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import BaseLoader, Environment, FileSystemLoader, Template, TemplateNotFound
+from jinja2 import BaseLoader, FileSystemLoader, Template, TemplateNotFound
+from jinja2 import Environment as BaseEnvironment
 from jinja2.runtime import Context, new_context
 
 from .ctx import AppContext, RequestContext, _cv_ctx
+from .signals import before_render_template, send, send_async, template_rendered
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -31,6 +33,7 @@ __all__ = [
     "AmpullaEnvironment",
     "AmpullaLoader",
     "AmpullaTemplate",
+    "Environment",
     "TemplateNotFound",
     "get_jinja_env",
     "render_template",
@@ -94,7 +97,7 @@ class AmpullaLoader(BaseLoader):
                 folders.append(path)
         return folders
 
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+    def get_source(self, environment: BaseEnvironment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
         folders = self.folders()
         explain = bool(self.app.config.get("EXPLAIN_TEMPLATE_LOADING"))
         for index, folder in enumerate(folders):
@@ -143,7 +146,7 @@ class AmpullaTemplate(Template):
         return new_context(self.environment, self.name, self.blocks, vars, shared, template_globals, locals)
 
 
-class AmpullaEnvironment(Environment):
+class AmpullaEnvironment(BaseEnvironment):
     """The Jinja environment of one application (``app.jinja_env``).
 
     Args:
@@ -162,6 +165,20 @@ class AmpullaEnvironment(Environment):
         self.frozen = False
         self._auto_reload_setting: bool | None = None
         self._processors: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]] = {}
+
+
+#: Flask's name for the application's environment class (``jinja_environment``): subclass it to customise.
+Environment = AmpullaEnvironment
+
+
+def _render(app: Ampulla, template: Template, context: dict[str, Any]) -> str:
+    """Render, sending ``before_render_template`` and ``template_rendered`` when something listens."""
+    if before_render_template.receivers:
+        send(before_render_template, app, template=template, context=context)
+    rv = template.render(context)
+    if template_rendered.receivers:
+        send(template_rendered, app, template=template, context=context)
+    return rv
 
 
 def _auto_reload(app: Ampulla) -> bool:
@@ -334,7 +351,7 @@ def render_template(template_name_or_list: str | Template | list[str | Template]
     ctx = _cv_ctx.get(None) or _need_context()
     app, env = _prepare(ctx)
     template = env.get_or_select_template(template_name_or_list)
-    return template.render(_build_context(app, env, ctx, context))
+    return _render(app, template, _build_context(app, env, ctx, context))
 
 
 def render_template_string(source: str, **context: Any) -> str:
@@ -353,7 +370,7 @@ def render_template_string(source: str, **context: Any) -> str:
     ctx = _cv_ctx.get(None) or _need_context()
     app, env = _prepare(ctx)
     template = env.from_string(source)
-    return template.render(_build_context(app, env, ctx, context))
+    return _render(app, template, _build_context(app, env, ctx, context))
 
 
 async def render_template_async(
@@ -378,11 +395,27 @@ async def render_template_async(
             merged.update(await func() if is_async else func())
         merged.update(context)
         context = merged
-    return template.render(context)
+    if before_render_template.receivers:
+        await send_async(before_render_template, app, template=template, context=context)
+    rv = template.render(context)
+    if template_rendered.receivers:
+        await send_async(template_rendered, app, template=template, context=context)
+    return rv
+
+
+def _generate(app: Ampulla, template: Template, context: dict[str, Any]) -> Iterator[str]:
+    if before_render_template.receivers:
+        send(before_render_template, app, template=template, context=context)
+    yield from template.generate(context)
+    if template_rendered.receivers:
+        send(template_rendered, app, template=template, context=context)
 
 
 def _stream(ctx: AppContext, template: Template, context: dict[str, Any]) -> Iterator[str]:
-    generator = template.generate(context)
+    if before_render_template.receivers or template_rendered.receivers:
+        generator = _generate(ctx.app, template, context)
+    else:
+        generator = template.generate(context)
     if isinstance(ctx, RequestContext):
         from .helpers import stream_with_context
 

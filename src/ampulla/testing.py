@@ -19,6 +19,9 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
+from werkzeug.datastructures import HeaderSet
+from werkzeug.http import parse_set_header
+
 from .concurrency import run_coroutine_sync
 from .ctx import current_context
 from .datastructures import FileStorage, Headers
@@ -194,6 +197,9 @@ class EnvironBuilder:
         environ_overrides: Environ keys set last.
         subdomain: Build the host from this subdomain and ``SERVER_NAME``.
         url_scheme: ``http`` or ``https``.
+        input_stream: The body as a stream.
+        errors_stream: ``wsgi.errors``, where the app's log goes during the request (default stderr).
+        mimetype: The Content-Type when ``content_type`` is not given.
     """
 
     def __init__(
@@ -212,6 +218,8 @@ class EnvironBuilder:
         subdomain: str | None = None,
         url_scheme: str | None = None,
         input_stream: IO[bytes] | None = None,
+        errors_stream: IO[str] | None = None,
+        mimetype: str | None = None,
     ) -> None:
         if json is not None and data is not None:
             raise TypeError("pass either 'data' or 'json', not both")
@@ -238,7 +246,8 @@ class EnvironBuilder:
         else:
             self.query_string = urlencode([(k, v) for k, v in _pairs(query_string) if v is not None])
         self.headers = Headers(headers) if headers is not None else Headers()
-        self.content_type = content_type or self.headers.get("Content-Type")
+        self.content_type = content_type or mimetype or self.headers.get("Content-Type")
+        self.errors_stream = errors_stream
         self.body: bytes = b""
         self.input_stream = input_stream
         if json is not None:
@@ -286,7 +295,7 @@ class EnvironBuilder:
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self.scheme,
             "wsgi.input": self.input_stream if self.input_stream is not None else io.BytesIO(self.body),
-            "wsgi.errors": sys.stderr,
+            "wsgi.errors": self.errors_stream if self.errors_stream is not None else sys.stderr,
             "wsgi.multithread": False,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
@@ -337,6 +346,16 @@ class TestResponse(Response):
     @status_code.setter
     def status_code(self, code: int) -> None:
         Response.status_code.fset(self, code)  # type: ignore[attr-defined]
+
+    @property
+    def allow(self) -> HeaderSet:
+        """The methods of the ``Allow`` header, as a case-insensitive set."""
+        return parse_set_header(self.headers.get("Allow"))
+
+    @property
+    def vary(self) -> HeaderSet:
+        """The names of the ``Vary`` header, as a case-insensitive set."""
+        return parse_set_header(self.headers.get("Vary"))
 
 
 class _Cookie:
@@ -428,9 +447,7 @@ class AmpullaClient:
     # ------------------------------------------------------------------------------------------ requests
     def open(
         self,
-        path: str = "/",
-        method: str = "GET",
-        *,
+        *args: Any,
         follow_redirects: bool = False,
         buffered: bool = True,
         **kwargs: Any,
@@ -438,13 +455,22 @@ class AmpullaClient:
         """Send a request and return the response.
 
         Args:
-            path: The path (may include a query string).
-            method: The method.
+            *args: The path (may include a query string), then optionally ``base_url``, ``query_string`` and
+                ``method``, in :class:`EnvironBuilder`'s order (``client.get("/", "https://example.com/")``).
             follow_redirects: Follow 3xx responses (``response.history`` keeps them).
             buffered: Read the whole body (always true; kept for compatibility).
-            **kwargs: As for :class:`EnvironBuilder`: ``query_string``, ``data``, ``json``, ``headers``,
-                ``content_type``, ``base_url``, ``environ_base``, ``environ_overrides``.
+            **kwargs: As for :class:`EnvironBuilder`: ``method``, ``query_string``, ``data``, ``json``,
+                ``headers``, ``content_type``, ``base_url``, ``environ_base``, ``environ_overrides``,
+                ``errors_stream``.
         """
+        if len(args) > 4:
+            raise TypeError("open() takes at most 4 positional arguments: path, base_url, query_string, method")
+        for name, value in zip(("path", "base_url", "query_string", "method"), args, strict=False):
+            if name in kwargs:
+                raise TypeError(f"open() got multiple values for argument {name!r}")
+            kwargs[name] = value
+        path: str = kwargs.pop("path", "/")
+        method: str = kwargs.pop("method", "GET")
         self._pop_preserved()
         environ_base = {**self.environ_base, **(kwargs.pop("environ_base", None) or {})}
         builder = EnvironBuilder(self.application, path, method=method, environ_base=environ_base, **kwargs)
@@ -561,10 +587,13 @@ class AmpullaClient:
         Arguments are those of ``app.test_request_context`` (e.g. a path for a path-scoped cookie).
 
         Raises:
-            RuntimeError: Cookies are disabled or the session cannot be opened (no ``SECRET_KEY``).
+            TypeError: Cookies are disabled.
+            RuntimeError: The session cannot be opened (no ``SECRET_KEY``).
         """
         if not self.use_cookies:
-            raise RuntimeError("session_transaction() needs cookies: create the client with use_cookies=True")
+            raise TypeError(
+                "Cookies are disabled. Create a client with 'use_cookies=True' to use session_transaction()."
+            )
         app = self.application
         builder = EnvironBuilder(app, *args, **kwargs)
         environ = builder.get_environ()

@@ -31,7 +31,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from ampulla.http import dump_cookie
 from ampulla.routing import BuildError
-from ampulla.sessions import TaggedJSONSerializer
+from ampulla.sessions import session_json_serializer
 
 from . import harness
 from .harness import (
@@ -751,7 +751,7 @@ def _serializer(key: str, salt: str = "cookie-session", expired: bool = False) -
 
         signer = _Old
     return URLSafeTimedSerializer(
-        key, salt=salt, serializer=TaggedJSONSerializer, signer=signer,
+        key, salt=salt, serializer=session_json_serializer, signer=signer,
         signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
     )
 
