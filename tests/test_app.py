@@ -752,7 +752,7 @@ def test_session_transaction_reads_and_writes_the_clients_session(app: Ampulla, 
 
 
 def test_explicit_headers_replace_the_clients_defaults(app: Ampulla, client: AmpullaClient) -> None:
-    app.add_url_rule("/ua", "ua", lambda: request.user_agent)
+    app.add_url_rule("/ua", "ua", lambda: request.user_agent.string)
     assert client.get("/ua", headers={"User-Agent": "curl/8"}).text == "curl/8"
     assert client.get("/ua", headers=[("X-A", "1"), ("X-A", "2")]).status_code == 200
 

@@ -9,7 +9,6 @@ name and password, or an admin's, in an ``Authorization: Basic`` header (401 wit
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from sqlalchemy import func, select
@@ -95,14 +94,11 @@ def _decoy_user() -> User:
 
 def authenticated_user() -> User:
     """The user named in the ``Authorization: Basic`` header, if the password matches; 401 otherwise."""
-    scheme, credentials = request.authorization or ("", "")
-    if scheme.lower() != "basic":
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
         raise Unauthorized("Send your user name and password (HTTP Basic authentication).", www_authenticate=CHALLENGE)
-    try:
-        name, separator, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeError):
-        name, separator, password = "", "", ""
-    user = db.session.scalar(select(User).where(User.name == name)) if separator and name else None
+    name, password = auth.username or "", auth.password or ""
+    user = db.session.scalar(select(User).where(User.name == name)) if name else None
     if not (user or _decoy_user()).check_password(password) or user is None:
         raise Unauthorized("The user name or password is wrong.", www_authenticate=CHALLENGE)
     return user

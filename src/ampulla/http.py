@@ -30,6 +30,7 @@ __all__ = [
     "parse_etags",
     "parse_options_header",
     "parse_range_header",
+    "precondition_failed",
     "quote_etag",
     "unquote_etag",
 ]
@@ -620,6 +621,40 @@ def is_resource_modified(
     if since is None or modified is None:
         return True
     return modified > since
+
+
+def precondition_failed(
+    if_match: str | None,
+    if_unmodified_since: str | None,
+    etag: str | None,
+    last_modified: datetime | str | int | float | None,
+) -> bool:
+    """Whether a request's preconditions fail, so it must be answered 412 (RFC 9110 section 13.2.2, steps 1-2).
+
+    ``If-Match`` decides when present: it fails unless it is ``*`` or lists the current entity tag by strong
+    comparison (a weak or missing current tag never matches). Otherwise a valid ``If-Unmodified-Since`` fails
+    when the resource changed after that date (compared to the second). Junk in either header never raises.
+
+    Args:
+        if_match: The ``If-Match`` header.
+        if_unmodified_since: The ``If-Unmodified-Since`` header.
+        etag: The current entity tag, quoted or not.
+        last_modified: The resource's modification time.
+
+    Returns:
+        ``True`` when the request must get 412 Precondition Failed.
+    """
+    if if_match is not None and if_match.strip():
+        tags = parse_etags(if_match)
+        if tags.star_tag:
+            return False
+        tag, weak = unquote_etag(etag)
+        return tag is None or weak or not tags.contains(tag)
+    since = parse_date(if_unmodified_since)
+    modified = _as_validator_date(last_modified)
+    if since is not None and modified is not None:
+        return modified > since
+    return False
 
 
 def if_range_matches(if_range: str | None, etag: str | None, last_modified: datetime | str | None) -> bool:

@@ -7,12 +7,53 @@ their protocol. :mod:`ampulla.wrappers` re-exports everything here, next to :cla
 from __future__ import annotations
 
 import json as _json
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from .datastructures import Headers
+from werkzeug.datastructures import (
+    CallbackDict,
+    ContentRange,
+    ContentSecurityPolicy,
+    HeaderSet,
+    ResponseCacheControl,
+    WWWAuthenticate,
+)
+from werkzeug.http import (
+    COEP,
+    COOP,
+    dump_age,
+    dump_header,
+    dump_options_header,
+    http_date,
+    parse_age,
+    parse_cache_control_header,
+    parse_content_range_header,
+    parse_csp_header,
+    parse_date,
+    parse_options_header,
+    parse_set_header,
+    quote_etag,
+    remove_entity_headers,
+    unquote_etag,
+)
+from werkzeug.utils import header_property
+
+from .ctx import _cv_ctx
+from .datastructures import EnvironHeaders, Headers
+from .http import (
+    dump_cookie,
+    generate_etag,
+    if_range_matches,
+    is_resource_modified,
+    parse_range_header,
+    precondition_failed,
+)
+
+if TYPE_CHECKING:
+    from .wrappers import Request
 
 
 def _status_line(code: int) -> str:
@@ -26,7 +67,274 @@ def _status_line(code: int) -> str:
 STATUS_LINES: dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 
-class Response:
+def _enum_value(member: COOP | COEP) -> str:
+    return str(member.value)
+
+
+def _set_header_property(name: str, doc: str) -> Any:
+    """A property for a comma-separated set header (``Vary``, ``Allow``...) read as a Werkzeug ``HeaderSet``.
+
+    Changing the set writes the header back; assigning a string, an iterable or ``None`` replaces or removes it.
+    """
+
+    def fget(self: ResponseHeaderProperties) -> HeaderSet:
+        headers = self.headers
+
+        def on_update(header_set: HeaderSet) -> None:
+            if header_set:
+                headers[name] = header_set.to_header()
+            elif name in headers:
+                del headers[name]
+
+        return parse_set_header(headers.get(name), on_update)
+
+    def fset(self: ResponseHeaderProperties, value: str | Iterable[str] | None) -> None:
+        if not value:
+            del self.headers[name]
+        elif isinstance(value, str):
+            self.headers[name] = value
+        else:
+            self.headers[name] = dump_header(value)
+
+    return property(fget, fset, doc=doc)
+
+
+def _csp_property(name: str, doc: str) -> Any:
+    """A property for a ``Content-Security-Policy`` style header read as a Werkzeug ``ContentSecurityPolicy``."""
+
+    def fget(self: ResponseHeaderProperties) -> ContentSecurityPolicy:
+        headers = self.headers
+
+        def on_update(csp: ContentSecurityPolicy) -> None:
+            if csp:
+                headers[name] = csp.to_header()
+            else:
+                del headers[name]
+
+        policy = parse_csp_header(headers.get(name), on_update)
+        return policy if policy is not None else ContentSecurityPolicy(None, on_update=on_update)
+
+    def fset(self: ResponseHeaderProperties, value: ContentSecurityPolicy | str | None) -> None:
+        if not value:
+            del self.headers[name]
+        else:
+            self.headers[name] = value if isinstance(value, str) else value.to_header()
+
+    return property(fget, fset, doc=doc)
+
+
+class ResponseHeaderProperties:
+    """Werkzeug's typed response header properties, read and written through Werkzeug's parsers.
+
+    Mixed into :class:`Response`; it needs only a ``headers`` attribute. Nothing is parsed until a property is
+    read, and a mutable value (``cache_control``, ``vary``, ``www_authenticate``, ``content_range``...) writes
+    the header back when changed.
+    """
+
+    headers: Headers
+
+    age = header_property[timedelta | None](
+        "Age",
+        None,
+        parse_age,
+        dump_age,  # type: ignore[arg-type]
+        doc="The ``Age`` header as a timedelta (set an int of seconds or one).",
+    )
+    content_location = header_property[str]("Content-Location", doc="The ``Content-Location`` header.")
+    content_encoding = header_property[str]("Content-Encoding", doc="The ``Content-Encoding`` header.")
+    content_md5 = header_property[str]("Content-MD5", doc="The ``Content-MD5`` header.")
+    date = header_property[datetime | None](
+        "Date", None, parse_date, http_date, doc="The ``Date`` header as an aware datetime."
+    )
+    expires = header_property[datetime | None](
+        "Expires", None, parse_date, http_date, doc="The ``Expires`` header as an aware datetime."
+    )
+    last_modified = header_property[datetime | None](
+        "Last-Modified", None, parse_date, http_date, doc="The ``Last-Modified`` header as an aware datetime."
+    )
+    accept_ranges = header_property[str](
+        "Accept-Ranges", doc="The ``Accept-Ranges`` header: one token, usually ``bytes`` or ``none``."
+    )
+    vary = _set_header_property("Vary", "The ``Vary`` header as a :class:`~werkzeug.datastructures.HeaderSet`.")
+    content_language = _set_header_property("Content-Language", "The ``Content-Language`` header as a set.")
+    allow = _set_header_property("Allow", "The ``Allow`` header (the methods a resource supports) as a set.")
+    content_security_policy = _csp_property(
+        "Content-Security-Policy",
+        "The ``Content-Security-Policy`` header as a :class:`~werkzeug.datastructures.ContentSecurityPolicy` "
+        "(available, empty, when the header is not set).",
+    )
+    content_security_policy_report_only = _csp_property(
+        "Content-Security-Policy-Report-Only", "The ``Content-Security-Policy-Report-Only`` header, as above."
+    )
+    access_control_allow_headers = header_property[HeaderSet](
+        "Access-Control-Allow-Headers",
+        load_func=parse_set_header,
+        dump_func=dump_header,
+        doc="The headers a cross-origin request may send.",
+    )
+    access_control_allow_methods = header_property[HeaderSet](
+        "Access-Control-Allow-Methods",
+        load_func=parse_set_header,
+        dump_func=dump_header,
+        doc="The methods a cross-origin request may use.",
+    )
+    access_control_allow_origin = header_property[str](
+        "Access-Control-Allow-Origin", doc="The origin (or ``*``) allowed to read the response."
+    )
+    access_control_expose_headers = header_property[HeaderSet](
+        "Access-Control-Expose-Headers",
+        load_func=parse_set_header,
+        dump_func=dump_header,
+        doc="The headers the browser may show to cross-origin JavaScript.",
+    )
+    access_control_max_age = header_property[int](
+        "Access-Control-Max-Age",
+        load_func=int,
+        dump_func=str,
+        doc="How many seconds a browser may cache the preflight answer.",
+    )
+    cross_origin_opener_policy = header_property[COOP](
+        "Cross-Origin-Opener-Policy",
+        load_func=COOP,
+        dump_func=_enum_value,
+        default=COOP.UNSAFE_NONE,
+        doc="The ``Cross-Origin-Opener-Policy`` header as a :class:`werkzeug.http.COOP` member.",
+    )
+    cross_origin_embedder_policy = header_property[COEP](
+        "Cross-Origin-Embedder-Policy",
+        load_func=COEP,
+        dump_func=_enum_value,
+        default=COEP.UNSAFE_NONE,
+        doc="The ``Cross-Origin-Embedder-Policy`` header as a :class:`werkzeug.http.COEP` member.",
+    )
+
+    @property
+    def access_control_allow_credentials(self) -> bool:
+        """Whether cross-origin requests may carry credentials (``Access-Control-Allow-Credentials: true``)."""
+        return "Access-Control-Allow-Credentials" in self.headers
+
+    @access_control_allow_credentials.setter
+    def access_control_allow_credentials(self, value: bool | None) -> None:
+        if value is True:
+            self.headers["Access-Control-Allow-Credentials"] = "true"
+        else:
+            self.headers.pop("Access-Control-Allow-Credentials", None)
+
+    @property
+    def retry_after(self) -> datetime | None:
+        """The ``Retry-After`` header as an aware datetime (a number of seconds counts from now).
+
+        Set a datetime, a number of seconds or a string; ``None`` removes it.
+        """
+        value = self.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            seconds = int(value)
+        except ValueError:
+            return parse_date(value)
+        try:
+            return datetime.now(UTC) + timedelta(seconds=seconds)
+        except OverflowError:
+            return None
+
+    @retry_after.setter
+    def retry_after(self, value: datetime | int | str | None) -> None:
+        if value is None:
+            self.headers.pop("Retry-After", None)
+            return
+        self.headers["Retry-After"] = http_date(value) if isinstance(value, datetime) else str(value)
+
+    @property
+    def cache_control(self) -> ResponseCacheControl:
+        """The ``Cache-Control`` header as a :class:`~werkzeug.datastructures.ResponseCacheControl`.
+
+        Setting a directive writes the header: ``response.cache_control.max_age = 300``.
+        """
+        headers = self.headers
+
+        def on_update(cache_control: Any) -> None:
+            if cache_control:
+                headers["Cache-Control"] = cache_control.to_header()
+            elif "Cache-Control" in headers:
+                del headers["Cache-Control"]
+
+        return parse_cache_control_header(headers.get("Cache-Control"), on_update, ResponseCacheControl)
+
+    @property
+    def content_range(self) -> ContentRange:
+        """The ``Content-Range`` header as a :class:`~werkzeug.datastructures.ContentRange` (empty when unset)."""
+        headers = self.headers
+
+        def on_update(content_range: ContentRange) -> None:
+            if content_range:
+                headers["Content-Range"] = content_range.to_header()
+            else:
+                del headers["Content-Range"]
+
+        parsed = parse_content_range_header(headers.get("Content-Range"), on_update)
+        return parsed if parsed is not None else ContentRange(None, None, None, on_update=on_update)
+
+    @content_range.setter
+    def content_range(self, value: ContentRange | str | None) -> None:
+        if not value:
+            del self.headers["Content-Range"]
+        else:
+            self.headers["Content-Range"] = value if isinstance(value, str) else value.to_header()
+
+    @property
+    def www_authenticate(self) -> WWWAuthenticate:
+        """The ``WWW-Authenticate`` header as a :class:`~werkzeug.datastructures.WWWAuthenticate`.
+
+        Changing the object changes the header. When the header is not set this is an empty ``basic`` challenge
+        that sets it once changed. Assign a challenge (or a list of them) to set it, ``None`` to remove it.
+        """
+        value = WWWAuthenticate.from_header(self.headers.get("WWW-Authenticate"))
+        if value is None:
+            value = WWWAuthenticate("basic")
+
+        def on_update(changed: WWWAuthenticate) -> None:
+            self.www_authenticate = changed
+
+        value._on_update = on_update
+        return value
+
+    @www_authenticate.setter
+    def www_authenticate(self, value: WWWAuthenticate | list[WWWAuthenticate] | None) -> None:
+        if not value:
+            del self.headers["WWW-Authenticate"]
+        elif isinstance(value, list):
+            self.headers.set("WWW-Authenticate", value[0].to_header())
+            for challenge in value[1:]:
+                self.headers.add("WWW-Authenticate", challenge.to_header())
+        else:
+            self.headers.set("WWW-Authenticate", value.to_header())
+
+            def on_update(changed: WWWAuthenticate) -> None:
+                self.www_authenticate = changed
+
+            value._on_update = on_update
+
+    @www_authenticate.deleter
+    def www_authenticate(self) -> None:
+        del self.headers["WWW-Authenticate"]
+
+    # ---------------------------------------------------------------------------------------- entity tags
+    def set_etag(self, etag: str, weak: bool = False) -> None:
+        """Set the ``ETag`` header (replacing any), quoting ``etag``.
+
+        Args:
+            etag: The unquoted entity tag.
+            weak: Mark it weak (``W/"..."``).
+        """
+        self.headers["ETag"] = quote_etag(etag, weak)
+
+    def get_etag(self) -> tuple[str, bool] | tuple[None, None]:
+        """The ``ETag`` header as ``(tag, is_weak)``, or ``(None, None)`` when there is none."""
+        return unquote_etag(self.headers.get("ETag"))
+
+
+class Response(ResponseHeaderProperties):
     """An HTTP response.
 
     Args:
@@ -35,7 +343,8 @@ class Response:
         headers: Initial headers (mapping, pairs or :class:`Headers`).
         mimetype: The mimetype; ``charset=utf-8`` is added for text types.
         content_type: The full Content-Type (wins over ``mimetype``).
-        direct_passthrough: Accepted for compatibility.
+        direct_passthrough: Stored as :attr:`direct_passthrough` (a hint for middleware that the body is not to be
+            touched; Ampulla sends every body as it is).
     """
 
     # NOTE: no __slots__: extensions keep their own attributes on responses (and read ``response.__dict__``).
@@ -44,6 +353,10 @@ class Response:
     default_mimetype: str | None = "text/html"
     #: Set by the application for JSON responses built with ``jsonify``.
     json_module: Any = _json
+    #: Whether the body is to be passed through untouched (set from the constructor's argument).
+    direct_passthrough: bool = False
+    #: Whether :meth:`make_conditional` adds a ``Content-Length`` it can compute.
+    automatically_set_content_length: bool = True
 
     def __init__(
         self,
@@ -63,6 +376,8 @@ class Response:
         if content_type is not None:
             self.headers.set("Content-Type", content_type)
         self._on_close: list[Callable[[], Any]] | None = None
+        if direct_passthrough:
+            self.direct_passthrough = True  # PERF: the class default serves the usual False
         if status is None:
             self._status_code = self.default_status
             self._status_line = STATUS_LINES[self.default_status]
@@ -210,13 +525,33 @@ class Response:
         self.headers.set("Content-Type", value + "; charset=utf-8" if _is_text(value) else value)
 
     @property
+    def mimetype_params(self) -> dict[str, str]:
+        """The content type's parameters, e.g. ``{"charset": "utf-8"}``; changing the dict rewrites the header."""
+        headers = self.headers
+
+        def on_update(params: CallbackDict[str, str]) -> None:
+            headers["Content-Type"] = dump_options_header(self.mimetype, params)
+
+        return CallbackDict(parse_options_header(headers.get("Content-Type", ""))[1], on_update)
+
+    @property
     def content_length(self) -> int | None:
         value = self.headers.get("Content-Length")
         return int(value) if value is not None and value.isdigit() else None
 
     @content_length.setter
-    def content_length(self, value: int) -> None:
-        self.headers.set("Content-Length", str(int(value)))
+    def content_length(self, value: int | None) -> None:
+        if value is None:
+            self.headers.pop("Content-Length", None)
+        else:
+            self.headers.set("Content-Length", str(int(value)))
+
+    def calculate_content_length(self) -> int | None:
+        """The body's length in bytes when it is a list (``None`` for a streamed body)."""
+        body = self.response
+        if not isinstance(body, list):
+            return None
+        return sum(len(chunk.encode("utf-8")) if isinstance(chunk, str) else len(chunk) for chunk in body)
 
     @property
     def location(self) -> str | None:
@@ -252,24 +587,39 @@ class Response:
             httponly: Hidden from JavaScript.
             samesite: ``"Strict"``, ``"Lax"`` or ``"None"``.
             partitioned: CHIPS partitioned cookie (implies ``secure``).
-        """
-        from .http import dump_cookie
 
-        self.headers.add(
-            "Set-Cookie",
-            dump_cookie(
-                key,
-                value,
-                max_age=max_age,
-                expires=expires,
-                path=path,
-                domain=domain,
-                secure=secure,
-                httponly=httponly,
-                samesite=samesite,
-                partitioned=partitioned,
-            ),
+        A cookie longer than :attr:`max_cookie_size` is still set, with a warning: browsers may ignore it.
+        """
+        header = dump_cookie(
+            key,
+            value,
+            max_age=max_age,
+            expires=expires,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
         )
+        max_size = self.max_cookie_size
+        if max_size and len(header) > max_size:
+            warnings.warn(
+                f"The {key!r} cookie is too large: the value was {len(value)} bytes but the header required "
+                f"{len(header) - len(value)} extra bytes. The final size was {len(header)} bytes but the limit "
+                f"is {max_size} bytes. Browsers may silently ignore cookies larger than this.",
+                stacklevel=2,
+            )
+        self.headers.add("Set-Cookie", header)
+
+    @property
+    def max_cookie_size(self) -> int:
+        """The cookie size past which :meth:`set_cookie` warns: the app's ``MAX_COOKIE_SIZE`` when an application
+        context is active, else 4093 (``0`` disables the warning)."""
+        ctx = _cv_ctx.get(None)
+        if ctx is not None:
+            return int(ctx.app.config.get("MAX_COOKIE_SIZE", 4093) or 0)
+        return 4093
 
     def delete_cookie(
         self,
@@ -294,6 +644,112 @@ class Response:
             partitioned=partitioned,
         )
 
+    # ---------------------------------------------------------------------------------------- conditional
+    def add_etag(self, overwrite: bool = False, weak: bool = False) -> None:
+        """Set an ``ETag`` computed from the body (its SHA-1), unless one is set and not ``overwrite``.
+
+        A streamed body is read into memory to compute it.
+        """
+        if overwrite or "ETag" not in self.headers:
+            self.set_etag(generate_etag(self.get_data()), weak)
+
+    def make_conditional(
+        self,
+        request_or_environ: Request | dict[str, Any],
+        accept_ranges: bool | str = False,
+        complete_length: int | None = None,
+    ) -> Response:
+        """Answer the request's conditional and range headers from this response's ``ETag`` and ``Last-Modified``.
+
+        Only ``GET`` and ``HEAD`` requests are concerned; for others the response is left as it is. In place, and
+        returned: ``return response.make_conditional(request)``. A ``Date`` header is added when missing. Then,
+        with the same rules as :func:`~ampulla.send_file`:
+
+        - a failed ``If-Match`` or ``If-Unmodified-Since`` makes it 412 Precondition Failed;
+        - a satisfiable single-range ``Range`` (when ``accept_ranges`` and ``complete_length`` are given, and
+          ``If-Range`` still matches) makes it 206 Partial Content with that slice of the body, ``Content-Range``
+          and ``Content-Length``; a range wholly past the end raises 416; an invalid or multi-range header is
+          ignored (the full body is sent);
+        - a matching ``If-None-Match`` (or, without it, an ``If-Modified-Since`` not older than the resource)
+          makes it 304 Not Modified without a body and without entity headers.
+
+        Args:
+            request_or_environ: The request (``ampulla.request``) or a WSGI environ.
+            accept_ranges: Send ``Accept-Ranges``: ``True`` for ``bytes``, or the value to send.
+            complete_length: The length of the whole body, needed to answer a range.
+
+        Returns:
+            This response.
+
+        Raises:
+            RequestedRangeNotSatisfiable: The ``Range`` header asks only for bytes past the end (416).
+        """
+        if isinstance(request_or_environ, dict):
+            method = str(request_or_environ.get("REQUEST_METHOD", "GET")).upper()
+            headers: Headers = EnvironHeaders(request_or_environ)
+        else:
+            method = request_or_environ.method
+            headers = request_or_environ.headers
+        if method not in ("GET", "HEAD"):
+            return self
+        own = self.headers
+        if "Date" not in own:
+            own["Date"] = http_date()
+        etag = own.get("ETag")
+        modified = parse_date(own.get("Last-Modified"))
+        if precondition_failed(headers.get("If-Match"), headers.get("If-Unmodified-Since"), etag, modified):
+            self.status_code = 412
+        elif not self._answer_range(headers, accept_ranges, complete_length, etag, modified) and (
+            not is_resource_modified(headers.get("If-None-Match"), headers.get("If-Modified-Since"), etag, modified)
+        ):
+            self.status_code = 304
+            self._drop_body()
+            remove_entity_headers(own)
+            return self
+        if self.automatically_set_content_length and "Content-Length" not in own:
+            length = self.calculate_content_length()
+            if length is not None:
+                own["Content-Length"] = str(length)
+        return self
+
+    def _answer_range(
+        self,
+        headers: Headers,
+        accept_ranges: bool | str,
+        complete_length: int | None,
+        etag: str | None,
+        modified: datetime | None,
+    ) -> bool:
+        """Make this a 206 answer to the request's ``Range`` header when it applies; whether it did."""
+        if not accept_ranges:
+            return False
+        self.headers["Accept-Ranges"] = "bytes" if accept_ranges is True else accept_ranges
+        range_header = headers.get("Range")
+        if not (complete_length and range_header and self._status_code == 200):
+            return False
+        if not if_range_matches(headers.get("If-Range"), etag, modified):
+            return False
+        ranges = parse_range_header(range_header, complete_length)
+        if ranges is None or len(ranges) != 1:
+            return False
+        start, stop = ranges[0]
+        self.status_code = 206
+        self.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{complete_length}"
+        self.headers["Content-Length"] = str(stop - start)
+        body = self.response
+        if isinstance(body, list):
+            data = b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in body)
+            self.response = [data[start:stop]]
+        else:
+            self.response = _ByteRange(body, start, stop - start)
+        return True
+
+    def _drop_body(self) -> None:
+        close = getattr(self.response, "close", None)
+        if close is not None:
+            close()
+        self.response = []
+
     # ---------------------------------------------------------------------------------------- lifecycle
     def call_on_close(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """Run ``func`` once the server has sent the body (usable as a decorator)."""
@@ -317,9 +773,49 @@ class Response:
 
 
 def _is_text(mimetype: str) -> bool:
-    return mimetype.startswith("text/") or mimetype in (
-        "application/xml",
-        "application/javascript",
-        "application/ecmascript",
-        "image/svg+xml",
-    ) or mimetype.endswith("+xml")
+    return (
+        mimetype.startswith("text/")
+        or mimetype
+        in (
+            "application/xml",
+            "application/javascript",
+            "application/ecmascript",
+            "image/svg+xml",
+        )
+        or mimetype.endswith("+xml")
+    )
+
+
+class _ByteRange:
+    """``length`` bytes of a streamed body, from byte ``start`` on (the body is closed with this iterator)."""
+
+    __slots__ = ("_body", "_iter", "_length", "_start")
+
+    def __init__(self, body: Iterable[bytes], start: int, length: int) -> None:
+        self._body = body
+        self._iter: Iterator[bytes | str] | None = None
+        self._start = start
+        self._length = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iter is None:
+            self._iter = iter(self._body)
+        while self._length > 0:
+            chunk = next(self._iter)
+            data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+            if self._start >= len(data):
+                self._start -= len(data)
+                continue
+            data = data[self._start : self._start + self._length]
+            self._start = 0
+            self._length -= len(data)
+            return data
+        raise StopIteration
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()

@@ -25,17 +25,15 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from .ctx import RequestContext, _cv_ctx
-from .datastructures import Headers
 from .exceptions import NotFound, PreconditionFailed, RequestedRangeNotSatisfiable
 from .http import (
     http_date,
     if_range_matches,
     is_resource_modified,
     parse_date,
-    parse_etags,
     parse_range_header,
+    precondition_failed,
     quote_etag,
-    unquote_etag,
 )
 from .utils import safe_join
 from .wrappers import Response
@@ -202,21 +200,6 @@ def _cache_control(headers: list[tuple[str, str]], max_age: int | None) -> None:
         headers.append(("Cache-Control", "no-cache, max-age=0"))
 
 
-def _precondition_failed(headers: Headers, etag: str | None, modified: datetime | None) -> bool:
-    """RFC 9110 13.2.2 steps 1-2: ``If-Match``, else ``If-Unmodified-Since``."""
-    if_match = headers.get("If-Match")
-    if if_match is not None:
-        tags = parse_etags(if_match)
-        if tags.star_tag:
-            return False
-        tag, weak = unquote_etag(etag)
-        return tag is None or weak or not tags.contains(tag)
-    since = parse_date(headers.get("If-Unmodified-Since"))
-    if since is not None and modified is not None:
-        return modified.replace(microsecond=0) > since
-    return False
-
-
 def send_file(
     path_or_file: str | os.PathLike[str] | IO[bytes],
     mimetype: str | None = None,
@@ -320,7 +303,9 @@ def send_file(
         if conditional and request is not None:
             method = request.method
             request_headers = request.headers
-            if _precondition_failed(request_headers, etag_value, modified):
+            if precondition_failed(
+                request_headers.get("If-Match"), request_headers.get("If-Unmodified-Since"), etag_value, modified
+            ):
                 file.close()
                 raise PreconditionFailed()
             if method in ("GET", "HEAD") and not is_resource_modified(

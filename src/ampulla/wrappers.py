@@ -13,8 +13,33 @@ import io
 import json as _json
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import quote
+
+from werkzeug.datastructures import (
+    Accept,
+    Authorization,
+    CharsetAccept,
+    ETags,
+    HeaderSet,
+    IfRange,
+    LanguageAccept,
+    MIMEAccept,
+    Range,
+    RequestCacheControl,
+)
+from werkzeug.http import (
+    parse_accept_header,
+    parse_cache_control_header,
+    parse_date,
+    parse_etags,
+    parse_if_range_header,
+    parse_range_header,
+    parse_set_header,
+)
+from werkzeug.user_agent import UserAgent
+from werkzeug.utils import cached_property, header_property
 
 from .datastructures import (
     ASGIHeaders,
@@ -183,7 +208,131 @@ class LimitedStream(io.RawIOBase):
         return self._length is not None and self._pos >= self._length
 
 
-class Request:
+class RequestHeaderProperties:
+    """Werkzeug's typed request header properties, parsed by Werkzeug's parsers on first read.
+
+    Mixed into :class:`Request`; it needs only a ``headers`` attribute. Each property is a class-level descriptor,
+    so a request that never reads one pays nothing for it; a parsed value is cached on the request. Every property
+    tolerates any header value: junk parses to an empty object or ``None``, never an exception.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @property
+        def headers(self) -> Headers: ...
+
+    #: The class :attr:`user_agent` returns; a subclass may parse the string (Werkzeug's own does no parsing).
+    user_agent_class: type[UserAgent] = UserAgent
+
+    content_encoding = header_property[str](
+        "Content-Encoding", doc="The ``Content-Encoding`` header (``None`` when absent).", read_only=True
+    )
+    content_md5 = header_property[str]("Content-MD5", doc="The ``Content-MD5`` header.", read_only=True)
+    referrer = header_property[str]("Referer", doc="The ``Referer`` header (``None`` when absent).", read_only=True)
+    date = header_property[datetime | None](
+        "Date",
+        None,
+        parse_date,
+        doc="The ``Date`` header as an aware datetime (``None``: absent or invalid).",
+        read_only=True,
+    )
+    max_forwards = header_property[int](
+        "Max-Forwards",
+        None,
+        int,
+        doc="The ``Max-Forwards`` header as an int (``None``: absent or not a number).",
+        read_only=True,
+    )
+    origin = header_property[str](
+        "Origin", doc="The ``Origin`` header of a cross-origin request (``None`` when absent).", read_only=True
+    )
+    access_control_request_headers = header_property[HeaderSet](
+        "Access-Control-Request-Headers",
+        load_func=parse_set_header,
+        doc="The headers a CORS preflight request announces, as a :class:`~werkzeug.datastructures.HeaderSet`.",
+        read_only=True,
+    )
+    access_control_request_method = header_property[str](
+        "Access-Control-Request-Method", doc="The method a CORS preflight request announces.", read_only=True
+    )
+
+    @cached_property
+    def pragma(self) -> HeaderSet:
+        """The ``Pragma`` header's directives (``"no-cache" in request.pragma``)."""
+        return parse_set_header(self.headers.get("Pragma", ""))
+
+    @cached_property
+    def accept_mimetypes(self) -> MIMEAccept:
+        """The ``Accept`` header: ``request.accept_mimetypes.best_match(["application/json", "text/html"])``."""
+        return parse_accept_header(self.headers.get("Accept"), MIMEAccept)
+
+    @cached_property
+    def accept_charsets(self) -> CharsetAccept:
+        """The ``Accept-Charset`` header as a :class:`~werkzeug.datastructures.CharsetAccept`."""
+        return parse_accept_header(self.headers.get("Accept-Charset"), CharsetAccept)
+
+    @cached_property
+    def accept_encodings(self) -> Accept:
+        """The ``Accept-Encoding`` header (content codings such as ``gzip``) as an ``Accept``."""
+        return parse_accept_header(self.headers.get("Accept-Encoding"))
+
+    @cached_property
+    def accept_languages(self) -> LanguageAccept:
+        """The ``Accept-Language`` header: ``request.accept_languages.best_match(["en", "fr"])``."""
+        return parse_accept_header(self.headers.get("Accept-Language"), LanguageAccept)
+
+    @cached_property
+    def cache_control(self) -> RequestCacheControl:
+        """The ``Cache-Control`` header as a :class:`~werkzeug.datastructures.RequestCacheControl`."""
+        return parse_cache_control_header(self.headers.get("Cache-Control"), None, RequestCacheControl)
+
+    @cached_property
+    def if_match(self) -> ETags:
+        """The entity tags of the ``If-Match`` header (empty when absent)."""
+        return parse_etags(self.headers.get("If-Match"))
+
+    @cached_property
+    def if_none_match(self) -> ETags:
+        """The entity tags of the ``If-None-Match`` header (empty when absent)."""
+        return parse_etags(self.headers.get("If-None-Match"))
+
+    @cached_property
+    def if_modified_since(self) -> datetime | None:
+        """The ``If-Modified-Since`` header as an aware datetime (``None``: absent or invalid)."""
+        return parse_date(self.headers.get("If-Modified-Since"))
+
+    @cached_property
+    def if_unmodified_since(self) -> datetime | None:
+        """The ``If-Unmodified-Since`` header as an aware datetime (``None``: absent or invalid)."""
+        return parse_date(self.headers.get("If-Unmodified-Since"))
+
+    @cached_property
+    def if_range(self) -> IfRange:
+        """The ``If-Range`` header as an :class:`~werkzeug.datastructures.IfRange` (an etag or a date)."""
+        return parse_if_range_header(self.headers.get("If-Range"))
+
+    @cached_property
+    def range(self) -> Range | None:
+        """The ``Range`` header as a :class:`~werkzeug.datastructures.Range` (``None``: absent or invalid)."""
+        return parse_range_header(self.headers.get("Range"))
+
+    @cached_property
+    def user_agent(self) -> UserAgent:
+        """The ``User-Agent`` header as a :attr:`user_agent_class`; ``request.user_agent.string`` is the text."""
+        return self.user_agent_class(self.headers.get("User-Agent", ""))
+
+    @cached_property
+    def authorization(self) -> Authorization | None:
+        """The ``Authorization`` header as an :class:`~werkzeug.datastructures.Authorization`, or ``None``.
+
+        Basic credentials are in ``.username`` and ``.password``; a token scheme (``Bearer``) in ``.token``.
+        """
+        return Authorization.from_header(self.headers.get("Authorization"))
+
+
+class Request(RequestHeaderProperties):
     """The incoming request, available as ``ampulla.request`` in views.
 
     Attributes are computed on first use and cached. Body-related attributes (``form``, ``files``, ``json``,
@@ -470,25 +619,6 @@ class Request:
         if self._cookies is None:
             self._cookies = parse_cookie(self.headers.get("Cookie"))
         return self._cookies
-
-    @property
-    def user_agent(self) -> str:
-        """The ``User-Agent`` header (``""`` when absent)."""
-        return self.headers.get("User-Agent", "")
-
-    @property
-    def referrer(self) -> str | None:
-        """The ``Referer`` header."""
-        return self.headers.get("Referer")
-
-    @property
-    def authorization(self) -> tuple[str, str] | None:
-        """``(scheme, credentials)`` from the ``Authorization`` header, or ``None``."""
-        value = self.headers.get("Authorization")
-        if not value:
-            return None
-        scheme, _, rest = value.partition(" ")
-        return scheme, rest.strip()
 
     # ---------------------------------------------------------------------------------------- URL parts
     def host_header(self) -> str | None:

@@ -376,13 +376,13 @@ def build_app(root: str) -> Ampulla:
         return {
             "count": len(list(request.headers)),
             "host": request.host,
-            "ua": request.user_agent,
+            "ua": request.user_agent.string,
             "len": request.content_length,
             "mimetype": request.mimetype,
             "params": sorted(request.mimetype_params.items()),
             "url": request.url,
             "secure": request.is_secure,
-            "auth": request.authorization,
+            "auth": request.authorization.to_header() if request.authorization else None,
         }
 
     return app
