@@ -537,3 +537,51 @@ def test_typed_properties_are_parsed_only_when_read() -> None:
     assert "accept_mimetypes" not in vars(req) and "if_none_match" not in vars(req)
     assert req.accept_mimetypes.best == "text/html"
     assert "accept_mimetypes" in vars(req) and "if_none_match" not in vars(req)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"If-None-Match": '"v1"'},
+        {"If-None-Match": '"v0"'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": "Fri, 01 Mar 2024 12:00:00 GMT"},
+        {"If-Modified-Since": "Thu, 29 Feb 2024 00:00:00 GMT"},
+        {"If-Match": '"v1"'},
+        {"If-Match": '"v0"'},
+        {"If-Match": "*"},
+        {"If-Unmodified-Since": "Thu, 29 Feb 2024 00:00:00 GMT"},
+        {"Range": "bytes=3-7"},
+        {"Range": "bytes=3-7", "If-Range": '"v0"'},
+        {"Range": "bytes=3-7", "If-Range": '"v1"'},
+        {"Range": "bytes=900-"},
+        {"Range": "bytes=junk"},
+    ],
+)
+def test_make_conditional_and_send_file_answer_alike(
+    app: Ampulla, protocol: str, tmp_path: Any, headers: dict[str, str]
+) -> None:
+    from ampulla import send_file
+
+    path = tmp_path / "doc.txt"
+    path.write_bytes(BODY)
+
+    @app.route("/file")
+    def file() -> Any:
+        return send_file(path, etag="v1", last_modified=MODIFIED)
+
+    @app.route("/made")
+    def made() -> Any:
+        response = Response(BODY, mimetype="text/plain")
+        response.set_etag("v1")
+        response.last_modified = MODIFIED
+        return response.make_conditional(request, accept_ranges=True, complete_length=len(BODY))
+
+    client = app.test_client(protocol=protocol)
+    from_file = client.get("/file", headers=headers)
+    made_here = client.get("/made", headers=headers)
+    assert from_file.status_code == made_here.status_code
+    if made_here.status_code != 412:  # send_file answers 412 with an error page; make_conditional keeps the body
+        assert from_file.data == made_here.data
+    assert from_file.headers.get("Content-Range") == made_here.headers.get("Content-Range")
