@@ -3,9 +3,10 @@
 Usage: ``python benchmarks/instructions.py [--protocol wsgi|asgi] [--frameworks ampulla,flask] [--scenarios
 hello,hooks] [--calls 1000]``. For each framework and scenario the driver runs in a process under
 ``valgrind --tool=callgrind`` that counts only while ``calls`` requests are made, after a warm-up (start-up and
-imports are not counted); the count divided by ``calls`` is the cost of one request. Counts repeat to within a fraction of a percent from run to run, whatever else the
-machine does, so they settle small differences that wall-clock timings (``run.py``) cannot. They do not weigh
-cache misses or the GIL hand-offs of thread pools: confirm large changes with ``run.py``.
+imports are not counted); the count divided by ``calls`` is the cost of one request. Counts repeat to within a
+fraction of a percent from run to run, whatever else the machine does, so they settle small differences that
+wall-clock timings (``run.py``) cannot. They do not weigh cache misses or the GIL hand-offs of thread pools:
+confirm large changes with ``run.py``.
 """
 
 from __future__ import annotations
