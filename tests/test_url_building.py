@@ -193,3 +193,26 @@ def test_app_aborter_and_redirect(app: Ampulla, protocol: str) -> None:
     assert response.headers["X-Redirected"] == "yes"
     with pytest.raises(LookupError):
         abort(402)  # no app: Werkzeug's classes only
+
+
+def test_debug_mode_names_a_redirect_that_drops_a_form(app: Ampulla, protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ampulla.debughelpers import FormDataRoutingRedirect
+    from ampulla.routing import RequestRedirect
+
+    app.debug = True
+
+    @app.route("/user/", methods=["GET", "POST"])
+    def user() -> str:
+        return request.form["status"]
+
+    client = app.test_client(protocol=protocol)
+    response = client.post("/user", data={"status": "ok"})
+    assert response.status_code == 308
+    monkeypatch.setattr(RequestRedirect, "code", 301)
+    if protocol == "wsgi":
+        with client, pytest.raises(FormDataRoutingRedirect, match="canonical URL 'http://localhost/user/'"):
+            client.post("/user", data={"status": "lost"})
+    else:
+        with pytest.raises(FormDataRoutingRedirect, match="canonical URL 'http://localhost/user/'"):
+            client.post("/user", data={"status": "lost"})
+    assert client.get("/user").status_code == 301  # GET keeps nothing to lose

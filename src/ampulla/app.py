@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import GeneratorType, TracebackType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import quote
 
 from werkzeug.exceptions import Aborter
@@ -44,7 +44,7 @@ from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
 from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
-from .routing import BuildError, Map, Rule
+from .routing import BuildError, Map, RequestRedirect, Rule
 from .scaffold import F, Scaffold, registering
 from .signals import appcontext_tearing_down
 from .signals import send as send_signal
@@ -73,10 +73,17 @@ def _text_content_type(response_class: type[Response]) -> str:
     return content_type
 
 
+def _make_cli_group(name: str) -> AppGroup:
+    from .cli import AppGroup
+
+    return AppGroup(name)
+
+
 def _warn_flask_style(message: str) -> None:
     """Warn as Flask's ``flask.app`` does: attributed to ``flask.app`` while ``ampulla.flask_patch`` serves it,
     so warning filters written for a Flask application still match."""
-    module = "flask.app" if sys.modules.get("flask.app") is sys.modules[__name__] else __name__
+    alias = getattr(sys.modules.get("flask.app"), "_ampulla_alias", None)
+    module = "flask.app" if __name__ in getattr(alias, "sources", ()) else __name__
     warnings.warn_explicit(message, UserWarning, __file__, 0, module=module)
 
 
@@ -807,6 +814,26 @@ class Ampulla(Scaffold):
             cached = self._appcontext_funcs = (len(funcs), [_ensure_sync(f) for f in reversed(funcs)])
         return cached[1]
 
+    def raise_routing_exception(self, request: Request) -> NoReturn:
+        """Raise the request's routing error (``request.routing_exception``) when dispatching.
+
+        In debug mode a redirect that drops a form (301 or 302 for a method other than ``GET``, ``HEAD`` and
+        ``OPTIONS``) raises :class:`~ampulla.debughelpers.FormDataRoutingRedirect` instead, naming the
+        canonical URL.
+        """
+        error = request.routing_exception
+        assert error is not None
+        if (
+            not self.debug
+            or not isinstance(error, RequestRedirect)
+            or error.code in (307, 308)
+            or request.method in ("GET", "HEAD", "OPTIONS")
+        ):
+            raise error
+        from .debughelpers import FormDataRoutingRedirect
+
+        raise FormDataRoutingRedirect(request)
+
     def make_default_options_response(self) -> Response:
         """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
         request = _request_ctx("make_default_options_response").request
@@ -1130,3 +1157,12 @@ class Ampulla(Scaffold):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _install_cli_group_factory() -> None:
+    from .blueprints import Blueprint
+
+    Blueprint.cli_group_factory = staticmethod(_make_cli_group)
+
+
+_install_cli_group_factory()

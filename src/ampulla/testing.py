@@ -23,13 +23,12 @@ from werkzeug.datastructures import HeaderSet
 from werkzeug.http import parse_set_header
 
 from .concurrency import run_coroutine_sync
-from .ctx import current_context
+from .ctx import RequestContext, current_context
 from .datastructures import FileStorage, Headers
 from .wrappers import STATUS_LINES, Response
 
 if TYPE_CHECKING:
     from .app import Ampulla
-    from .ctx import RequestContext
     from .sessions import SessionMixin
 
 
@@ -516,10 +515,19 @@ class AmpullaClient:
                 environ["HTTP_COOKIE"] = cookie
         if self.preserve_context:
             environ["ampulla.preserve_context"] = True
-        if self.protocol == "asgi":
-            status, headers, body = run_asgi_request(self.application, environ)
-        else:
-            status, headers, body = _run_wsgi(self.application, environ)
+        try:
+            if self.protocol == "asgi":
+                status, headers, body = run_asgi_request(self.application, environ)
+            else:
+                status, headers, body = _run_wsgi(self.application, environ)
+        except BaseException:
+            if self.preserve_context:
+                # The exception propagated out of the request: its kept context is still active here (WSGI);
+                # leaving the ``with client:`` block pops it.
+                ctx = current_context()
+                if isinstance(ctx, RequestContext) and ctx.preserved and ctx not in self._context_stack:
+                    self._context_stack.append(ctx)
+            raise
         response = TestResponse(body, status, headers, content_type=dict(headers).get("Content-Type"))
         response.environ = environ
         response.request = environ
