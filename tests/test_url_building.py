@@ -195,7 +195,9 @@ def test_app_aborter_and_redirect(app: Ampulla, protocol: str) -> None:
         abort(402)  # no app: Werkzeug's classes only
 
 
-def test_debug_mode_names_a_redirect_that_drops_a_form(app: Ampulla, protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_debug_mode_names_a_redirect_that_drops_a_form(
+    app: Ampulla, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ampulla.debughelpers import FormDataRoutingRedirect
     from ampulla.routing import RequestRedirect
 
