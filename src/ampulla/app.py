@@ -120,6 +120,8 @@ class Ampulla(Scaffold):
     aborter_class: type[Aborter] = Aborter
     url_rule_class: type[Rule] = Rule
     test_client_class: type[AmpullaClient] | None = None
+    #: The class :meth:`test_cli_runner` makes (default :class:`~ampulla.testing.AmpullaCliRunner`).
+    test_cli_runner_class: type[AmpullaCliRunner] | None = None
     #: Extra keyword arguments for the Jinja2 environment (set before the first render).
     jinja_options: dict[str, Any] = {}
 
@@ -388,7 +390,8 @@ class Ampulla(Scaffold):
         """A click test runner that invokes the app's commands (``runner.invoke(args=["cmd"])``)."""
         from .testing import AmpullaCliRunner
 
-        return AmpullaCliRunner(self, **kwargs)
+        cls = self.test_cli_runner_class or AmpullaCliRunner
+        return cls(self, **kwargs)
 
     @property
     def jinja_env(self) -> AmpullaEnvironment:
