@@ -295,6 +295,8 @@ class Blueprint(Scaffold):
             for code, handlers in handler_map.items():
                 target[code].update(handlers)
         for endpoint, func in self.view_functions.items():
+            # ``@bp.endpoint(name)`` serves the app's endpoint ``name`` (as in Flask) and the blueprint's own.
+            app.view_functions[endpoint] = func
             app.view_functions[f"{name}.{endpoint}"] = func
         extend(self.before_request_funcs, app.before_request_funcs)
         extend(self.after_request_funcs, app.after_request_funcs)

@@ -342,7 +342,11 @@ class Scaffold:
                 " or HTTP error codes."
             )
         if not isinstance(exc_class, type) or not issubclass(exc_class, Exception):
-            raise ValueError(f"'{exc_class!r}' is not a subclass of Exception; handlers need an exception class")
+            name = getattr(exc_class, "__name__", repr(exc_class))
+            raise ValueError(
+                f"'{name}' is not a subclass of Exception. Handlers can only be registered for Exception classes or"
+                " HTTP error codes."
+            )
         if issubclass(exc_class, HTTPException):
             return exc_class, exc_class.code
         return exc_class, None
