@@ -54,7 +54,7 @@ def test_blueprint_endpoint_serves_an_app_rule(app: Ampulla, protocol: str) -> N
 def test_error_handler_registration_errors(app: Ampulla) -> None:
     with pytest.raises(TypeError, match=r"ValueError\(\) is an instance, not a class"):
         app.register_error_handler(ValueError(), lambda e: "")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="'list' is not a subclass of Exception."):
+    with pytest.raises(ValueError, match=r"'list' is not a subclass of Exception\."):
         app.register_error_handler(list, lambda e: "")  # type: ignore[arg-type]
 
 
