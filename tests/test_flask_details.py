@@ -61,3 +61,50 @@ def test_error_handler_registration_errors(app: Ampulla) -> None:
 def test_jsonify_refuses_args_and_kwargs(app: Ampulla) -> None:
     with app.app_context(), pytest.raises(TypeError, match="args or kwargs"):
         json.jsonify(1, a=2)
+
+
+def test_bound_methods_serve_several_rules_of_one_endpoint(app: Ampulla, protocol: str) -> None:
+    class Pages:
+        def __init__(self, app: Ampulla) -> None:
+            app.add_url_rule("/", "page", self.page)
+            app.add_url_rule("/<name>/", "page", self.page)
+
+        def page(self, name: str = "home") -> str:
+            return name
+
+    Pages(app)
+    client = app.test_client(protocol=protocol)
+    assert client.get("/").text == "home"
+    assert client.get("/about/").text == "about"
+
+
+def test_stream_with_context_closes_a_custom_iterator(app: Ampulla, protocol: str) -> None:
+    from collections.abc import Iterator
+
+    from ampulla import Response, stream_with_context
+
+    closed: list[bool] = []
+
+    class Chunks:
+        def __init__(self, gen: Iterator[str]) -> None:
+            self._gen = gen
+
+        def __iter__(self) -> Chunks:
+            return self
+
+        def __next__(self) -> str:
+            return next(self._gen)
+
+        def close(self) -> None:
+            closed.append(True)
+
+    @app.route("/")
+    def index() -> Response:
+        def generate() -> Iterator[str]:
+            yield "Hello "
+            yield request.args["name"]
+
+        return Response(stream_with_context(Chunks(generate())))
+
+    assert app.test_client(protocol=protocol).get("/?name=Ann").text == "Hello Ann"
+    assert closed == [True]

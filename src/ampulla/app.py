@@ -464,7 +464,7 @@ class Ampulla(Scaffold):
         rule_obj.provide_automatic_options = provide_automatic_options
         if view_func is not None:
             old = self.view_functions.get(endpoint)
-            if old is not None and old is not view_func and getattr(old, "__wrapped__", None) is not view_func:
+            if old is not None and old != view_func and getattr(old, "__wrapped__", None) is not view_func:
                 raise AssertionError(
                     f"View function mapping is overwriting an existing endpoint function: {endpoint}. Give "
                     "the view a unique endpoint name with endpoint='...'."

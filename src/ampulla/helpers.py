@@ -195,14 +195,17 @@ class ContextStream:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
-        token = _cv_ctx.set(self._ctx)
+        token: Any = _cv_ctx.set(self._ctx)
         try:
             return next(self._gen)
         except BaseException:
-            self._finish()
+            _cv_ctx.reset(token)
+            token = None
+            self.close()  # ended or failed: close the iterator (a wrapper's own close() runs) and release
             raise
         finally:
-            _cv_ctx.reset(token)
+            if token is not None:
+                _cv_ctx.reset(token)
 
     def _finish(self) -> None:
         if not self._done:
