@@ -406,12 +406,12 @@ def test_url_for_outside_requests(app: Ampulla) -> None:
     def user(id: int) -> str:
         return str(id)
 
-    with app.app_context():
-        assert url_for("user", id=5, tab="x") == "/users/5?tab=x"
-        with pytest.raises(RuntimeError, match="SERVER_NAME"):
-            url_for("user", id=5, _external=True)
+    with app.app_context(), pytest.raises(RuntimeError, match="SERVER_NAME"):
+        url_for("user", id=5)
     app.config["SERVER_NAME"] = "example.com"
     with app.app_context():
+        assert url_for("user", id=5, tab="x") == "http://example.com/users/5?tab=x"
+        assert url_for("user", id=5, _external=False) == "/users/5"
         assert url_for("user", id=5, _external=True) == "http://example.com/users/5"
         assert url_for("user", id=5, _external=True, _scheme="https") == "https://example.com/users/5"
     with pytest.raises(RuntimeError, match="application context"):

@@ -125,26 +125,45 @@ def test_main_uses_the_ampulla_env_prefix(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # ---------------------------------------------------------------------------------------------- routes
-def test_routes_table_is_sorted_by_rule_and_hides_head_and_options(project: Path) -> None:
+def test_routes_table_is_sorted_by_endpoint_and_hides_head_and_options(project: Path) -> None:
     write(project, "routesapp.py", ROUTES_APP)
     result = invoke("--app", "routesapp:app", "routes")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["Rule", "Methods", "Endpoint"]
+    assert lines[0].split() == ["Endpoint", "Methods", "Rule"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     rows = [line.split(None, 1)[0] for line in lines[2:]]
-    assert rows == ["/", "/about", "/users/<int:id>"]
-    assert "GET, POST" in lines[2]
+    assert rows == ["about", "index", "user"]
+    assert "GET, POST" in lines[3]
     assert "HEAD" not in result.output and "OPTIONS" not in result.output
 
 
-def test_routes_sort_by_endpoint_and_methods(project: Path) -> None:
+def test_routes_sort_by_rule_methods_and_match(project: Path) -> None:
     write(project, "routesapp.py", ROUTES_APP)
-    by_endpoint = invoke("--app", "routesapp", "routes", "--sort", "endpoint")
-    assert [line.split()[-1] for line in by_endpoint.output.splitlines()[2:]] == ["about", "index", "user"]
+    by_rule = invoke("--app", "routesapp", "routes", "--sort", "rule")
+    assert [line.split()[-1] for line in by_rule.output.splitlines()[2:]] == ["/", "/about", "/users/<int:id>"]
     by_methods = invoke("--app", "routesapp", "routes", "-s", "methods")
-    assert [line.split()[-1] for line in by_methods.output.splitlines()[2:]] == ["about", "index", "user"]
+    assert [line.split()[0] for line in by_methods.output.splitlines()[2:]] == ["about", "index", "user"]
     assert by_methods.output.splitlines()[4].split()[1:3] == ["GET,", "PUT"]
+    by_match = invoke("--app", "routesapp", "routes", "-s", "match")
+    assert [line.split()[0] for line in by_match.output.splitlines()[2:]] == ["user", "index", "about"]
+
+
+def test_routes_show_the_subdomain_or_host_column(project: Path) -> None:
+    write(project, "subapp.py", """
+        from ampulla import Ampulla
+
+        app = Ampulla(__name__, static_folder=None)
+        app.add_url_rule("/a", subdomain="api", endpoint="a")
+        hosts = Ampulla(__name__, static_folder=None, host_matching=True)
+        hosts.add_url_rule("/b", host="b.test", endpoint="b")
+    """)
+    lines = invoke("--app", "subapp:app", "routes").output.splitlines()
+    assert lines[0].split() == ["Endpoint", "Methods", "Subdomain", "Rule"]
+    assert lines[2].split() == ["a", "GET", "api", "/a"]
+    lines = invoke("--app", "subapp:hosts", "routes").output.splitlines()
+    assert lines[0].split() == ["Endpoint", "Methods", "Host", "Rule"]
+    assert lines[2].split() == ["b", "GET", "b.test", "/b"]
 
 
 def test_routes_all_methods_shows_head_and_options(project: Path) -> None:
@@ -277,7 +296,7 @@ def test_nothing_found_says_what_was_tried_and_what_to_set(project: Path) -> Non
     message = discovery_error()
     assert "Could not find an Ampulla application" in message
     assert "--app option: not given" in message
-    assert "AMPULLA_APP environment variable: not set" in message
+    assert "AMPULLA_APP (or FLASK_APP) environment variable: not set" in message
     assert f"app.py and wsgi.py in the current folder ({project})" in message
     assert "export AMPULLA_APP=module:app" in message
 
@@ -576,7 +595,7 @@ def test_run_reload_starts_the_reloader_without_importing_the_app(
     write(project, "runapp.py", "raise SystemExit('the reloader process must not import the app')\n")
     watched: list[Any] = []
 
-    def fake_reloader(paths: list[str], extra_files: list[str]) -> int:
+    def fake_reloader(paths: list[str], extra_files: list[str], exclude_patterns: Any = ()) -> int:
         watched.append((paths, extra_files))
         return 0
 
@@ -1092,3 +1111,85 @@ def test_flask_discovery_functions(project: Path) -> None:
     module = sys.modules["flaskish"]
     assert find_best_app(module).name == "made"
     assert find_app_by_string(module, "create_app('x')").name == "x"
+
+
+def test_run_cert_and_key_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from ampulla.cli import run_command
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(click.BadParameter):
+        run_command.make_context("run", ["--cert", str(cert)])  # no --key
+    with pytest.raises(click.BadParameter):
+        run_command.make_context("run", ["--key", str(cert)])  # no --cert
+    ctx = run_command.make_context("run", ["--key", str(cert), "--cert", str(cert)])
+    assert ctx.params["cert"] == (str(cert), str(cert))
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    with pytest.raises(click.BadParameter, match="cryptography"):
+        run_command.make_context("run", ["--cert", "adhoc"])
+    monkeypatch.setitem(sys.modules, "cryptography", types.ModuleType("cryptography"))
+    assert run_command.make_context("run", ["--cert", "adhoc"]).params["cert"] == "adhoc"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    monkeypatch.setitem(sys.modules, "my_tls", types.SimpleNamespace(context=context))
+    assert run_command.make_context("run", ["--cert", "my_tls.context"]).params["cert"] is context
+    with pytest.raises(click.BadParameter):
+        run_command.make_context("run", ["--cert", "my_tls.context", "--key", str(cert)])
+    ctx = run_command.make_context("run", ["--exclude-patterns", f"*.tmp{os.pathsep}build/*"])
+    assert ctx.params["exclude_patterns"] == ["*.tmp", "build/*"]
+
+
+def test_flask_app_and_debug_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project, "envapp.py", """
+        from ampulla import Ampulla
+
+        app = Ampulla(__name__, static_folder=None)
+        app.debug = True
+
+
+        @app.cli.command("debug")
+        def show_debug():
+            print(app.debug)
+    """)
+    monkeypatch.delenv("AMPULLA_APP", raising=False)
+    monkeypatch.delenv("AMPULLA_DEBUG", raising=False)
+    monkeypatch.setenv("FLASK_APP", "envapp")
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    assert invoke("debug").output.strip() == "False"  # set_debug_flag: the environment decides
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assert invoke("debug").output.strip() == "True"
+
+
+def test_blueprint_commands(project: Path) -> None:
+    write(project, "bpapp.py", """
+        from ampulla import Ampulla, Blueprint, current_app
+
+        app = Ampulla(__name__, static_folder=None)
+        users = Blueprint("users", __name__)
+        tools = Blueprint("tools", __name__, cli_group=None)
+        admin = Blueprint("admin", __name__)
+
+
+        @users.cli.command("create")
+        def create():
+            print("created in", current_app.name)
+
+
+        @tools.cli.command("clean")
+        def clean():
+            print("cleaned")
+
+
+        @admin.cli.command("grant")
+        def grant():
+            print("granted")
+
+
+        app.register_blueprint(users)
+        app.register_blueprint(tools)
+        app.register_blueprint(admin, cli_group="staff")
+    """)
+    assert invoke("--app", "bpapp", "users", "create").output.strip() == "created in bpapp"
+    assert invoke("--app", "bpapp", "clean").output.strip() == "cleaned"
+    assert invoke("--app", "bpapp", "staff", "grant").output.strip() == "granted"

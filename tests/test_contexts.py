@@ -106,7 +106,21 @@ def test_request_outside_request_but_inside_app_context_still_raises(app: Ampull
 def test_unbound_proxies_are_falsy_and_have_a_repr() -> None:
     assert not request
     assert not g
-    assert "request" in repr(request)
+    assert repr(request) == "<LocalProxy unbound>"  # Werkzeug's and Flask's text
+
+
+def test_g_repr_names_the_app(app: Ampulla) -> None:
+    with app.app_context():
+        assert repr(g) == "<ampulla.g of 'test_app'>"
+
+
+def test_context_proxies_are_context_managers(app: Ampulla) -> None:
+    from ampulla.globals import app_ctx, request_ctx
+
+    with app.test_request_context("/x"):
+        with app_ctx, request_ctx:
+            assert request.path == "/x"
+        assert request.path == "/x"
 
 
 def test_has_request_context_and_has_app_context(app: Ampulla, client: Any, as_view: View) -> None:
@@ -129,6 +143,7 @@ def test_has_request_context_and_has_app_context(app: Ampulla, client: Any, as_v
 
 
 def test_app_context_gives_current_app_and_g(app: Ampulla) -> None:
+    app.config["SERVER_NAME"] = "example.test"
     with app.app_context() as ctx:
         assert current_app._get_current_object() is app  # type: ignore[attr-defined]
         g.db = "connection"
@@ -140,7 +155,7 @@ def test_app_context_gives_current_app_and_g(app: Ampulla) -> None:
         assert "db" not in g
         assert g.setdefault("n", 1) == 1
         assert ctx.g is g._get_current_object()  # type: ignore[attr-defined]
-        assert url_for("static", filename="x.css") == "/static/x.css"
+        assert url_for("static", filename="x.css") == "http://example.test/static/x.css"
 
 
 def test_g_is_per_app_context(app: Ampulla) -> None:

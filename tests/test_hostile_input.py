@@ -147,7 +147,7 @@ def test_url_for_then_match_gives_back_the_values(
     values = data.draw(CONVERTER_VALUES[endpoint])
     extra = {f"q{i}_{k}": v for i, (k, v) in enumerate(query)}
     app = get_app()
-    with app.app_context():
+    with app.test_request_context():
         url = app.url_for(endpoint, **values, **extra)
     answer = call(protocol, url).json
     assert answer["endpoint"] == endpoint, url

@@ -26,9 +26,10 @@ from .ctx import (
     has_app_context,
     has_request_context,
 )
-from .exceptions import HTTPException, abort
+from .exceptions import HTTPException
 from .globals import current_app, g, request, session, websocket
 from .helpers import (
+    abort,
     flash,
     get_flashed_messages,
     make_response,

@@ -20,11 +20,14 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import GeneratorType, TracebackType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import quote
+
+from werkzeug.exceptions import Aborter
 
 from . import asgi as _asgi
 from . import wsgi as _wsgi
@@ -41,7 +44,7 @@ from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
 from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
-from .routing import Map, Rule
+from .routing import BuildError, Map, RequestRedirect, Rule
 from .scaffold import F, Scaffold, registering
 from .signals import appcontext_tearing_down
 from .signals import send as send_signal
@@ -68,6 +71,20 @@ def _text_content_type(response_class: type[Response]) -> str:
     content_type = Response(b"", mimetype=mimetype).content_type or mimetype
     _TEXT_CONTENT_TYPES[response_class] = content_type
     return content_type
+
+
+def _make_cli_group(name: str) -> AppGroup:
+    from .cli import AppGroup
+
+    return AppGroup(name)
+
+
+def _warn_flask_style(message: str) -> None:
+    """Warn as Flask's ``flask.app`` does: attributed to ``flask.app`` while ``ampulla.flask_patch`` serves it,
+    so warning filters written for a Flask application still match."""
+    alias = getattr(sys.modules.get("flask.app"), "_ampulla_alias", None)
+    module = "flask.app" if __name__ in getattr(alias, "sources", ()) else __name__
+    warnings.warn_explicit(message, UserWarning, __file__, 0, module=module)
 
 
 def _request_ctx(name: str) -> RequestContext:
@@ -99,8 +116,12 @@ class Ampulla(Scaffold):
     config_class: type[Config] = Config
     app_ctx_globals_class: type[_AppCtxGlobals] = _AppCtxGlobals
     url_map_class: type[Map] = Map
+    #: The class of :attr:`aborter`.
+    aborter_class: type[Aborter] = Aborter
     url_rule_class: type[Rule] = Rule
     test_client_class: type[AmpullaClient] | None = None
+    #: The class :meth:`test_cli_runner` makes (default :class:`~ampulla.testing.AmpullaCliRunner`).
+    test_cli_runner_class: type[AmpullaCliRunner] | None = None
     #: Extra keyword arguments for the Jinja2 environment (set before the first render).
     jinja_options: dict[str, Any] = {}
 
@@ -172,9 +193,15 @@ class Ampulla(Scaffold):
         )
         self.json: JSONProvider = self.json_provider_class(self)
         self.url_map = self.url_map_class()
+        self.url_map.host_matching = host_matching
         self.subdomain_matching = subdomain_matching
         self.host_matching = host_matching
         self.static_host = static_host
+        #: Functions called as ``handler(error, endpoint, values)`` when ``url_for`` cannot build a URL; the
+        #: first to return a value other than ``None`` answers (see :meth:`handle_url_build_error`).
+        self.url_build_error_handlers: list[Callable[[Exception, str, dict[str, Any]], str | None]] = []
+        #: The :class:`werkzeug.exceptions.Aborter` that :func:`ampulla.abort` uses in this app.
+        self.aborter = self.make_aborter()
         self.extensions: dict[str, Any] = {}
         self.blueprints: dict[str, Blueprint] = {}
         self.teardown_appcontext_funcs: list[Callable[..., Any]] = []
@@ -203,7 +230,17 @@ class Ampulla(Scaffold):
         self._cli: AppGroup | None = None
         self._appcontext_funcs: tuple[int, list[Callable[..., Any]]] | None = None
         if self.has_static_folder:
+            assert bool(static_host) == host_matching, (
+                "Invalid static_host/host_matching combination: static_host needs host_matching=True, and "
+                "host_matching=True with a static folder needs static_host"
+            )
             self._add_static_route()
+        else:
+            assert not static_host or host_matching, "static_host needs host_matching=True"
+
+    def make_aborter(self) -> Aborter:
+        """Create the :attr:`aborter` (an instance of :attr:`aborter_class`); override to customise it."""
+        return self.aborter_class()
 
     def _find_name(self) -> str:
         if self.import_name == "__main__":
@@ -219,7 +256,9 @@ class Ampulla(Scaffold):
         def static(filename: str) -> Response:
             return self.send_static_file(filename)
 
-        self.add_url_rule(f"{url_path}/<path:filename>", endpoint="static", view_func=static)
+        self.add_url_rule(
+            f"{url_path}/<path:filename>", endpoint="static", view_func=static, host=self.static_host
+        )
 
     def send_static_file(self, filename: str) -> Response:
         """Serve ``filename`` from the static folder (the ``static`` endpoint's view).
@@ -351,7 +390,8 @@ class Ampulla(Scaffold):
         """A click test runner that invokes the app's commands (``runner.invoke(args=["cmd"])``)."""
         from .testing import AmpullaCliRunner
 
-        return AmpullaCliRunner(self, **kwargs)
+        cls = self.test_cli_runner_class or AmpullaCliRunner
+        return cls(self, **kwargs)
 
     @property
     def jinja_env(self) -> AmpullaEnvironment:
@@ -424,7 +464,7 @@ class Ampulla(Scaffold):
         rule_obj.provide_automatic_options = provide_automatic_options
         if view_func is not None:
             old = self.view_functions.get(endpoint)
-            if old is not None and old is not view_func and getattr(old, "__wrapped__", None) is not view_func:
+            if old is not None and old != view_func and getattr(old, "__wrapped__", None) is not view_func:
                 raise AssertionError(
                     f"View function mapping is overwriting an existing endpoint function: {endpoint}. Give "
                     "the view a unique endpoint name with endpoint='...'."
@@ -640,13 +680,32 @@ class Ampulla(Scaffold):
             self._executor = None
 
     def _subdomain(self, request: Request) -> str:
+        """The request's subdomain relative to ``SERVER_NAME`` (``"<invalid>"``, with a warning, when the host
+        is not under it and subdomains are matched)."""
         server_name = self.config["SERVER_NAME"]
-        if not server_name or not self.url_map.has_subdomains:
+        if not server_name:
             return ""
-        host = request.host.lower().rsplit(":", 1)[0] if ":" in request.host else request.host.lower()
-        server = server_name.lower().split(":", 1)[0]
-        if host == server or not host.endswith("." + server):
+        matching = self.subdomain_matching
+        if not matching and not self.url_map.has_subdomains:
             return ""
+        host = request.host.lower()
+        server = server_name.lower()
+        scheme = request.scheme
+        if scheme == "http" and server.endswith(":80"):
+            server = server[:-3]
+        elif scheme == "https" and server.endswith(":443"):
+            server = server[:-4]
+        if scheme == "http" and host.endswith(":80"):
+            host = host[:-3]
+        elif scheme == "https" and host.endswith(":443"):
+            host = host[:-4]
+        if host == server:
+            return ""
+        if not host.endswith("." + server):
+            if not matching:
+                return ""
+            _warn_flask_style(f"Current server name {host!r} doesn't match configured server name {server!r}")
+            return "<invalid>"
         return host[: -len(server) - 1]
 
     def _match_request(self, request: Request, websocket: bool = False) -> None:
@@ -659,12 +718,14 @@ class Ampulla(Scaffold):
             request.routing_exception = host_error
             return
         try:
-            rule, values = self.url_map.match(
-                request.path,
-                "GET" if websocket else request.method,
-                self._subdomain(request) if self.subdomain_matching or websocket else "",
-                websocket=websocket,
-            )
+            url_map = self.url_map
+            if url_map.host_matching:
+                key = request.host.lower()
+            elif self.subdomain_matching or websocket:
+                key = self._subdomain(request)
+            else:
+                key = url_map.default_subdomain
+            rule, values = url_map.match(request.path, "GET" if websocket else request.method, key, websocket)
         except HTTPException as e:
             if e.code == 404 and request.scope is None and request.headers.get("Upgrade", "").lower() == "websocket":
                 e = BadRequest(
@@ -755,6 +816,26 @@ class Ampulla(Scaffold):
             # Wrapped once, not on every pop; rebuilt if a function was registered since.
             cached = self._appcontext_funcs = (len(funcs), [_ensure_sync(f) for f in reversed(funcs)])
         return cached[1]
+
+    def raise_routing_exception(self, request: Request) -> NoReturn:
+        """Raise the request's routing error (``request.routing_exception``) when dispatching.
+
+        In debug mode a redirect that drops a form (301 or 302 for a method other than ``GET``, ``HEAD`` and
+        ``OPTIONS``) raises :class:`~ampulla.debughelpers.FormDataRoutingRedirect` instead, naming the
+        canonical URL.
+        """
+        error = request.routing_exception
+        assert error is not None
+        if (
+            not self.debug
+            or not isinstance(error, RequestRedirect)
+            or error.code in (307, 308)
+            or request.method in ("GET", "HEAD", "OPTIONS")
+        ):
+            raise error
+        from .debughelpers import FormDataRoutingRedirect
+
+        raise FormDataRoutingRedirect(request)
 
     def make_default_options_response(self) -> Response:
         """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
@@ -901,6 +982,7 @@ class Ampulla(Scaffold):
     def url_for(
         self,
         endpoint: str,
+        /,
         *,
         _anchor: str | None = None,
         _method: str | None = None,
@@ -908,37 +990,61 @@ class Ampulla(Scaffold):
         _external: bool | None = None,
         **values: Any,
     ) -> str:
-        """Build the URL of an endpoint. See :func:`ampulla.url_for`."""
+        """Build the URL of an endpoint. See :func:`ampulla.url_for`.
+
+        In a request, URLs are relative unless ``_external`` (or ``_scheme``) asks otherwise; outside one (an
+        application context) they are external, built from ``SERVER_NAME``, ``APPLICATION_ROOT`` and
+        ``PREFERRED_URL_SCHEME``.
+
+        Raises:
+            RuntimeError: Outside a request without ``SERVER_NAME``.
+            ValueError: ``_scheme`` with ``_external=False``.
+            BuildError: No rule fits, and no :attr:`url_build_error_handlers` function answered.
+        """
         ctx = _cv_ctx.get(None)
-        if isinstance(ctx, RequestContext):
-            request = ctx.request
-            if endpoint.startswith("."):
+        request = ctx.request if isinstance(ctx, RequestContext) else None
+        if request is not None:
+            if endpoint[:1] == ".":
                 blueprint = request.blueprint
                 endpoint = f"{blueprint}{endpoint}" if blueprint else endpoint[1:]
             script_root = request.script_root
             host = request.host
             scheme = request.scheme
-            external = bool(_external) or _scheme is not None
+            if _external is None:
+                _external = _scheme is not None
         else:
-            endpoint = endpoint.lstrip(".")
             server_name = self.config["SERVER_NAME"]
-            script_root = (self.config["APPLICATION_ROOT"] or "/").rstrip("/")
-            host = server_name or ""
-            scheme = self.config["PREFERRED_URL_SCHEME"]
-            external = bool(_external) or _scheme is not None
-            if external and not server_name:
+            if not server_name:
                 raise RuntimeError(
-                    "Unable to build an external URL outside a request without SERVER_NAME configured: set "
-                    "app.config['SERVER_NAME'] (e.g. 'example.com') or build the URL inside a request."
+                    "Unable to build URLs outside an active request without 'SERVER_NAME' configured: set "
+                    "app.config['SERVER_NAME'] (e.g. 'example.com'), and 'APPLICATION_ROOT' and "
+                    "'PREFERRED_URL_SCHEME' as needed, or build the URL inside a request."
                 )
-        if _scheme is not None and not external:
+            endpoint = endpoint.lstrip(".")
+            script_root = (self.config["APPLICATION_ROOT"] or "/").rstrip("/")
+            host = server_name
+            scheme = self.config["PREFERRED_URL_SCHEME"]
+            if _external is None:
+                _external = True
+        if _scheme is not None and not _external:
             raise ValueError("When specifying '_scheme', '_external' must be True.")
+        external = _external
         self.inject_url_defaults(endpoint, values)
-        rule, path = self.url_map.build(endpoint, values, method=_method)
-        if self.url_map.has_subdomains:
+        try:
+            rule, path = self.url_map.build(endpoint, values, method=_method)
+        except BuildError as error:
+            values.update(_anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external)
+            return self.handle_url_build_error(error, endpoint, values)
+        url_map = self.url_map
+        if url_map.host_matching:
+            target = rule.build_subdomain(values)
+            if target and target != host.lower():
+                external = True
+                host = target
+        elif url_map.has_subdomains:
             server_name = self.config["SERVER_NAME"]
             target = rule.build_subdomain(values)
-            current = self._subdomain(ctx.request) if isinstance(ctx, RequestContext) else ""
+            current = self._subdomain(request) if request is not None else url_map.default_subdomain
             if target != current:
                 if not server_name:
                     raise RuntimeError(
@@ -952,6 +1058,38 @@ class Ampulla(Scaffold):
         if external:
             url = f"{_scheme or scheme}://{host}{url}"
         return url
+
+    def handle_url_build_error(self, error: BuildError, endpoint: str, values: dict[str, Any]) -> str:
+        """Ask :attr:`url_build_error_handlers` for a URL ``url_for`` could not build.
+
+        Each handler is called as ``handler(error, endpoint, values)``; the first one returning a value other
+        than ``None`` answers. A handler may raise a ``BuildError``, which replaces ``error`` for the next.
+
+        Raises:
+            BuildError: No handler answered.
+        """
+        for handler in self.url_build_error_handlers:
+            try:
+                rv = handler(error, endpoint, values)
+            except BuildError as e:
+                error = e
+            else:
+                if rv is not None:
+                    return rv
+        if error is sys.exc_info()[1]:
+            raise
+        raise error
+
+    def redirect(self, location: str, code: int = 302) -> Response:
+        """The redirect response :func:`ampulla.redirect` returns in this app; override to change it.
+
+        Args:
+            location: The target URL.
+            code: 301, 302 (default), 303, 307 or 308.
+        """
+        from .helpers import _redirect
+
+        return _redirect(location, code, self.response_class)
 
     # ------------------------------------------------------------------------------------------ protocols
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -1022,3 +1160,12 @@ class Ampulla(Scaffold):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _install_cli_group_factory() -> None:
+    from .blueprints import Blueprint
+
+    Blueprint.cli_group_factory = staticmethod(_make_cli_group)
+
+
+_install_cli_group_factory()

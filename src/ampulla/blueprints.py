@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .scaffold import ErrorHandlerKey, F, Scaffold, registering
 
@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     from .wrappers import Response
 
 DeferredSetupFunction = Callable[["BlueprintSetupState"], None]
+
+
+class _CliGroupDefault:
+    """``cli_group``'s default: the blueprint's commands form a group named after the blueprint."""
+
+    def __repr__(self) -> str:
+        return "<the blueprint's name>"
+
+
+_CLI_GROUP_DEFAULT: Any = _CliGroupDefault()
 
 
 class BlueprintSetupState:
@@ -93,10 +103,14 @@ class Blueprint(Scaffold):
         subdomain: Subdomain of all its rules.
         url_defaults: Default view arguments for all its rules.
         root_path: Override the folder found from ``import_name``.
-        cli_group: Accepted for compatibility.
+        cli_group: The name of the command group of :attr:`cli`'s commands (default: the blueprint's name);
+            ``None`` adds them to the application's own commands. ``register_blueprint(cli_group=...)``
+            overrides it.
     """
 
     _got_registered_once = False
+    #: Makes the group of :attr:`cli` from a name (set by ``ampulla.app``: the command line is the facade's).
+    cli_group_factory: ClassVar[Callable[[str], Any] | None] = None
 
     def __init__(
         self,
@@ -109,7 +123,7 @@ class Blueprint(Scaffold):
         subdomain: str | None = None,
         url_defaults: dict[str, Any] | None = None,
         root_path: str | None = None,
-        cli_group: str | None = None,
+        cli_group: str | None = _CLI_GROUP_DEFAULT,
     ) -> None:
         super().__init__(
             import_name,
@@ -129,6 +143,18 @@ class Blueprint(Scaffold):
         self.url_values_defaults = url_defaults or {}
         self._blueprints: list[tuple[Blueprint, dict[str, Any]]] = []
         self.cli_group = cli_group
+        self._cli: Any = None
+
+    @property
+    def cli(self) -> Any:
+        """This blueprint's commands (``@bp.cli.command()``), an ``AppGroup`` added to the application's
+        commands when the blueprint is registered (see ``cli_group``)."""
+        if self._cli is None:
+            factory = type(self).cli_group_factory
+            if factory is None:
+                raise RuntimeError("blueprint commands need ampulla.app to be imported")
+            self._cli = factory(self.name)
+        return self._cli
 
     def _check_setup_finished(self, f_name: str) -> None:
         if self._got_registered_once:
@@ -222,6 +248,14 @@ class Blueprint(Scaffold):
                 f"{self.static_url_path}/<path:filename>", view_func=self.send_static_file, endpoint="static"
             )
         self._merge_blueprint_funcs(app, name)
+        cli = self._cli
+        if cli is not None and cli.commands:
+            group = options.get("cli_group", self.cli_group)
+            if group is None:
+                app.cli.commands.update(cli.commands)
+            else:
+                cli.name = name if group is _CLI_GROUP_DEFAULT else group
+                app.cli.add_command(cli)
         for deferred in self.deferred_functions:
             deferred(state)
         for blueprint, bp_options in self._blueprints:
@@ -261,6 +295,8 @@ class Blueprint(Scaffold):
             for code, handlers in handler_map.items():
                 target[code].update(handlers)
         for endpoint, func in self.view_functions.items():
+            # ``@bp.endpoint(name)`` serves the app's endpoint ``name`` (as in Flask) and the blueprint's own.
+            app.view_functions[endpoint] = func
             app.view_functions[f"{name}.{endpoint}"] = func
         extend(self.before_request_funcs, app.before_request_funcs)
         extend(self.after_request_funcs, app.after_request_funcs)

@@ -36,6 +36,7 @@ from .app import Ampulla
 from .concurrency import run_coroutine_sync
 from .ctx import current_context
 from .globals import g
+from .helpers import get_debug_flag
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -333,7 +334,8 @@ class ScriptInfo:
     Args:
         app_import_path: The ``--app`` value.
         create_app: Returns the app; overrides discovery (for custom scripts and tests).
-        set_debug_flag: Kept for Flask compatibility (stored).
+        set_debug_flag: Set the app's ``debug`` from the environment (``AMPULLA_DEBUG``, else ``FLASK_DEBUG``)
+            once it is loaded.
         load_dotenv_defaults: Kept for Flask compatibility (stored).
     """
 
@@ -357,7 +359,10 @@ class ScriptInfo:
         if self.app_import_path:
             return self.app_import_path, "--app"
         env = os.environ.get("AMPULLA_APP", "").strip()
-        return (env or None), "AMPULLA_APP"
+        if env:
+            return env, "AMPULLA_APP"
+        env = os.environ.get("FLASK_APP", "").strip()
+        return (env or None), "FLASK_APP"
 
     def load_app(self) -> Ampulla:
         """The application, loaded once.
@@ -375,6 +380,8 @@ class ScriptInfo:
                 app, self.target = _locate_app(spec, where)
             else:
                 app, self.target = self._discover()
+        if self.set_debug_flag:
+            app.debug = get_debug_flag()
         self._loaded_app = app
         return app
 
@@ -387,7 +394,7 @@ class ScriptInfo:
         error = NoAppException(
             "Could not find an Ampulla application. Tried:\n"
             "  - the --app option: not given\n"
-            "  - the AMPULLA_APP environment variable: not set\n"
+            "  - the AMPULLA_APP (or FLASK_APP) environment variable: not set\n"
             f"  - app.py and wsgi.py in the current folder ({cwd}): not there\n"
             "Say where the app is: 'ampulla --app module:app COMMAND' (or --app \"module:create_app()\"), or "
             "'export AMPULLA_APP=module:app', or run ampulla in the folder that holds app.py or wsgi.py."
@@ -551,7 +558,7 @@ class AmpullaGroup(AppGroup):
         create_app: Returns the app, instead of discovering it (for custom management scripts).
         add_version_option: Add ``--version``.
         load_plugins: Add the ``db`` group and commands of the ``ampulla.commands`` entry point group.
-        set_debug_flag: Accepted for Flask compatibility (``--debug`` always applies to the app).
+        set_debug_flag: Set the loaded app's ``debug`` from ``AMPULLA_DEBUG`` (else ``FLASK_DEBUG``), as Flask does.
         load_dotenv: Accepted for Flask compatibility.
         **extra: Passed to :class:`click.Group`.
     """
@@ -663,7 +670,7 @@ class AmpullaGroup(AppGroup):
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
         if "obj" not in extra and "obj" not in self.context_settings:
-            extra["obj"] = ScriptInfo(create_app=self.create_app)
+            extra["obj"] = ScriptInfo(create_app=self.create_app, set_debug_flag=self.set_debug_flag)
         return super().make_context(info_name, args, parent=parent, **extra)
 
 
@@ -759,6 +766,88 @@ _SERVER_HELP = (
 )
 
 
+class CertParamType(click.ParamType):  # type: ignore[type-arg]
+    """``--cert``: a certificate file, ``adhoc`` (a throwaway certificate; needs ``cryptography``), or the
+    import name of an ``ssl.SSLContext``."""
+
+    name = "path"
+
+    def __init__(self) -> None:
+        self.path_type = click.Path(exists=True, dir_okay=False, resolve_path=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            import ssl
+        except ImportError:
+            raise click.BadParameter(
+                'Using "--cert" requires Python to be compiled with SSL support.', ctx, param
+            ) from None
+        try:
+            return self.path_type(value, param, ctx)
+        except click.BadParameter:
+            text = click.STRING(value, param, ctx).lower()
+            if text == "adhoc":
+                try:
+                    importlib.import_module("cryptography")
+                except ImportError:
+                    raise click.BadParameter(
+                        "Using ad-hoc certificates requires the cryptography library.", ctx, param
+                    ) from None
+                return text
+            from werkzeug.utils import import_string
+
+            found = import_string(text, silent=True)
+            if isinstance(found, ssl.SSLContext):
+                return found
+            raise
+
+
+def _validate_key(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--key`` goes with a certificate file given to ``--cert``: the two become ``cert=(cert, key)``."""
+    cert = ctx.params.get("cert")
+    is_adhoc = cert == "adhoc"
+    try:
+        import ssl
+    except ImportError:
+        is_context = False
+    else:
+        is_context = isinstance(cert, ssl.SSLContext)
+    if value is not None:
+        if is_adhoc:
+            raise click.BadParameter('When "--cert" is "adhoc", "--key" is not used.', ctx, param)
+        if is_context:
+            raise click.BadParameter('When "--cert" is an SSLContext object, "--key" is not used.', ctx, param)
+        if not cert:
+            raise click.BadParameter('"--cert" must also be specified.', ctx, param)
+        ctx.params["cert"] = (cert, value)
+    elif cert and not (is_adhoc or is_context):
+        raise click.BadParameter('Required when using "--cert".', ctx, param)
+    return value
+
+
+class SeparatedPathType(click.Path):
+    """A list of paths separated by :data:`os.pathsep` (``:`` on POSIX, ``;`` on Windows)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        items = self.split_envvar_value(value)
+        return [super(SeparatedPathType, self).convert(item, param, ctx) for item in items]
+
+
+def _ssl_context(cert: Any) -> Any:
+    """The ``ssl.SSLContext`` for ``--cert``'s value (a context, ``"adhoc"`` or ``(cert file, key file)``)."""
+    import ssl
+
+    if cert is None or isinstance(cert, ssl.SSLContext):
+        return cert
+    if cert == "adhoc":
+        from werkzeug.serving import generate_adhoc_ssl_context
+
+        return generate_adhoc_ssl_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    return context
+
+
 @click.command("run", short_help="Serve the app (development server, uvicorn, granian or gunicorn).")
 @click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The address to bind.")
 @click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port.")
@@ -790,6 +879,27 @@ _SERVER_HELP = (
     default=None,
     help=f"With --reload on the development server: more files to watch, separated by {os.pathsep!r}.",
 )
+@click.option(
+    "--exclude-patterns",
+    default=None,
+    type=SeparatedPathType(),
+    help="With --reload on the development server: fnmatch patterns of files to ignore, separated by "
+    f"{os.pathsep!r}.",
+)
+@click.option(
+    "--cert",
+    type=CertParamType(),
+    is_eager=True,
+    help="The development server serves HTTPS with this certificate file (with --key), 'adhoc', or the import "
+    "name of an ssl.SSLContext.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    callback=_validate_key,
+    expose_value=False,
+    help="The key file for --cert.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -801,6 +911,8 @@ def run_command(
     workers: int | None,
     interface: str | None,
     extra_files: str | None,
+    exclude_patterns: list[str] | None = None,
+    cert: Any = None,
 ) -> None:
     """Serve the application.
 
@@ -826,7 +938,9 @@ def run_command(
     if server == "dev":
         if reload and not serving.is_running_from_reloader():
             try:
-                code = serving.run_with_reloader(info.reload_paths(), extra_files=extra)
+                code = serving.run_with_reloader(
+                    info.reload_paths(), extra_files=extra, exclude_patterns=exclude_patterns or ()
+                )
             except RuntimeError as e:  # watchfiles is not installed
                 raise click.ClickException(str(e)) from None
             ctx.exit(code)
@@ -834,11 +948,13 @@ def run_command(
         if debug is not None:
             app.debug = debug
         try:
-            serving.run_simple(host, port, app, use_reloader=False, threaded=True)
+            serving.run_simple(host, port, app, use_reloader=False, threaded=True, ssl_context=_ssl_context(cert))
         except OSError as e:
             raise click.ClickException(str(e.strerror or e)) from None
         return
 
+    if cert is not None:
+        raise click.UsageError(f"--cert applies to the development server, not to --server {server}.", ctx)
     global _served_app
     app = info.load_app()
     if debug is not None:
@@ -872,43 +988,55 @@ def _methods_text(rule: Any, hidden: set[str]) -> str:
     return ", ".join(sorted(set(methods) - hidden))
 
 
-@click.command("routes", short_help="Show the app's routes.")
+@click.command("routes", short_help="Show the routes for the app.")
 @click.option(
     "--sort",
     "-s",
-    type=click.Choice(("rule", "endpoint", "methods")),
-    default="rule",
-    show_default=True,
-    help="The column to sort by.",
+    type=click.Choice(("endpoint", "methods", "domain", "rule", "match")),
+    default="endpoint",
+    help="Method to sort routes by. 'match' is the order that Ampulla will match routes when dispatching a "
+    "request.",
 )
-@click.option("--all-methods", is_flag=True, help="Show HEAD and OPTIONS too.")
+@click.option("--all-methods", is_flag=True, help="Show HEAD and OPTIONS methods.")
 @with_appcontext
 def routes_command(sort: str, all_methods: bool) -> None:
-    """Show every URL rule: its pattern, allowed methods and endpoint."""
+    """Show all registered routes with endpoints and methods."""
     app = _current_app()
     rules = list(app.url_map.iter_rules())
     if not rules:
         click.echo("No routes were registered.")
         return
     hidden = set() if all_methods else {"HEAD", "OPTIONS"}
-    rows = [
-        (rule.rule, _methods_text(rule, hidden), rule.endpoint, rule.subdomain or rule.host or "")
-        for rule in rules
-    ]
-    column = {"rule": 0, "methods": 1, "endpoint": 2}[sort]
-    rows.sort(key=lambda row: (row[column], row[0], row[1]))
-    headers = ["Rule", "Methods", "Endpoint"]
-    if any(row[3] for row in rows):
-        headers.append("Domain")
-        table = [list(row) for row in rows]
-    else:
-        table = [list(row[:3]) for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
-    line = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths))
-    click.echo(line.format(*headers).rstrip())
-    click.echo(line.format(*("-" * w for w in widths)).rstrip())
-    for row in table:
-        click.echo(line.format(*row).rstrip())
+    host_matching = app.url_map.host_matching
+
+    def domain(rule: Any) -> str:
+        return str((rule.host if host_matching else rule.subdomain) or "")
+
+    has_domain = any(domain(rule) for rule in rules)
+    headers = ["Endpoint", "Methods"]
+    sorts = ["endpoint", "methods"]
+    if has_domain:
+        headers.append("Host" if host_matching else "Subdomain")
+        sorts.append("domain")
+    headers.append("Rule")
+    sorts.append("rule")
+    rows: list[list[str]] = []
+    for rule in rules:
+        row = [rule.endpoint, _methods_text(rule, hidden)]
+        if has_domain:
+            row.append(domain(rule))
+        row.append(rule.rule)
+        rows.append(row)
+    if sort in sorts:
+        column = sorts.index(sort)
+        rows.sort(key=lambda row: row[column])
+    table = [headers, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    template = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths))
+    click.echo(template.format(*headers))
+    click.echo(template.format(*("-" * w for w in widths)))
+    for row in rows:
+        click.echo(template.format(*row))
 
 
 def make_shell_context(app: Ampulla) -> dict[str, Any]:

@@ -84,16 +84,25 @@ class Config(dict[str, Any]):
                 self[key] = value
         return True
 
-    def from_prefixed_env(self, prefix: str = "AMPULLA", *, loads: Callable[[str], Any] = json.loads) -> bool:
+    def from_prefixed_env(self, prefix: str | None = None, *, loads: Callable[[str], Any] = json.loads) -> bool:
         """Load environment variables starting with ``PREFIX_``.
 
         Values are parsed with ``loads`` (JSON by default, so ``"5"`` is an int and ``"true"`` a bool);
         unparseable values stay strings. ``PREFIX_DB__HOST`` sets ``config["DB"]["HOST"]``.
 
+        Args:
+            prefix: The prefix, without the ``_``. By default ``FLASK_`` variables are read, then ``AMPULLA_``
+                ones (which win), so the settings of an application ported from Flask keep working.
+            loads: Parses each value.
+
         Returns:
             True.
         """
-        prefix = f"{prefix}_"
+        for each in ("FLASK", "AMPULLA") if prefix is None else (prefix,):
+            self._load_prefixed(f"{each}_", loads)
+        return True
+
+    def _load_prefixed(self, prefix: str, loads: Callable[[str], Any]) -> None:
         for key in sorted(os.environ):
             if not key.startswith(prefix):
                 continue
@@ -113,7 +122,6 @@ class Config(dict[str, Any]):
                     current[parent] = {}
                 current = current[parent]
             current[tail] = value
-        return True
 
     def from_file(
         self,

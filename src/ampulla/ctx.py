@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,12 @@ class _AppCtxGlobals:
         return iter(self.__dict__)
 
     def __repr__(self) -> str:
-        return f"<ampulla.g of {self.__dict__!r}>"
+        ctx = _cv_ctx.get(None)
+        if ctx is None or ctx._g is not self:
+            return object.__repr__(self)
+        # Named as the code that uses it imports it: ``flask.g`` while ampulla.flask_patch serves Flask's names.
+        package = "flask" if "ampulla.flask_patch" in sys.modules else "ampulla"
+        return f"<{package}.g of {ctx.app.name!r}>"
 
 
 class AppContext:

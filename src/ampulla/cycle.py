@@ -102,7 +102,7 @@ def redirect_response(app: Ampulla, request: Request, e: RequestRedirect) -> Res
     if request.query_string:
         # Percent-encode what a Location header cannot carry (NUL, CR, LF, spaces, non-ASCII).
         location += "?" + quote(request.query_string, safe="!$&'()*+,/:;=?@~%")
-    response = app.response_class(f"Redirecting to {location}", 308)
+    response = app.response_class(f"Redirecting to {location}", e.code)
     response.headers.set("Location", location)
     return response
 
@@ -283,7 +283,7 @@ class SyncCycle:
         """Call the view (or raise the routing error; answer an automatic ``OPTIONS``)."""
         request = ctx.request
         if request.routing_exception is not None:
-            raise request.routing_exception
+            self.app.raise_routing_exception(request)
         if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
             return self.app.make_default_options_response()
         rv = plan.sync_view(**request.view_args)  # type: ignore[misc, arg-type]
@@ -577,7 +577,7 @@ class AsyncCycle(SyncCycle):
     async def dispatch(self, ctx: RequestContext, plan: Endpoint) -> ResponseReturnValue:
         request = ctx.request
         if request.routing_exception is not None:
-            raise request.routing_exception
+            self.app.raise_routing_exception(request)
         if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
             return self.app.make_default_options_response()
         view: Any = plan.view

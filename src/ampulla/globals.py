@@ -94,10 +94,16 @@ class LocalProxy:
         try:
             return repr(self.__wrapped_lookup())
         except RuntimeError:
-            return f"<unbound proxy {self.__name}>"
+            return f"<{type(self).__name__} unbound>"
 
     def __str__(self) -> str:
         return str(self.__wrapped_lookup())
+
+    def __enter__(self) -> Any:
+        return self.__wrapped_lookup().__enter__()
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self.__wrapped_lookup().__exit__(*exc_info)
 
     def __dir__(self) -> list[str]:
         try:

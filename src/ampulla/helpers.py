@@ -6,11 +6,11 @@ import functools
 import html
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 from .ctx import RequestContext, _cv_ctx
-from .exceptions import abort
+from .exceptions import abort as _abort
 from .scaffold import get_root_path
 from .signals import message_flashed, send
 from .wrappers import Response
@@ -39,8 +39,28 @@ __all__ = [
 ]
 
 
+def abort(code: int | Response | Any, *args: Any, **kwargs: Any) -> NoReturn:
+    """Stop the request with an HTTP error, raised by the current app's ``aborter`` when there is one.
+
+    Args:
+        code: A status code (``abort(404)``) or a ready response (``abort(make_response(...))``).
+        *args: Passed to the exception class, e.g. a description.
+        **kwargs: Passed to the exception class.
+
+    Raises:
+        HTTPException: Always; the class registered for ``code``, or a plain one carrying the response.
+        LookupError: No exception class exists for the code.
+    """
+    if isinstance(code, int):
+        ctx = _cv_ctx.get(None)
+        if ctx is not None:
+            ctx.app.aborter(code, *args, **kwargs)
+    _abort(code, *args, **kwargs)
+
+
 def url_for(
     endpoint: str,
+    /,
     *,
     _anchor: str | None = None,
     _method: str | None = None,
@@ -85,7 +105,14 @@ def redirect(location: str, code: int = 302, Response: type[Response] | None = N
         code: 301, 302 (default), 303, 307 or 308.
         Response: The response class to use.
     """
-    response_class = Response
+    if Response is None:
+        ctx = _cv_ctx.get(None)
+        if ctx is not None:
+            return ctx.app.redirect(location, code)
+    return _redirect(location, code, Response)
+
+
+def _redirect(location: str, code: int, response_class: type[Response] | None) -> Response:
     if response_class is None:
         ctx = _cv_ctx.get(None)
         response_class = ctx.app.response_class if ctx is not None else _response_class()
@@ -168,14 +195,17 @@ class ContextStream:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
-        token = _cv_ctx.set(self._ctx)
+        token: Any = _cv_ctx.set(self._ctx)
         try:
             return next(self._gen)
         except BaseException:
-            self._finish()
+            _cv_ctx.reset(token)
+            token = None
+            self.close()  # ended or failed: close the iterator (a wrapper's own close() runs) and release
             raise
         finally:
-            _cv_ctx.reset(token)
+            if token is not None:
+                _cv_ctx.reset(token)
 
     def _finish(self) -> None:
         if not self._done:

@@ -14,7 +14,7 @@ import re
 import uuid
 from datetime import date, datetime
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .ctx import _cv_ctx
 
@@ -86,6 +86,14 @@ class JSONProvider:
         """Parse a JSON document."""
         raise NotImplementedError
 
+    def dump(self, obj: Any, fp: IO[str], **kwargs: Any) -> None:
+        """Serialise ``obj`` to a text file."""
+        fp.write(self.dumps(obj, **kwargs))
+
+    def load(self, fp: IO[Any], **kwargs: Any) -> Any:
+        """Parse the JSON document a file holds."""
+        return self.loads(fp.read(), **kwargs)
+
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """A JSON response: ``response(obj)``, ``response(*items)`` (a list) or ``response(**fields)``.
 
@@ -93,7 +101,7 @@ class JSONProvider:
             TypeError: Both positional and keyword arguments were given.
         """
         if args and kwargs:
-            raise TypeError("jsonify() takes either positional or keyword arguments, not both")
+            raise TypeError("jsonify() takes either args or kwargs (positional or keyword arguments), not both")
         if not args and not kwargs:
             obj: Any = None
         elif kwargs:
@@ -161,7 +169,7 @@ class DefaultJSONProvider(JSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if args and kwargs:
-            raise TypeError("jsonify() takes either positional or keyword arguments, not both")
+            raise TypeError("jsonify() takes either args or kwargs (positional or keyword arguments), not both")
         obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
         compact = self.compact if self.compact is not None else not self._app.debug
         text = self._encoder("compact" if compact else "pretty").encode(obj)
@@ -188,6 +196,24 @@ def loads(s: str | bytes, **kwargs: Any) -> Any:
     if app is not None:
         return app.json.loads(s, **kwargs)
     return _json.loads(s, **kwargs)
+
+
+def dump(obj: Any, fp: IO[str], **kwargs: Any) -> None:
+    """Serialise to a text file with the current app's provider (or the default rules outside an app)."""
+    app = _app()
+    if app is not None:
+        app.json.dump(obj, fp, **kwargs)
+        return
+    kwargs.setdefault("default", _default)
+    _json.dump(obj, fp, **kwargs)
+
+
+def load(fp: IO[Any], **kwargs: Any) -> Any:
+    """Parse a file with the current app's provider (or the standard library outside an app)."""
+    app = _app()
+    if app is not None:
+        return app.json.load(fp, **kwargs)
+    return _json.load(fp, **kwargs)
 
 
 def jsonify(*args: Any, **kwargs: Any) -> Response:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from werkzeug.routing import BuildError as _WerkzeugBuildError
 from werkzeug.routing import RequestRedirect as _WerkzeugRequestRedirect
 
 from .exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -27,6 +28,7 @@ from .exceptions import HTTPException, MethodNotAllowed, NotFound
 __all__ = [
     "AnyConverter",
     "BaseConverter",
+    "BuildError",
     "FloatConverter",
     "IntegerConverter",
     "Map",
@@ -231,6 +233,18 @@ _VAR_RE = re.compile(
 )
 
 
+def _escape_outside_vars(pattern: str) -> str:
+    """``pattern`` with its text regex-escaped and its ``<variables>`` kept as they are."""
+    out: list[str] = []
+    pos = 0
+    for m in _VAR_RE.finditer(pattern):
+        out.append(re.escape(pattern[pos : m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(re.escape(pattern[pos:]))
+    return "".join(out)
+
+
 def _parse_converter_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Parse ``1, "a", min=2`` into args and kwargs; bare words are strings (``any(a, b)``)."""
 
@@ -301,6 +315,7 @@ class Rule:
             if "GET" in self.methods:
                 self.methods.add("HEAD")
         self.defaults: dict[str, Any] = dict(defaults or {})
+        self._subdomain_given = subdomain
         self.subdomain = subdomain or ""
         self.strict_slashes = strict_slashes
         self.redirect_to = redirect_to
@@ -323,6 +338,8 @@ class Rule:
         self.map = map
         if self.strict_slashes is None:
             self.strict_slashes = map.strict_slashes
+        if self._subdomain_given is None and map.default_subdomain:
+            self.subdomain = map.default_subdomain
         self._parse()
 
     def _parse(self) -> None:
@@ -357,10 +374,15 @@ class Rule:
         self.arguments = set(self._converters)
         self.subdomain_arguments: tuple[str, ...] = ()
         self.subdomain_regex: re.Pattern[str] | None = None
+        if self.map.host_matching:
+            # The rule's host takes the place of its subdomain: the map's tables are keyed by it.
+            self.subdomain = (self.host or "").lower() if self.host and "<" not in self.host else (self.host or "")
         if "<" in self.subdomain:
             names = [m.group("name") for m in _VAR_RE.finditer(self.subdomain)]
-            pattern = _VAR_RE.sub(lambda m: f"(?P<{m.group('name')}>[^.]+)", re.escape(self.subdomain).replace(
-                "\\<", "<").replace("\\>", ">"))
+            var_regex = "[^/]+" if self.map.host_matching else "[^.]+"
+            pattern = _VAR_RE.sub(
+                lambda m: f"(?P<{m.group('name')}>{var_regex})", _escape_outside_vars(self.subdomain)
+            )
             self.subdomain_regex = re.compile(pattern + "\\Z")
             self.subdomain_arguments = tuple(names)
             self.arguments |= set(names)
@@ -453,10 +475,7 @@ class Rule:
         for key in self.arguments:
             if key not in values and key not in self.defaults:
                 return False
-        for key, default in self.defaults.items():
-            if key in values and key not in self.arguments and values[key] != default:
-                return False
-        return True
+        return all(key not in values or values[key] == default for key, default in self.defaults.items())
 
     def build_subdomain(self, values: Mapping[str, Any]) -> str:
         """The rule's subdomain with its variables filled in from ``values``."""
@@ -563,6 +582,8 @@ class Map:
         strict_slashes: Default for rules: redirect ``/path`` to ``/path/`` when the rule ends with a slash.
         converters: Extra converters by name (added to the defaults).
         merge_slashes: Redirect ``/a//b`` to ``/a/b`` when only the merged path matches a rule.
+        host_matching: Rules match on their ``host`` (``"<user>.example.com"``) rather than a subdomain.
+        default_subdomain: The subdomain of rules added without one.
     """
 
     default_converters: ClassVar[Mapping[str, type[BaseConverter]]] = DEFAULT_CONVERTERS
@@ -572,6 +593,8 @@ class Map:
         strict_slashes: bool = True,
         converters: Mapping[str, type[BaseConverter]] | None = None,
         merge_slashes: bool = True,
+        host_matching: bool = False,
+        default_subdomain: str = "",
     ) -> None:
         self.strict_slashes = strict_slashes
         self.merge_slashes = merge_slashes
@@ -582,14 +605,34 @@ class Map:
         self._by_endpoint: dict[str, list[Rule]] = {}
         self._tables: dict[tuple[str, bool], _Table] | None = None
         self._subdomain_patterns: list[tuple[str, re.Pattern[str]]] = []
-        self.host_matching = False
+        #: Match rules by their ``host`` (the full request host) instead of their subdomain.
+        self.host_matching = host_matching
+        #: The subdomain of rules added without one.
+        self.default_subdomain = default_subdomain
 
-    def add(self, rule: Rule) -> None:
-        """Add and bind a rule; the matcher is recompiled on the next match."""
+    def add(self, rule: Rule | Any) -> None:
+        """Add and bind a rule; the matcher is recompiled on the next match.
+
+        Args:
+            rule: A :class:`Rule`, or a Werkzeug rule factory or rule (``Submount``, ``Subdomain``,
+                ``EndpointPrefix``, ``werkzeug.routing.Rule``): its rules are added as Ampulla rules.
+        """
+        if not isinstance(rule, Rule):
+            for item in rule.get_rules(self):
+                self.add(_from_werkzeug(item))
+            return
         rule.bind(self)
         self._rules.append(rule)
-        self._by_endpoint.setdefault(rule.endpoint, []).append(rule)
+        rules = self._by_endpoint.setdefault(rule.endpoint, [])
+        rules.append(rule)
+        # Building tries the rules that use the most values first (stable for equal counts).
+        rules.sort(key=lambda r: (-len(r.arguments | r.defaults.keys()), -len(r.defaults)))
         self._tables = None
+
+    def is_endpoint_expecting(self, endpoint: str, *arguments: str) -> bool:
+        """Whether some rule of ``endpoint`` has all of ``arguments`` as URL variables."""
+        wanted = set(arguments)
+        return any(wanted <= rule.arguments for rule in self._by_endpoint.get(endpoint, ()))
 
     def iter_rules(self, endpoint: str | None = None) -> Iterator[Rule]:
         """The rules, in registration order (only those of ``endpoint`` when given)."""
@@ -607,24 +650,31 @@ class Map:
             grouped.setdefault((rule.subdomain, rule.websocket), []).append(rule)
             if rule.subdomain_regex is not None:
                 patterns[rule.subdomain] = rule.subdomain_regex
-        self._subdomain_patterns = list(patterns.items())
+        # The most specific pattern (most literal text) first: "<name>.example.test" before "<name>".
+        self._subdomain_patterns = sorted(
+            patterns.items(), key=lambda item: -len(_VAR_RE.sub("", item[0]))
+        )
         self._tables = {key: _Table(rules) for key, rules in grouped.items()}
         return self._tables
 
     def _match_variable_subdomain(
-        self, path: str, method: str, subdomain: str, websocket: bool
+        self, path: str, method: str, subdomain: str, websocket: bool, error: HTTPException | None = None
     ) -> tuple[Rule, dict[str, Any]]:
-        error: HTTPException = NotFound()
+        error = error or NotFound()
+        tables = self._tables if self._tables is not None else self._compile()
         for pattern_text, regex in self._subdomain_patterns:
             m = regex.match(subdomain)
-            if m is None:
+            table = tables.get((pattern_text, websocket))
+            if m is None or table is None:
                 continue
             try:
-                rule, values = self.match(path, method, pattern_text, websocket)
+                rule, values = self._match_table(table, path, method, pattern_text, websocket, tables)
             except (NotFound, MethodNotAllowed) as e:
                 error = e if isinstance(e, MethodNotAllowed) else error
                 continue
-            values.update(m.groupdict())
+            for key, value in m.groupdict().items():
+                if key not in rule.defaults:
+                    values[key] = value
             return rule, values
         raise error
 
@@ -655,10 +705,26 @@ class Map:
         """
         tables = self._tables if self._tables is not None else self._compile()
         table = tables.get((subdomain, websocket))
-        if table is None:
-            if self._subdomain_patterns and subdomain and "<" not in subdomain:
+        if self._subdomain_patterns and subdomain:
+            if table is None:
                 return self._match_variable_subdomain(path, method, subdomain, websocket)
+            try:
+                return self._match_table(table, path, method, subdomain, websocket, tables)
+            except NotFound as e:
+                return self._match_variable_subdomain(path, method, subdomain, websocket, e)
+        if table is None:
             raise NotFound()
+        return self._match_table(table, path, method, subdomain, websocket, tables)
+
+    def _match_table(
+        self,
+        table: _Table,
+        path: str,
+        method: str,
+        subdomain: str,
+        websocket: bool,
+        tables: dict[tuple[str, bool], _Table],
+    ) -> tuple[Rule, dict[str, Any]]:
         # PERF: static dict first, then one regex per first segment (benchmarks/run.py: hello, route50).
         matched_path = False
         found = table.static.get(path)
@@ -810,12 +876,34 @@ class Map:
         raise BuildError(endpoint, values, method, reason)
 
 
-class BuildError(LookupError):
-    """``url_for`` could not build a URL: an unknown endpoint, or values that fit none of its rules."""
+class BuildError(_WerkzeugBuildError):
+    """``url_for`` could not build a URL: an unknown endpoint, or values that fit none of its rules.
+
+    A ``LookupError``, and Werkzeug's ``BuildError``, so code catching either catches it.
+    """
 
     def __init__(self, endpoint: str, values: Mapping[str, Any], method: str | None, reason: str) -> None:
-        self.endpoint = endpoint
-        self.values = dict(values)
-        self.method = method
-        method_text = f" with method {method}" if method else ""
-        super().__init__(f"could not build URL for endpoint {endpoint!r}{method_text}: {reason}")
+        super().__init__(endpoint, dict(values), method)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        method_text = f" with method {self.method}" if self.method else ""
+        return f"could not build URL for endpoint {self.endpoint!r}{method_text}: {self.reason}"
+
+
+def _from_werkzeug(rule: Any) -> Rule:
+    """An Ampulla :class:`Rule` with the settings of a Werkzeug rule (from a rule factory)."""
+    if isinstance(rule, Rule):
+        return rule
+    return Rule(
+        rule.rule,
+        endpoint=rule.endpoint,
+        methods=rule.methods,
+        defaults=rule.defaults,
+        subdomain=rule.subdomain,
+        strict_slashes=rule.strict_slashes,
+        redirect_to=rule.redirect_to,
+        websocket=rule.websocket,
+        merge_slashes=rule.merge_slashes,
+        host=rule.host,
+    )

@@ -113,8 +113,8 @@ class Scaffold:
     ) -> None:
         self.import_name = import_name
         self.root_path = root_path if root_path is not None else get_root_path(import_name)
-        self._static_folder = os.fspath(static_folder) if static_folder is not None else None
-        self._static_url_path = static_url_path
+        self._static_folder = os.fspath(static_folder).rstrip("/\\") if static_folder is not None else None
+        self._static_url_path = static_url_path.rstrip("/") if static_url_path is not None else None
         self.template_folder = os.fspath(template_folder) if template_folder is not None else None
         self.view_functions: dict[str, Callable[..., Any]] = {}
         # Registries keyed by blueprint name (None: the app itself), defaultdicts as in Flask.
@@ -342,7 +342,11 @@ class Scaffold:
                 " or HTTP error codes."
             )
         if not isinstance(exc_class, type) or not issubclass(exc_class, Exception):
-            raise ValueError(f"'{exc_class!r}' is not a subclass of Exception; handlers need an exception class")
+            name = getattr(exc_class, "__name__", repr(exc_class))
+            raise ValueError(
+                f"'{name}' is not a subclass of Exception. Handlers can only be registered for Exception classes or"
+                " HTTP error codes."
+            )
         if issubclass(exc_class, HTTPException):
             return exc_class, exc_class.code
         return exc_class, None

@@ -567,6 +567,7 @@ def run_simple(
     processes: int = 1,
     passthrough_errors: bool = False,
     reloader_paths: Sequence[str] | None = None,
+    ssl_context: Any = None,
 ) -> None:
     """Serve ``application`` with the development server until Ctrl-C (or SIGTERM).
 
@@ -590,6 +591,7 @@ def run_simple(
         processes: Must be 1: for several processes use gunicorn, uvicorn or granian with ``--workers``.
         passthrough_errors: Accepted for Flask compatibility; errors are always logged and answered with 500.
         reloader_paths: Folders the reloader watches (default: the script's folder and the app's root path).
+        ssl_context: An ``ssl.SSLContext``: serve HTTPS.
 
     Raises:
         ValueError: ``processes`` is not 1.
@@ -606,6 +608,8 @@ def run_simple(
         sys.exit(run_with_reloader(paths, extra_files or (), exclude_patterns or ()))
     _configure_logging()
     server = make_server(hostname, port, application, threaded=threaded)
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     if is_running_from_reloader():
         _watch_reloader_parent()
     _print_banner(server, application)

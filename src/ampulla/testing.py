@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import io
 import json as _json
 import os
@@ -23,13 +24,12 @@ from werkzeug.datastructures import HeaderSet
 from werkzeug.http import parse_set_header
 
 from .concurrency import run_coroutine_sync
-from .ctx import current_context
+from .ctx import RequestContext, current_context
 from .datastructures import FileStorage, Headers
 from .wrappers import STATUS_LINES, Response
 
 if TYPE_CHECKING:
     from .app import Ampulla
-    from .ctx import RequestContext
     from .sessions import SessionMixin
 
 
@@ -249,16 +249,17 @@ class EnvironBuilder:
         self.content_type = content_type or mimetype or self.headers.get("Content-Type")
         self.errors_stream = errors_stream
         self.body: bytes = b""
-        self.input_stream = input_stream
+        self.app = app
+        self._input_stream = input_stream
         if json is not None:
-            self.body = _json.dumps(json).encode("utf-8")
+            self.body = self.json_dumps(json).encode("utf-8")
             self.content_type = self.content_type or "application/json"
         elif isinstance(data, str):
             self.body = data.encode("utf-8")
         elif isinstance(data, bytes | bytearray):
             self.body = bytes(data)
         elif hasattr(data, "read"):
-            self.input_stream = data
+            self._input_stream = data
         elif data is not None:
             pairs = _pairs(data)
             if any(_is_file(v) for _, v in pairs) or (
@@ -272,6 +273,42 @@ class EnvironBuilder:
                 self.content_type = self.content_type or "application/x-www-form-urlencoded"
         self.environ_base = dict(environ_base or {})
         self.environ_overrides = dict(environ_overrides or {})
+
+    def json_dumps(self, obj: Any, **kwargs: Any) -> str:
+        """Serialise a ``json=`` body: with the app's JSON provider (``app.json``) when there is an app."""
+        if self.app is not None:
+            return str(self.app.json.dumps(obj, **kwargs))
+        return _json.dumps(obj, **kwargs)
+
+    @property
+    def input_stream(self) -> IO[bytes]:
+        """The body as a stream: the one given, else a fresh stream over the encoded body."""
+        if self._input_stream is not None:
+            return self._input_stream
+        return io.BytesIO(self.body)
+
+    @input_stream.setter
+    def input_stream(self, value: IO[bytes] | None) -> None:
+        self._input_stream = value
+
+    @property
+    def url_scheme(self) -> str:
+        """The URL scheme, ``http`` or ``https``."""
+        return self.scheme
+
+    @url_scheme.setter
+    def url_scheme(self, value: str) -> None:
+        self.scheme = value
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host/script-root/``."""
+        return f"{self.scheme}://{self.host}{self.script_root}/"
+
+    def close(self) -> None:
+        """Close the body stream and any file given in ``data``."""
+        if self._input_stream is not None:
+            self._input_stream.close()
 
     def get_environ(self) -> dict[str, Any]:
         """The WSGI environ."""
@@ -294,14 +331,14 @@ class EnvironBuilder:
             "RAW_URI": self.path + (f"?{self.query_string}" if self.query_string else ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": self.scheme,
-            "wsgi.input": self.input_stream if self.input_stream is not None else io.BytesIO(self.body),
+            "wsgi.input": self._input_stream if self._input_stream is not None else io.BytesIO(self.body),
             "wsgi.errors": self.errors_stream if self.errors_stream is not None else sys.stderr,
             "wsgi.multithread": False,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
         environ.update(self.environ_base)
-        if self.input_stream is None or self.body:
+        if self._input_stream is None or self.body:
             environ["CONTENT_LENGTH"] = str(len(self.body))
         elif "Content-Length" not in self.headers:
             environ["wsgi.input_terminated"] = True
@@ -463,6 +500,8 @@ class AmpullaClient:
                 ``headers``, ``content_type``, ``base_url``, ``environ_base``, ``environ_overrides``,
                 ``errors_stream``.
         """
+        if args and isinstance(args[0], EnvironBuilder | dict):
+            return self._open_prepared(args[0], follow_redirects)
         if len(args) > 4:
             raise TypeError("open() takes at most 4 positional arguments: path, base_url, query_string, method")
         for name, value in zip(("path", "base_url", "query_string", "method"), args, strict=False):
@@ -508,18 +547,53 @@ class AmpullaClient:
         response.history = history
         return response
 
-    def _run(self, builder: EnvironBuilder) -> TestResponse:
-        environ = builder.get_environ()
+    def _open_prepared(self, target: EnvironBuilder | dict[str, Any], follow_redirects: bool) -> TestResponse:
+        """``open(builder)`` or ``open(environ)``: the request they describe, with the client's ``environ_base``."""
+        if isinstance(target, EnvironBuilder):
+            builder = copy.copy(target)
+            builder.environ_base = {**self.environ_base, **target.environ_base}
+            environ = builder.get_environ()
+        else:
+            environ = {**target, **self.environ_base}
+            builder = EnvironBuilder(
+                self.application,
+                environ.get("PATH_INFO") or "/",
+                base_url=f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', 'localhost')}"
+                f"{environ.get('SCRIPT_NAME', '')}",
+                method=environ.get("REQUEST_METHOD", "GET"),
+            )
+        self._pop_preserved()
+        response = self._run(builder, environ)
+        if follow_redirects and response.status_code in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location", "/")
+            redirected = self.open(location, method="GET" if response.status_code in (301, 302, 303) else
+                                   builder.method, follow_redirects=True)
+            redirected.history = [response, *redirected.history]
+            return redirected
+        return response
+
+    def _run(self, builder: EnvironBuilder, environ: dict[str, Any] | None = None) -> TestResponse:
+        if environ is None:
+            environ = builder.get_environ()
         if self.use_cookies:
             cookie = self._cookie_header(builder.path)
             if cookie and "HTTP_COOKIE" not in environ:
                 environ["HTTP_COOKIE"] = cookie
         if self.preserve_context:
             environ["ampulla.preserve_context"] = True
-        if self.protocol == "asgi":
-            status, headers, body = run_asgi_request(self.application, environ)
-        else:
-            status, headers, body = _run_wsgi(self.application, environ)
+        try:
+            if self.protocol == "asgi":
+                status, headers, body = run_asgi_request(self.application, environ)
+            else:
+                status, headers, body = _run_wsgi(self.application, environ)
+        except BaseException:
+            if self.preserve_context:
+                # The exception propagated out of the request: its kept context is still active here (WSGI);
+                # leaving the ``with client:`` block pops it.
+                ctx = current_context()
+                if isinstance(ctx, RequestContext) and ctx.preserved and ctx not in self._context_stack:
+                    self._context_stack.append(ctx)
+            raise
         response = TestResponse(body, status, headers, content_type=dict(headers).get("Content-Type"))
         response.environ = environ
         response.request = environ
@@ -602,16 +676,20 @@ class AmpullaClient:
             environ["HTTP_COOKIE"] = cookie
         request = app.request_class.from_environ(environ, app)
         interface = app.session_interface
+        # The contexts are pushed around opening and saving only: a request context active around the
+        # ``with`` block (a test's own) stays the current one inside it.
         with app.request_context(request):
             session = interface.open_session(app, request)
-            if session is None:
-                raise RuntimeError(
-                    "The session could not be opened: set app.config['SECRET_KEY'] so sessions can be signed."
-                )
-            yield session
-            response = app.response_class()
-            if not interface.is_null_session(session):
-                interface.save_session(app, session, response)
+        if session is None:
+            raise RuntimeError(
+                "Session backend did not open a session: set app.config['SECRET_KEY'] so sessions can be signed."
+            )
+        yield session
+        if interface.is_null_session(session):
+            return
+        response = app.response_class()
+        with app.request_context(request):
+            interface.save_session(app, session, response)
         self._store_cookies(response.headers)
 
     def websocket(

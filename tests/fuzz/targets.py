@@ -152,7 +152,7 @@ def _check_rebuild(endpoint: str, values: dict[str, Any], args: list[list[str]] 
     """``url_for(endpoint, **values)`` then a request to that URL gives back ``values`` (and ``args``)."""
     app = get_app()
     query_values = {f"q{i}_{k}": v for i, (k, v) in enumerate(args or [])}
-    with app.app_context():
+    with app.test_request_context():
         try:
             url = app.url_for(endpoint, **values, **query_values)
         except (BuildError, ValueError) as e:
