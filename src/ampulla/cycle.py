@@ -581,7 +581,7 @@ class AsyncCycle(SyncCycle):
         if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
             return self.app.make_default_options_response()
         view: Any = plan.view
-        if plan.kind is ViewKind.THREAD:
+        if plan.kind is ViewKind.THREAD or plan.kind is ViewKind.WRAPPED:
             rv = await self.app.run_sync(view, **request.view_args)  # type: ignore[arg-type]
         else:
             rv = view(**request.view_args)  # type: ignore[arg-type]

@@ -31,8 +31,12 @@ NO_LIMIT_SET: Any = object()
 class ViewKind(enum.Enum):
     """How a view runs under ASGI (under WSGI every view runs in the server's thread)."""
 
-    #: ``async def``, or a plain function wrapping one: awaited on the event loop.
+    #: ``async def``: awaited on the event loop.
     ASYNC = "async"
+    #: A plain function wrapping an ``async def`` view (``functools.wraps``), as extensions' decorators are:
+    #: called in the thread pool, where it may run the view with ``current_app.ensure_sync`` (Flask's pattern for
+    #: extensions, Flask-Login's ``login_required``); a coroutine it returns is awaited on the event loop.
+    WRAPPED = "wrapped"
     #: A ``def`` view registered with ``inline=True``: called on the event loop (it must not block).
     INLINE = "inline"
     #: A ``def`` view: called in the application's thread pool.
@@ -112,8 +116,10 @@ class Endpoint:
         self.sync_view = ensure_sync(view) if view is not None else None
         self.view_is_coroutine = view is not None and is_async_callable(view)
         self.has_prelude = bool(self.url_value_preprocessors or self.before)
-        if view is None or wraps_async_callable(view):
+        if view is None or self.view_is_coroutine:
             self.kind = ViewKind.ASYNC
+        elif wraps_async_callable(view):
+            self.kind = ViewKind.WRAPPED
         elif name in app._inline_endpoints:
             self.kind = ViewKind.INLINE
         else:
