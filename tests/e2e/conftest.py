@@ -119,6 +119,15 @@ def _ready(port: int, path: str) -> bool:
         conn.close()
 
 
+#: Runs the server with SIGINT and SIGQUIT at their defaults, as from a terminal: a test run started in the
+#: background by a non-interactive shell ignores them, and the server would inherit that (Ctrl+C tests hang).
+_DEFAULT_SIGNALS = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.signal(signal.SIGQUIT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])",
+]  # fmt: skip
+
+
 def start_server(
     name: str,
     command: list[str],
@@ -140,8 +149,8 @@ def start_server(
     env.pop("AMPULLA_APP", None)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [*_DEFAULT_SIGNALS, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     server = RunningServer(name, proc, port, log_path)
     deadline = time.monotonic() + timeout
