@@ -27,13 +27,12 @@ import functools
 import re
 import tempfile
 from typing import IO, Protocol, cast
-from urllib.parse import unquote, unquote_to_bytes
 
 import multipart  # type: ignore[import-untyped]
 
 from .datastructures import FileStorage, Headers, ImmutableMultiDict, multidict_from_lists
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
-from .http import parse_options_header
+from .http import parse_options_header, unquote, unquote_to_bytes
 
 __all__ = ["ReadableStream", "parse_form_data", "parse_urlencoded"]
 
@@ -145,19 +144,11 @@ def _parse_pairs(
             if "+" in key:
                 key = key.replace("+", " ")
             if "%" in key:
-                key = (
-                    unquote_to_bytes(key).decode(charset)
-                    if unquote_ascii
-                    else unquote(key, charset, "strict")
-                )
+                key = unquote_to_bytes(key).decode(charset) if unquote_ascii else unquote(key, charset)
             if "+" in value:
                 value = value.replace("+", " ")
             if "%" in value:
-                value = (
-                    unquote_to_bytes(value).decode(charset)
-                    if unquote_ascii
-                    else unquote(value, charset, "strict")
-                )
+                value = unquote_to_bytes(value).decode(charset) if unquote_ascii else unquote(value, charset)
         except UnicodeError:
             raise BadRequest(
                 f"The {what} field {piece[:100]!r} is not valid {charset} after percent-decoding."
