@@ -1,4 +1,4 @@
-"""Hostile input (issue #7): property-based tests over WSGI and ASGI, and the nasty cases spelled out.
+"""Hostile input: property-based tests over WSGI and ASGI, and the nasty cases spelled out.
 
 The invariant everywhere: a 4xx or a correct answer. Never a 500, never an exception out of the WSGI/ASGI
 callable, nothing logged, bounded memory. The application is the fuzz harness's (``tests/fuzz/harness.py``):
@@ -370,7 +370,7 @@ def test_tampered_session_cookie_is_an_empty_session(protocol: str, data: st.Dat
 def test_slow_upload_in_one_byte_messages_does_not_pin_memory() -> None:
     """A 256 KiB body sent as 262,144 one-byte ASGI messages must not cost much more than 256 KiB.
 
-    Regression for #7-4: ``asgi.read_body`` used to keep every message as its own bytes object in a list until
+    Regression: ``asgi.read_body`` used to keep every message as its own bytes object in a list until
     the body was complete (or over 1 MiB): about 90 bytes per message, 23.5 MB at peak for this body (~94 MB
     for 1 MiB). Since dd40013 it appends to one bytearray: 0.54 MB (2.1 times the body).
     """
@@ -612,7 +612,7 @@ def test_session_cookie_cases(protocol: str) -> None:
 @pytest.mark.parametrize("route", ["/json", "/json-sync"])
 @pytest.mark.parametrize("depth", [513, 5_000, 100_000])
 def test_deeply_nested_json_answers_400(protocol: str, route: str, depth: int) -> None:
-    """Bug #7-1: the stdlib decoder raises RecursionError (not a ValueError) past ~1000 levels: a 500."""
+    """The stdlib decoder raises RecursionError (not a ValueError) past ~1000 levels: a 500."""
     for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth, b"[" * depth):
         response = call(protocol, route, "POST", data=body, content_type="application/json")
         if len(body) > harness.MAX_CONTENT_LENGTH:
@@ -652,7 +652,7 @@ def test_json_edge_cases(protocol: str, body: bytes, status: int, canon: str | N
 
 @PROTOCOLS
 @pytest.mark.parametrize(("content_type", "body"), [
-    # #7-2: charsets whose decoder raises UnicodeError (not UnicodeDecodeError) or with errors="replace"
+    # charsets whose decoder raises UnicodeError (not UnicodeDecodeError) or with errors="replace"
     ("application/x-www-form-urlencoded; charset=idna", b"a=%78n--"),
     ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n"
      b"Content-Type: text/plain; charset=idna\r\n\r\nxn--\r\n--b--\r\n"),
@@ -671,7 +671,7 @@ def test_charset_decoders_that_raise_unicode_error_answer_400(protocol: str, con
 @PROTOCOLS
 @pytest.mark.parametrize("query", [b"a=\x00", b"\x00", b"x=1&\x00=2"])
 def test_redirect_with_nul_in_query_string(protocol: str, query: bytes) -> None:
-    """#7-3: the redirect copies the raw query string into Location; a NUL there makes Headers raise: 500."""
+    """the redirect copies the raw query string into Location; a NUL there makes Headers raise: 500."""
     for path in (b"/dir/name", b"/old/5", b"/dir"):
         result = raw(protocol, Req("GET", path, query))
         assert result.status == 308
@@ -679,7 +679,7 @@ def test_redirect_with_nul_in_query_string(protocol: str, query: bytes) -> None:
 
 
 def test_method_case_is_the_same_over_wsgi_and_asgi() -> None:
-    """#7-5: ``Request.from_environ`` upper-cases the method, ``from_scope`` does not: "get /int/1" is 200 over
+    """``Request.from_environ`` upper-cases the method, ``from_scope`` does not: "get /int/1" is 200 over
     WSGI and 405 over ASGI. One app object must answer the same over both protocols."""
     for method in ("get", "Post", "head"):
         req = Req(method, b"/form" if method == "Post" else b"/int/1", b"", [], b"")

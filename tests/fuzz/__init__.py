@@ -1,4 +1,4 @@
-"""Hostile-input fuzzing for Ampulla (issue #7).
+"""Hostile-input fuzzing for Ampulla.
 
 - ``harness``: the application under test (every converter, form/multipart/JSON/cookie/session/send_file/range
   views) and the drivers that push one request through its raw WSGI callable and its ASGI callable, checking

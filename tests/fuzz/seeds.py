@@ -149,9 +149,9 @@ def regressions() -> dict[str, dict[str, bytes]]:
     multipart = b"multipart/form-data; boundary=b"
     deep = [0, 0, 1, 0x13, 0x88, 0]  # application/json, depth 5000, no repeat
     return {
-        # #7-1: json.loads raises RecursionError (not ValueError) past ~1000 levels: 500.
+        # json.loads raises RecursionError (not ValueError) past ~1000 levels: 500.
         "json": {"deep-nesting": enc(deep, b"1"), "deep-nesting-silent": enc([0, 1, *deep[2:]], b"1")},
-        # #7-2: codecs whose decoder raises UnicodeError (not UnicodeDecodeError), or refuses errors="replace".
+        # codecs whose decoder raises UnicodeError (not UnicodeDecodeError), or refuses errors="replace".
         "urlencoded": {"idna-charset": enc([CHARSETS.index(b"idna"), 0, 0, 0], b"a=%78n--")},
         "multipart": {
             "idna-part-charset": enc([0, 0, 0], multipart, b'--b\r\nContent-Disposition: form-data; name="a"\r\n'
@@ -163,7 +163,7 @@ def regressions() -> dict[str, dict[str, bytes]]:
             "idna-boundary-star": enc([0, 0, 0], b"multipart/form-data; boundary*=idna''%ff", b"--b\r\n"),
             "nul-charset-boundary-star": enc([0, 0, 0], b"multipart/form-data; boundary*=a\x00''%ff", b"--b\r\n"),
         },
-        # #7-3: a redirect copies the raw query string into Location; a NUL in it makes Headers raise: 500.
+        # a redirect copies the raw query string into Location; a NUL in it makes Headers raise: 500.
         "router": {"redirect-nul-query": enc([get], b"/old/5", b"k\x00"),
                    "slash-redirect-nul-query": enc([get], b"/dir/name", b"\x00")},
         "request": {"redirect-nul-query": enc([get, ROUTE_PATHS.index(b"/old/3"), 0], b"\x00")},

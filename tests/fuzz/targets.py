@@ -62,9 +62,9 @@ SEP = b"\x1e"
 #: Known, reported bugs: failure messages matching one of these are skipped by ``run.py --skip-known`` (for
 #: exploring past them). Never used by the tests: a known bug fails until it is fixed.
 KNOWN_BUGS: dict[str, re.Pattern[str]] = {
-    "json-recursion (#7-1)": re.compile(r"RecursionError"),
-    "charset-unicode-error (#7-2)": re.compile(r"logged ERROR .*(?:idna|punycode|embedded null character)"),
-    "redirect-location-nul (#7-3)": re.compile(r"header 'Location' has a value with a newline or NUL"),
+    "json-recursion": re.compile(r"RecursionError"),
+    "charset-unicode-error": re.compile(r"logged ERROR .*(?:idna|punycode|embedded null character)"),
+    "redirect-location-nul": re.compile(r"header 'Location' has a value with a newline or NUL"),
 }
 
 
