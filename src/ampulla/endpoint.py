@@ -151,10 +151,9 @@ class RequestPolicy:
         trusted_hosts: ``TRUSTED_HOSTS``.
         csrf: ``CSRF_ENABLED``.
         security_headers: ``SECURITY_HEADERS``.
-        server_name: ``SERVER_NAME``.
     """
 
-    __slots__ = ("csrf", "proxy_fix", "security_headers", "server_name", "trusted_hosts", "version")
+    __slots__ = ("csrf", "proxy_fix", "security_headers", "trusted_hosts", "version")
 
     def __init__(self, config: Mapping[str, Any], version: int) -> None:
         self.version = version
@@ -162,7 +161,6 @@ class RequestPolicy:
         self.trusted_hosts: list[str] | tuple[str, ...] | None = config.get("TRUSTED_HOSTS") or None
         self.csrf = bool(config.get("CSRF_ENABLED"))
         self.security_headers = bool(config.get("SECURITY_HEADERS"))
-        self.server_name: str | None = config.get("SERVER_NAME") or None
 
 
 __all__ = ["NO_LIMIT_SET", "Endpoint", "Hook", "RequestPolicy", "ViewKind"]
