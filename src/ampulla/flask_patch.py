@@ -2,10 +2,9 @@
 
 Import this module first, before anything imports Flask::
 
-    import ampulla.flask_patch  # noqa: F401  (first line of the entry point, conftest.py or WSGI/ASGI module)
-
-    from flask import Flask, request           # Ampulla's objects
-    from flask_sqlalchemy import SQLAlchemy    # ampulla.db.Database
+    >>> import ampulla.flask_patch  # first: entry point, conftest.py or WSGI/ASGI module
+    >>> from flask import Flask, request  # Ampulla's objects
+    >>> from flask_sqlalchemy import SQLAlchemy  # ampulla.db.Database
 
 From then on ``flask``, each ``flask.*`` module that Flask 3.1.3 has, ``flask_sqlalchemy`` and its modules are
 alias modules in :data:`sys.modules`, created by a finder at the front of :data:`sys.meta_path`. Real Flask is
