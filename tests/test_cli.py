@@ -502,6 +502,35 @@ def test_db_commands_are_added_and_run_in_the_app_context(monkeypatch: pytest.Mo
     assert db_cli.commands["where"].callback is original_callback  # the original group is left alone
 
 
+def test_a_db_command_of_the_app_wins_over_the_built_in_db_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Flask-Migrate adds its "db" group to app.cli: "ampulla db upgrade" must run it, as "flask db upgrade" does.
+    builtin = click.Group("db", help="Built-in database commands.")
+
+    @builtin.command("upgrade")
+    def builtin_upgrade() -> None:
+        click.echo("built-in upgrade")
+
+    fake = types.ModuleType("ampulla.db.cli")
+    fake.db_cli = builtin  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ampulla.db.cli", fake)
+    app = Ampulla("migrating", static_folder=None)
+    own = click.Group("db", help="The app's database migrations.")
+
+    @own.command("upgrade")
+    def own_upgrade() -> None:
+        click.echo(f"app upgrade in {current_app.name}")
+
+    app.cli.add_command(own)
+    group = AmpullaGroup(name="ampulla", create_app=lambda: app)
+    result = invoke("db", "upgrade", group=group)
+    assert result.exit_code == 0, result.output
+    assert result.output == "app upgrade in migrating\n"
+    assert "The app's database migrations." in invoke("--help", group=group).output
+    # An app without its own "db" command keeps the built-in group.
+    plain = AmpullaGroup(name="ampulla", create_app=lambda: Ampulla("plain", static_folder=None))
+    assert invoke("db", "upgrade", group=plain).output == "built-in upgrade\n"
+
+
 def test_db_commands_explain_a_missing_database_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = importlib.import_module
 

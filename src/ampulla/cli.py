@@ -605,6 +605,8 @@ class AmpullaGroup(AppGroup):
         super().__init__(params=params, **extra)
         self.create_app = create_app
         self._plugins_loaded = not load_plugins
+        #: Ampulla's own ``db`` group, which yields to a ``db`` command of the app's ``app.cli`` (Flask-Migrate's).
+        self._builtin_db: click.Command | None = None
         if add_default_commands:
             self.add_command(run_command)
             self.add_command(shell_command)
@@ -617,6 +619,7 @@ class AmpullaGroup(AppGroup):
         db = _db_commands()
         if db is not None and db.name not in self.commands:
             self.add_command(db)
+            self._builtin_db = db
         from importlib.metadata import entry_points
 
         for entry_point in entry_points(group="ampulla.commands"):
@@ -641,7 +644,7 @@ class AmpullaGroup(AppGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._load_plugins()
         command = super().get_command(ctx, cmd_name)
-        if command is not None:
+        if command is not None and (command is not self._builtin_db or not self._app_defines(ctx, cmd_name)):
             return command
         app_cli = self._app_cli(ctx, report=True)
         if app_cli is None:
@@ -651,6 +654,15 @@ class AmpullaGroup(AppGroup):
         if active is None or active.app is not app:
             ctx.with_resource(app.app_context())
         return app_cli.get_command(ctx, cmd_name)
+
+    def _app_defines(self, ctx: click.Context, cmd_name: str) -> bool:
+        """Whether the app's ``app.cli`` has ``cmd_name`` (an app that cannot be loaded has none)."""
+        try:
+            app_cli = self._app_cli(ctx, report=False)
+        except Exception:
+            # NOTE: the built-in command then runs and reports the failure in its own words.
+            return False
+        return app_cli is not None and app_cli.get_command(ctx, cmd_name) is not None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugins()
