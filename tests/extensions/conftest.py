@@ -61,3 +61,12 @@ def redis_prefix(redis_client: Any) -> Iterator[str]:
 def redis_keys(client: Any, prefix: str) -> list[str]:
     """The keys that contain ``prefix``, decoded and sorted."""
     return sorted(key.decode() for key in client.scan_iter(match=f"*{prefix}*", count=1000))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Attach the output of the servers a failing test started (``two_servers``) to its report."""
+    if call.excinfo is None or call.when != "call":
+        return
+    for server in getattr(item, "funcargs", {}).get("two_servers") or ():
+        item.add_report_section("call", f"{server.name} on port {server.port}", server.output()[-20000:])

@@ -24,7 +24,14 @@ from flask import Blueprint, Flask, jsonify, make_response, request  # noqa: E40
 from flask_limiter import Limiter, RequestLimit  # noqa: E402
 from flask_limiter.util import get_remote_address  # noqa: E402
 
-from tests.e2e.conftest import RunningServer, free_port, start_server, stop_server  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    PYTHON,
+    RunningServer,
+    _gunicorn_extra_args,
+    free_port,
+    start_server,
+    stop_server,
+)
 from tests.extensions.conftest import redis_keys  # noqa: E402
 
 View = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -256,8 +263,6 @@ async def async_view():
 
 
 def _command(server: str, port: int) -> list[str]:
-    from tests.e2e.conftest import PYTHON, _gunicorn_extra_args
-
     if server == "gunicorn":  # WSGI, two worker processes
         return [
             PYTHON, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
