@@ -7,6 +7,7 @@ loop, ...), and what an application or extension observes must not change.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections import defaultdict
@@ -340,6 +341,50 @@ def test_registries_are_flasks_defaultdicts() -> None:
     assert app.error_handler_spec["never-registered"][None] == {}
     app.after_request_funcs[None].append(lambda response: response)  # what extensions do
     assert len(app.after_request_funcs[None]) == 1
+
+
+def test_hooks_added_to_the_registries_after_the_first_request_count(variant: Variant) -> None:
+    """Flask reads its hook lists on each request; extensions append to them directly, even from a view
+    (Flask-Caching's ``response_hit_indication``): the function runs from that very request on."""
+    app = Ampulla(__name__)
+    calls: list[str] = []
+
+    def mark(response: Response) -> Response:
+        response.headers["X-Mark"] = "yes"
+        return response
+
+    def view() -> str:
+        if request.args.get("add"):
+            app.after_request_funcs[None].append(variant.hook_func(mark))
+        return "ok"
+
+    app.add_url_rule("/", "index", variant.view_func(view))
+    app.add_url_rule("/other", "other", variant.view_func(lambda: "other"))
+    client = _client(app, variant)
+    assert "X-Mark" not in client.get("/").headers
+    assert "X-Mark" not in client.get("/other").headers
+    assert client.get("/?add=1").headers["X-Mark"] == "yes"  # added during this request
+    assert client.get("/other").headers["X-Mark"] == "yes"
+    # Replacing or removing a list counts too, and so do the other hook registries.
+    app.after_request_funcs[None] = []
+    assert "X-Mark" not in client.get("/other").headers
+    app.before_request_funcs.setdefault(None, []).append(variant.hook_func(lambda: calls.append("before")))
+    app.teardown_request_funcs[None].insert(0, variant.hook_func(lambda exc: calls.append("teardown")))
+    assert client.get("/other").text == "other"
+    assert calls == ["before", "teardown"]
+    del app.before_request_funcs[None]
+    app.teardown_request_funcs[None].clear()
+    client.get("/other")
+    assert calls == ["before", "teardown"]
+
+
+def test_a_copy_of_a_hook_registry_is_flasks_plain_defaultdict() -> None:
+    app = Ampulla(__name__)
+    app.after_request_funcs[None].append(print)
+    for copied in (copy.copy(app.after_request_funcs), copy.deepcopy(app.after_request_funcs)):
+        assert type(copied) is defaultdict and type(copied[None]) is list and copied[None] == [print]
+        copied[None].append(len)
+        assert app.after_request_funcs[None] == [print]
 
 
 def test_each_endpoint_is_compiled_once(variant: Variant) -> None:

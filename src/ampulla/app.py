@@ -226,7 +226,7 @@ class Ampulla(Scaffold):
         self._background: set[asyncio.Task[None]] = set()
         self._logger: logging.Logger | None = None
         self._session_interface: SessionInterface | None = None
-        self._setup_lock = threading.Lock()
+        self._setup_lock = threading.RLock()  # re-entrant: a before_serving function may change a hook list
         self._cli: AppGroup | None = None
         self._appcontext_funcs: tuple[int, list[Callable[..., Any]]] | None = None
         if self.has_static_folder:
@@ -612,6 +612,16 @@ class Ampulla(Scaffold):
                 if plan is None:
                     plan = self._plans[endpoint] = Endpoint(self, endpoint)
         return plan
+
+    def _registries_changed(self) -> None:
+        """A hook list changed (an extension added a function directly, even during a request): compile the plans
+        again, in place, so that the next requests and those under way see it, as Flask reads its lists on each
+        request."""
+        plans = getattr(self, "_plans", None)  # None while Scaffold.__init__ runs
+        if plans:
+            with self._setup_lock:
+                for plan in plans.values():
+                    plan.compile(self)
 
     def _cycles(self) -> tuple[SyncCycle, AsyncCycle]:
         """The request cycles, built with the override points the application has at that moment."""

@@ -99,6 +99,13 @@ class Endpoint:
 
     def __init__(self, app: Ampulla, name: str | None) -> None:
         self.name = name
+        self.compile(app)
+
+    def compile(self, app: Ampulla) -> None:
+        """Read the plan from the application's registries (again, in place, when a hook list changed: a request
+        under way then runs the ``after_request`` and ``teardown_request`` functions added during it, as on
+        Flask)."""
+        name = self.name
         self.blueprints = blueprint_chain(name)
         keys = iter_chain(self.blueprints)  # innermost first, the app (None) last
         outer_first = tuple(reversed(keys))

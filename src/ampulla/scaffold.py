@@ -84,6 +84,97 @@ def find_package(import_name: str) -> tuple[str | None, str]:
     return parent, location
 
 
+class HookList(list[Callable[..., Any]]):
+    """A list of hook functions that tells its registry's owner when it changes.
+
+    Flask reads its hook lists on every request, and extensions rely on that: they may append a function to
+    ``app.after_request_funcs[None]`` directly, even while a request is under way. Ampulla compiles the lists
+    into each endpoint's plan, so a change must reach the plans: every mutating method calls ``changed()``.
+    """
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, changed: Callable[[], None], functions: Iterable[Callable[..., Any]] = ()) -> None:
+        super().__init__(functions)
+        self._changed = changed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return list, (list(self),)  # a copy is a plain list, detached from the application
+
+
+def _notifying(name: str) -> Callable[..., Any]:
+    method = getattr(list, name)
+
+    def mutate(self: HookList, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._changed()
+        return result
+
+    mutate.__name__ = mutate.__qualname__ = name
+    return mutate
+
+
+for _name in (
+    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+    "__setitem__", "__delitem__", "__iadd__", "__imul__",
+):  # fmt: skip
+    setattr(HookList, _name, _notifying(_name))
+
+
+class HookRegistry(defaultdict[str | None, list[Callable[..., Any]]]):
+    """Flask's ``defaultdict(list)`` of hook functions by blueprint name, whose lists are :class:`HookList`.
+
+    Adding, replacing or removing a list calls ``changed()``, as a change to a list in it does; looking up a
+    missing key (which adds an empty list) does not.
+    """
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        super().__init__(list)
+        self._changed = changed
+
+    def __missing__(self, key: str | None) -> list[Callable[..., Any]]:
+        value = HookList(self._changed)
+        dict.__setitem__(self, key, value)
+        return value
+
+    def __setitem__(self, key: str | None, value: Iterable[Callable[..., Any]]) -> None:
+        if not isinstance(value, HookList):
+            value = HookList(self._changed, value)
+        super().__setitem__(key, value)
+        self._changed()
+
+    def setdefault(self, key: str | None, default: Iterable[Callable[..., Any]] = ()) -> list[Callable[..., Any]]:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __delitem__(self, key: str | None) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        result = super().pop(*args)
+        self._changed()
+        return result
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def copy(self) -> defaultdict[str | None, list[Callable[..., Any]]]:  # type: ignore[override]
+        """Flask's plain ``defaultdict(list)`` with the same lists (copied), detached from the application."""
+        return defaultdict(list, {key: list(value) for key, value in self.items()})
+
+    __copy__ = copy  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return defaultdict, (list, {key: list(value) for key, value in self.items()})
+
+
 def _endpoint_from_view_func(view_func: Callable[..., Any]) -> str:
     if view_func is None:
         raise ValueError("an endpoint name is required when no view function is given")
@@ -121,18 +212,24 @@ class Scaffold:
         self.error_handler_spec: defaultdict[
             str | None, defaultdict[int | None, dict[type[BaseException], Callable[..., Any]]]
         ] = defaultdict(lambda: defaultdict(dict))
-        self.before_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
-        self.after_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
-        self.teardown_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        # The hooks an endpoint's plan holds tell the owner when they change (see HookList).
+        changed = self._registries_changed
+        self.before_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = HookRegistry(changed)
+        self.after_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = HookRegistry(changed)
+        self.teardown_request_funcs: defaultdict[str | None, list[Callable[..., Any]]] = HookRegistry(changed)
         self.template_context_processors: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(
             list, {None: []}
         )
-        self.url_value_preprocessors: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.url_value_preprocessors: defaultdict[str | None, list[Callable[..., Any]]] = HookRegistry(changed)
         self.url_default_functions: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
-        self.before_websocket_funcs: defaultdict[str | None, list[Callable[..., Any]]] = defaultdict(list)
+        self.before_websocket_funcs: defaultdict[str | None, list[Callable[..., Any]]] = HookRegistry(changed)
 
     def _check_setup_finished(self, f_name: str) -> None:
         raise NotImplementedError
+
+    def _registries_changed(self) -> None:
+        """A list of ``before_request``, ``after_request``, ``teardown_request``, ``url_value_preprocessor`` or
+        ``before_websocket`` functions changed (here: nothing to do; the application compiles its plans again)."""
 
     # ------------------------------------------------------------------------------------------ folders
     @property
