@@ -55,7 +55,7 @@ def multidict_from_lists(cls: type[_M], data: dict[str, list[Any]]) -> _M:
 
     PERF: the parsers collect each key's values in a list already; this skips MultiDict's per-item loop.
     """
-    result = cls()
+    result = cls.__new__(cls)  # a dict subclass: empty without __init__, which would only call update()
     dict.update(result, data)
     return result
 

@@ -171,7 +171,9 @@ class DefaultJSONProvider(JSONProvider):
         if args and kwargs:
             raise TypeError("jsonify() takes either args or kwargs (positional or keyword arguments), not both")
         obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
-        compact = self.compact if self.compact is not None else not self._app.debug
+        compact = self.compact
+        if compact is None:
+            compact = not self._app.config["DEBUG"]  # PERF: not the debug property (instructions.py: query_json)
         text = self._encoder("compact" if compact else "pretty").encode(obj)
         return self._app.response_class._fast(text.encode("utf-8") + b"\n", 200, self.mimetype)
 

@@ -518,11 +518,13 @@ class Request(RequestHeaderProperties):
                 return
 
     # ---------------------------------------------------------------------------------------- limits
-    def _limit(self, override: object, key: str, default: int | None) -> int | None:
+    def _limit(self, override: Any, key: str, default: int | None) -> int | None:
+        # PERF: no typing.cast here, it is a call at run time (benchmarks/instructions.py: query_json, form).
         if override is not _UNSET:
-            return cast("int | None", override)
-        if self.app is not None:
-            return cast("int | None", self.app.config.get(key, default))
+            return override  # type: ignore[no-any-return]
+        app = self.app
+        if app is not None:
+            return app.config.get(key, default)
         return default
 
     @property
@@ -594,7 +596,7 @@ class Request(RequestHeaderProperties):
     @property
     def content_length(self) -> int | None:
         """The ``Content-Length`` as an int, or ``None`` when absent or invalid."""
-        length = self._content_length
+        length: Any = self._content_length
         if length is _UNSET:
             value = self.headers.get("Content-Length")
             if value is None:
@@ -605,7 +607,7 @@ class Request(RequestHeaderProperties):
                 # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
                 length = int(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
-        return cast("int | None", length)
+        return length  # type: ignore[no-any-return]
 
     @property
     def is_json(self) -> bool:
