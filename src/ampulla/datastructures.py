@@ -139,21 +139,42 @@ class Headers(_wz.Headers):
             del self._list[-1]
             raise
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``headers[name] = value`` sets a header (see :meth:`set`); an index or a slice sets lines."""
+        if key.__class__ is not str:
+            before = self._list[:]
+            super().__setitem__(key, value)
+            try:
+                for line in self._list[key] if isinstance(key, slice) else (self._list[key],):
+                    _check_header(*line)
+            except ValueError:
+                self._list[:] = before
+                raise
+            return
+        # PERF: Werkzeug's set() in one call, no second value check (benchmarks/instructions.py: hooks).
+        value = value if value.__class__ is str else str(value)
+        _check_header(key, value)
+        lines = self._list
+        lower = key.lower()
+        index = 0
+        for name, _ in lines:
+            if name.lower() == lower:
+                break
+            index += 1
+        else:
+            lines.append((key, value))
+            return
+        lines[index] = (key, value)
+        last = len(lines) - 1
+        while last > index:
+            if lines[last][0].lower() == lower:
+                del lines[last]
+            last -= 1
+
     def set(self, key: str, value: Any, /, **kwargs: Any) -> None:
         """Set a header, replacing the lines of that name."""
         if not kwargs:
-            value = value if isinstance(value, str) else str(value)
-            _check_header(key, value)
-            # PERF: Werkzeug's set without its second value check (benchmarks/run.py: hooks).
-            lines = self._list
-            lower = key.lower()
-            found = [i for i, (name, _) in enumerate(lines) if name.lower() == lower]
-            if not found:
-                lines.append((key, value))
-                return
-            lines[found[0]] = (key, value)
-            for i in reversed(found[1:]):
-                del lines[i]
+            self[key] = value
             return
         before = self._list[:]
         super().set(key, value, **kwargs)
