@@ -199,7 +199,8 @@ def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool
     has_length = False
     encoded = []
     names = _WIRE_NAMES
-    for name, value in header_pairs(response.headers):
+    given = response.headers
+    for name, value in given._list if given.__class__ is Headers else header_pairs(given):
         # PERF: each name lower-cased and encoded once per process (benchmarks/run.py --protocol asgi: hello).
         raw = names.get(name) or wire_name(name)
         if raw == b"content-length":
