@@ -30,6 +30,8 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework("bottle", "Bottle", "benchmarks.apps.bottle_app", distribution="bottle"),
         Framework("falcon", "Falcon", "benchmarks.apps.falcon_app", distribution="falcon"),
         Framework("bare", "bare", "benchmarks.apps.bare_app"),
+        # The Flask app unchanged through ampulla.flask_patch; in a process without real Flask (not by default).
+        Framework("ampulla-patched", "Ampulla patched", "benchmarks.apps.patched_flask_app", "wsgi", "ampulla", False),
     )
 }
 
@@ -44,6 +46,10 @@ ASGI_FRAMEWORKS: dict[str, Framework] = {
         Framework("quart", "Quart", "benchmarks.apps.quart_app", "asgi", "quart"),
         Framework("fastapi", "FastAPI", "benchmarks.apps.fastapi_app", "asgi", "fastapi"),
         Framework("bare", "bare", "benchmarks.apps.bare_asgi_app", "asgi"),
+        # The Flask app (def views) unchanged through ampulla.flask_patch, served over ASGI; compare ampulla-def.
+        Framework(
+            "ampulla-patched", "Ampulla patched", "benchmarks.apps.patched_flask_app", "asgi", "ampulla", False
+        ),
         # Only the hooks scenario, with BaseHTTPMiddleware; on request: --frameworks starlette-bhm.
         Framework("starlette-bhm", "Starlette BHM", "benchmarks.apps.starlette_bhm_app", "asgi", "starlette", False),
     )

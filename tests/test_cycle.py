@@ -456,3 +456,57 @@ def test_request_context_from_a_wsgi_environ() -> None:
 
     with app.request_context(EnvironBuilder(app, "/users/3?x=1").get_environ()):
         assert (request.endpoint, request.view_args, request.args["x"]) == ("user", {"user_id": 3}, "1")
+
+
+def test_routing_errors_reach_handlers_traps_and_overrides(variant: Variant) -> None:
+    """404 and 405 from routing: answered plainly, through an error handler (app or blueprint), propagated with
+    ``TRAP_HTTP_EXCEPTIONS``, and through overrides of ``raise_routing_exception``/``trap_http_exception``."""
+    seen: list[str] = []
+
+    class Tracing(Ampulla):
+        def raise_routing_exception(self, request: Any) -> Any:
+            seen.append(f"raise {request.routing_exception.code}")
+            return super().raise_routing_exception(request)
+
+        def trap_http_exception(self, e: HTTPException) -> bool:
+            seen.append(f"trap {e.code}")
+            return super().trap_http_exception(e)
+
+    def build(cls: type[Ampulla] = Ampulla) -> Ampulla:
+        app = cls(__name__)
+        app.add_url_rule("/only-get", "only_get", variant.view_func(lambda: "got"))
+
+        @app.teardown_request
+        @variant.hook_func
+        def teardown(exc: BaseException | None) -> None:
+            seen.append(f"teardown {exc!r}")
+
+        return app
+
+    plain = build()
+    client = _client(plain, variant)
+    missing = client.get("/missing")
+    assert missing.status_code == 404 and b"Not Found" in missing.data
+    not_allowed = client.post("/only-get")
+    assert not_allowed.status_code == 405
+    assert set(not_allowed.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert seen == ["teardown None", "teardown None"]
+
+    seen.clear()
+    handled = build()
+    handled.register_error_handler(404, variant.hook_func(lambda e: ("custom 404", 404)))
+    handled.register_error_handler(HTTPException, variant.hook_func(lambda e: (f"any {e.code}", e.code)))
+    client = _client(handled, variant)
+    assert client.get("/missing").text == "custom 404"
+    assert client.post("/only-get").text == "any 405"
+
+    traced = build(Tracing)
+    client = _client(traced, variant)
+    seen.clear()
+    assert client.get("/missing").status_code == 404
+    assert seen == ["raise 404", "trap 404", "teardown None"]
+
+    trapping = build()
+    trapping.config.update(TRAP_HTTP_EXCEPTIONS=True, TESTING=True)
+    with pytest.raises(NotFound):
+        _client(trapping, variant).get("/missing")

@@ -101,6 +101,26 @@ def test_unsafe_header_values_are_refused_when_set() -> None:
         header_pairs(wz.MultiDict([("X-B", "a\nb")]))  # checked on the way out when an extension set them
 
 
+def test_setting_a_header_replaces_its_lines_as_werkzeug_does() -> None:
+    ours, theirs = Headers(), wz.Headers()
+    for headers in (ours, theirs):
+        headers.add("X-A", "1")
+        headers.add("Vary", "Cookie")
+        headers.add("x-a", "2")
+        headers.add("X-A", "3")
+        headers["x-A"] = 4
+        headers["Vary"] = "Accept"
+        headers["X-New"] = "n"
+        headers.set("X-New", "m")
+        headers[0] = ("X-First", "f")
+    assert ours.to_wsgi_list() == theirs.to_wsgi_list() == [("X-First", "f"), ("Vary", "Accept"), ("X-New", "m")]
+    with pytest.raises(ValueError):
+        ours[0] = ("X-First", "a\nb")
+    with pytest.raises(ValueError):
+        ours[0:1] = [("X-First", "ok"), ("X-Bad", "a\rb")]
+    assert ours.to_wsgi_list() == [("X-First", "f"), ("Vary", "Accept"), ("X-New", "m")]
+
+
 def test_multidict_is_werkzeugs() -> None:
     data = MultiDict([("a", "1"), ("a", "2")])
     assert isinstance(data, wz.MultiDict)

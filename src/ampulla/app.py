@@ -37,7 +37,7 @@ from .concurrency import is_async_callable as is_async_callable
 from .concurrency import run_coroutine_sync as run_coroutine_sync
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .cycle import OVERRIDE_POINTS, AsyncCycle, SyncCycle, run_teardowns
+from .cycle import OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle, run_teardowns
 from .endpoint import Endpoint, RequestPolicy
 from .exceptions import BadRequest, HTTPException, error_response
 from .json import DefaultJSONProvider, JSONProvider
@@ -631,7 +631,7 @@ class Ampulla(Scaffold):
                 if self._sync_cycle is None or self._async_cycle is None:
                     overridden = frozenset(
                         name
-                        for name in OVERRIDE_POINTS
+                        for name in (*OVERRIDE_POINTS, *ROUTING_ERROR_POINTS)
                         if getattr(getattr(self, name), "__func__", None) is not Ampulla.__dict__[name]
                     )
                     self._sync_cycle = SyncCycle(self, overridden)

@@ -38,7 +38,43 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
     """Serve one ASGI connection with ``app`` (``app(scope, receive, send)`` calls this)."""
     kind = scope["type"]
     if kind == "http":
-        await _handle_http(app, scope, receive, send)
+        # PERF: the HTTP branch is here, not one coroutine deeper (benchmarks/instructions.py --protocol asgi).
+        scope["ampulla.receive"] = receive
+        headers = ASGIHeaders(scope["headers"])
+        mapping = headers._map
+        length = mapping.get(b"content-length")
+        transfer_encoding = mapping.get(b"transfer-encoding")
+        version = scope.get("http_version", "1.1")
+        if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
+            error = _request_error(version, length, transfer_encoding)
+            if error is not None:
+                await send_response(app, None, _refusal(error), scope, send, receive)
+                return
+        try:
+            request = app.request_class.from_scope(scope, app)  # type: ignore[arg-type]
+        except HTTPException as e:
+            await send_response(app, None, error_response(e), scope, send, receive)
+            return
+        request._headers = headers
+        if scope.get("ampulla.preserve_context"):
+            request.environ["ampulla.preserve_context"] = True
+        reader: Callable[[Request], Awaitable[None]] | None = None
+        if request.method in _BODY_FREE_METHODS and transfer_encoding is None and (length is None or length == b"0"):
+            # PERF: no body to wait for (benchmarks/run.py --protocol asgi: hello).
+            request.input_stream = io.BytesIO()
+        else:
+            # PERF: a partial, not a wrapping coroutine (benchmarks/run.py --protocol asgi: json_echo).
+            reader = functools.partial(read_body, receive=receive)
+        cycle = app._async_cycle or app._cycles()[1]
+        response, ctx = await cycle.handle(request, reader)
+        try:
+            await send_response(app, ctx, response, scope, send, receive)
+        finally:
+            if ctx.preserved:
+                scope["ampulla._preserved_context"] = ctx
+            await cycle.finish(ctx)
+            if ctx.background_tasks:
+                await run_background_tasks_async(app, ctx)
     elif kind == "websocket":
         await _handle_websocket(app, scope, receive, send)
     elif kind == "lifespan":
@@ -158,52 +194,13 @@ async def read_body(request: Request, receive: Receive) -> None:
         request.input_stream = io.BytesIO(first or b"")
 
 
-async def _handle_http(app: Ampulla, scope: Scope, receive: Receive, send: Send) -> None:
-    scope["ampulla.receive"] = receive
-    headers = ASGIHeaders(scope["headers"])
-    mapping = headers._map
-    length = mapping.get(b"content-length")
-    transfer_encoding = mapping.get(b"transfer-encoding")
-    version = scope.get("http_version", "1.1")
-    if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
-        error = _request_error(version, length, transfer_encoding)
-        if error is not None:
-            await send_response(app, None, _refusal(error), scope, send, receive)
-            return
-    try:
-        request = app.request_class.from_scope(cast(dict[str, Any], scope), app)
-    except HTTPException as e:
-        await send_response(app, None, error_response(e), scope, send, receive)
-        return
-    request._headers = headers
-    if scope.get("ampulla.preserve_context"):
-        request.environ["ampulla.preserve_context"] = True
-    reader: Callable[[Request], Awaitable[None]] | None = None
-    if request.method in _BODY_FREE_METHODS and transfer_encoding is None and (length is None or length == b"0"):
-        # PERF: no body to wait for (benchmarks/run.py --protocol asgi: hello).
-        request.input_stream = io.BytesIO()
-    else:
-        # PERF: a partial, not a wrapping coroutine (benchmarks/run.py --protocol asgi: json_echo).
-        reader = functools.partial(read_body, receive=receive)
-
-    cycle = app._async_cycle or app._cycles()[1]
-    response, ctx = await cycle.handle(request, reader)
-    try:
-        await send_response(app, ctx, response, scope, send, receive)
-    finally:
-        if ctx.preserved:
-            scope["ampulla._preserved_context"] = ctx
-        await cycle.finish(ctx)
-        if ctx.background_tasks:
-            await run_background_tasks_async(app, ctx)
-
-
 def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The headers as ASGI byte pairs with lower-case names, and whether Content-Length is among them."""
     has_length = False
     encoded = []
     names = _WIRE_NAMES
-    for name, value in header_pairs(response.headers):
+    given = response.headers
+    for name, value in given._list if given.__class__ is Headers else header_pairs(given):
         # PERF: each name lower-cased and encoded once per process (benchmarks/run.py --protocol asgi: hello).
         raw = names.get(name) or wire_name(name)
         if raw == b"content-length":

@@ -228,7 +228,8 @@ class RequestContext(AppContext):
                     self._teardown_pending = True
                     self._pending_exc = exc
                 else:
-                    self._teardown(exc)
+                    # PERF: the cycle's teardown without the _teardown hop (benchmarks/instructions.py: hello).
+                    (self.app._sync_cycle or self.app._cycles()[0]).teardown(self, exc)
         finally:
             _cv_ctx.reset(self._tokens.pop())
         if last and appcontext_popped.receivers and self.owns_app_ctx and not self._is_copy:

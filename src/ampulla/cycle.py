@@ -65,6 +65,9 @@ OVERRIDE_POINTS = (
     "do_teardown_request",
     "do_teardown_appcontext",
 )
+#: Methods of the app that decide how a routing error is raised and whether it propagates; an application
+#: overriding one of them has its routing errors raised and handled as Flask does, step by step.
+ROUTING_ERROR_POINTS = ("raise_routing_exception", "trap_http_exception")
 
 BodyReader = Callable[["Request"], Awaitable[None]]
 
@@ -195,6 +198,11 @@ class SyncCycle:
         self.plain = not overridden & {
             "preprocess_request", "dispatch_request", "finalize_request", "process_response",
         }  # fmt: skip
+        #: A routing error (404, 405, a bad Host) is answered without raising it when nothing can see it raised:
+        #: no override of how it is raised, trapped or handled (error handlers are checked per plan).
+        self.direct_routing_errors = not overridden & {
+            "dispatch_request", "handle_user_exception", "handle_http_exception", *ROUTING_ERROR_POINTS,
+        }  # fmt: skip
 
     def _step(self, name: str, default: Callable[..., Any], override: Callable[..., Any]) -> Callable[..., Any]:
         return self._adapt(name, override) if name in self.overridden else default
@@ -251,15 +259,41 @@ class SyncCycle:
     # ------------------------------------------------------------------------------------------ steps
     def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:
         """Preprocess and dispatch, handle what they raise, then finalize (``app.full_dispatch_request()``)."""
+        if not self.plain:
+            try:
+                if request_started.receivers:
+                    send(request_started, self.app)
+                rv = self._preprocess(ctx, plan)
+                if rv is None:
+                    rv = self._dispatch(ctx, plan)
+            except Exception as e:
+                rv = self._handle_user_exception(ctx, plan, e)
+            return self._finalize(ctx, plan, rv, False)  # type: ignore[no-any-return]
+        # PERF: the same steps, skipping the calls that have nothing to do (benchmarks/instructions.py: hello).
+        policy = self.app._policy
         try:
             if request_started.receivers:
                 send(request_started, self.app)
-            rv = self._preprocess(ctx, plan)
+            rv = None
+            if plan.has_prelude or (policy.csrf and not plan.csrf_exempt):
+                rv = self.preprocess(ctx, plan)
             if rv is None:
-                rv = self._dispatch(ctx, plan)
+                request = ctx.request
+                view = plan.sync_view
+                if view is not None and request.routing_exception is None and request.method != "OPTIONS":
+                    rv = view(**request.view_args)  # type: ignore[arg-type]
+                    if rv.__class__ is CoroutineType:  # a plain function wrapping an async view
+                        rv = run_coroutine_sync(rv)
+                else:
+                    rv = self.dispatch(ctx, plan)
         except Exception as e:
             rv = self._handle_user_exception(ctx, plan, e)
-        return self._finalize(ctx, plan, rv, False)  # type: ignore[no-any-return]
+        if plan.sync_after or ctx._after_request_functions or request_finished.receivers:
+            return self.finalize(ctx, plan, rv, False)
+        response = self._make_response(rv)
+        if ctx._session is not None or policy.security_headers:
+            self.finish_response(ctx, response)
+        return response
 
     def preprocess_and_dispatch(self, ctx: RequestContext, plan: Endpoint) -> ResponseReturnValue:
         """Preprocess, then dispatch unless a hook answered (a ``def`` view's thread-pool call under ASGI)."""
@@ -283,13 +317,29 @@ class SyncCycle:
         """Call the view (or raise the routing error; answer an automatic ``OPTIONS``)."""
         request = ctx.request
         if request.routing_exception is not None:
-            self.app.raise_routing_exception(request)
+            return self.routing_error(request, plan)
         if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
             return self.app.make_default_options_response()
         rv = plan.sync_view(**request.view_args)  # type: ignore[misc, arg-type]
         if rv.__class__ is CoroutineType:  # a plain function wrapping an async view
             rv = run_coroutine_sync(rv)
         return rv
+
+    def routing_error(self, request: Request, plan: Endpoint) -> ResponseReturnValue:
+        """Raise the request's routing error, or return it as the answer when raising it would come to the same:
+        no error handler and no override can see it, and it cannot propagate (PERF: raising and catching an
+        exception costs more than the rest of a 404; benchmarks/instructions.py: notfound)."""
+        error = request.routing_exception
+        if (
+            self.direct_routing_errors
+            and not plan.error_handlers
+            and not self.app._policy.may_trap
+            and isinstance(error, HTTPException)
+            and error.code is not None
+            and not isinstance(error, RequestRedirect)
+        ):
+            return error
+        self.app.raise_routing_exception(request)
 
     def finalize(self, ctx: RequestContext, plan: Endpoint, rv: ResponseReturnValue, from_error: bool) -> Response:
         """``make_response(rv)`` then ``process_response``; while answering an error, a failing hook is logged."""
@@ -577,7 +627,7 @@ class AsyncCycle(SyncCycle):
     async def dispatch(self, ctx: RequestContext, plan: Endpoint) -> ResponseReturnValue:
         request = ctx.request
         if request.routing_exception is not None:
-            self.app.raise_routing_exception(request)
+            return self.routing_error(request, plan)
         if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
             return self.app.make_default_options_response()
         view: Any = plan.view
@@ -614,7 +664,8 @@ class AsyncCycle(SyncCycle):
             response = func(response)
             if is_async:
                 response = await response  # type: ignore[misc]
-        self.finish_response(ctx, response)
+        if ctx._session is not None or self.app._policy.security_headers:
+            self.finish_response(ctx, response)
         return response
 
     async def handle_user_exception(
@@ -756,6 +807,7 @@ class AsyncCycle(SyncCycle):
 
 __all__ = [
     "OVERRIDE_POINTS",
+    "ROUTING_ERROR_POINTS",
     "AsyncCycle",
     "SyncCycle",
     "call_sync",

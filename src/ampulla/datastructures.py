@@ -55,7 +55,7 @@ def multidict_from_lists(cls: type[_M], data: dict[str, list[Any]]) -> _M:
 
     PERF: the parsers collect each key's values in a list already; this skips MultiDict's per-item loop.
     """
-    result = cls()
+    result = cls.__new__(cls)  # a dict subclass: empty without __init__, which would only call update()
     dict.update(result, data)
     return result
 
@@ -139,21 +139,42 @@ class Headers(_wz.Headers):
             del self._list[-1]
             raise
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``headers[name] = value`` sets a header (see :meth:`set`); an index or a slice sets lines."""
+        if key.__class__ is not str:
+            before = self._list[:]
+            super().__setitem__(key, value)
+            try:
+                for line in self._list[key] if isinstance(key, slice) else (self._list[key],):
+                    _check_header(*line)
+            except ValueError:
+                self._list[:] = before
+                raise
+            return
+        # PERF: Werkzeug's set() in one call, no second value check (benchmarks/instructions.py: hooks).
+        value = value if value.__class__ is str else str(value)
+        _check_header(key, value)
+        lines = self._list
+        lower = key.lower()
+        index = 0
+        for name, _ in lines:
+            if name.lower() == lower:
+                break
+            index += 1
+        else:
+            lines.append((key, value))
+            return
+        lines[index] = (key, value)
+        last = len(lines) - 1
+        while last > index:
+            if lines[last][0].lower() == lower:
+                del lines[last]
+            last -= 1
+
     def set(self, key: str, value: Any, /, **kwargs: Any) -> None:
         """Set a header, replacing the lines of that name."""
         if not kwargs:
-            value = value if isinstance(value, str) else str(value)
-            _check_header(key, value)
-            # PERF: Werkzeug's set without its second value check (benchmarks/run.py: hooks).
-            lines = self._list
-            lower = key.lower()
-            found = [i for i, (name, _) in enumerate(lines) if name.lower() == lower]
-            if not found:
-                lines.append((key, value))
-                return
-            lines[found[0]] = (key, value)
-            for i in reversed(found[1:]):
-                del lines[i]
+            self[key] = value
             return
         before = self._list[:]
         super().set(key, value, **kwargs)
@@ -294,16 +315,17 @@ class EnvironHeaders(Headers):
         return key
 
     def __getitem__(self, key: str) -> str:  # type: ignore[override]
-        value = self.environ.get(self._key(key))
+        value = self.environ.get(_ENVIRON_KEYS.get(key) or self._key(key))
         if value is None or (value == "" and key.lower() in ("content-type", "content-length")):
             raise BadRequestKeyError(key)
         return str(value)
 
     def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:  # type: ignore[override]
-        value = self.environ.get(self._key(key))
+        # PERF: the memoised key and no conversion call in the usual case (benchmarks/instructions.py: form).
+        value = self.environ.get(_ENVIRON_KEYS.get(key) or self._key(key))
         if value is None or (value == "" and key.lower() in ("content-type", "content-length")):
             return default
-        return _converted(value, default, type)
+        return value if type is None else _converted(value, default, type)
 
     def getlist(self, key: str, type: Callable[[str], Any] | None = None) -> list[Any]:
         value = self.get(key, type=type)

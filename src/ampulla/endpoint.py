@@ -65,6 +65,7 @@ class Endpoint:
         body_limit: The route's ``max_content_length``, or :data:`NO_LIMIT_SET`.
         streaming: The view reads the body itself (``@stream_request_body``).
         csrf_exempt: The view or one of its blueprints is exempt from the CSRF check.
+        error_handlers: An error handler is registered on the app or one of the endpoint's blueprints.
         has_prelude: There are URL value preprocessors or ``before_request`` hooks to run.
         view_is_coroutine: Calling the view gives a coroutine.
         pooled: Under ASGI one thread-pool call runs the whole cycle: the view, every URL value preprocessor,
@@ -80,6 +81,7 @@ class Endpoint:
         "blueprints",
         "body_limit",
         "csrf_exempt",
+        "error_handlers",
         "has_prelude",
         "kind",
         "name",
@@ -134,12 +136,14 @@ class Endpoint:
         self.body_limit = app._endpoint_body_limits.get(name, NO_LIMIT_SET) if name is not None else NO_LIMIT_SET
         self.streaming = name in app._streaming_endpoints
         self.csrf_exempt = name is not None and is_exempt(app, name, self.blueprints)
-        handlers_sync = not any(
-            is_async_callable(handler)
+        handlers = [
+            handler
             for key in keys
-            for handlers in app.error_handler_spec[key].values()
-            for handler in handlers.values()
-        )
+            for handler_map in app.error_handler_spec[key].values()
+            for handler in handler_map.values()
+        ]
+        self.error_handlers = bool(handlers)
+        handlers_sync = not any(is_async_callable(handler) for handler in handlers)
         self.pooled_prelude = self.kind is ViewKind.THREAD and not any(
             is_async for _, is_async in (*self.url_value_preprocessors, *self.before)
         )
@@ -158,9 +162,11 @@ class RequestPolicy:
         trusted_hosts: ``TRUSTED_HOSTS``.
         csrf: ``CSRF_ENABLED``.
         security_headers: ``SECURITY_HEADERS``.
+        may_trap: An HTTP error may propagate like an unhandled exception (``TRAP_HTTP_EXCEPTIONS``,
+            ``TRAP_BAD_REQUEST_ERRORS``, or debug mode, where a missing form key propagates).
     """
 
-    __slots__ = ("csrf", "proxy_fix", "security_headers", "trusted_hosts", "version")
+    __slots__ = ("csrf", "may_trap", "proxy_fix", "security_headers", "trusted_hosts", "version")
 
     def __init__(self, config: Mapping[str, Any], version: int) -> None:
         self.version = version
@@ -168,6 +174,10 @@ class RequestPolicy:
         self.trusted_hosts: list[str] | tuple[str, ...] | None = config.get("TRUSTED_HOSTS") or None
         self.csrf = bool(config.get("CSRF_ENABLED"))
         self.security_headers = bool(config.get("SECURITY_HEADERS"))
+        trap_bad_request = config.get("TRAP_BAD_REQUEST_ERRORS")
+        self.may_trap = bool(
+            config.get("TRAP_HTTP_EXCEPTIONS") or trap_bad_request or (trap_bad_request is None and config.get("DEBUG"))
+        )
 
 
 __all__ = ["NO_LIMIT_SET", "Endpoint", "Hook", "RequestPolicy", "ViewKind"]

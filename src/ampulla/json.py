@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import json as _json
+import json.encoder as _json_encoder
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from itertools import accumulate
 from typing import IO, TYPE_CHECKING, Any
@@ -115,6 +117,36 @@ class JSONProvider:
         )
 
 
+def _make_encoder(
+    default: Callable[[Any], Any], ensure_ascii: bool, sort_keys: bool, compact: bool, pretty: bool
+) -> Callable[[Any], str]:
+    """A function serialising like ``json.dumps`` with these options.
+
+    PERF: without indentation it calls the standard library's C encoder built once, where ``JSONEncoder.encode``
+    builds one per call (benchmarks/instructions.py: query_json). That encoder is shared between threads, so it
+    keeps no record of the containers being serialised: a container that contains itself ends in
+    ``RecursionError`` instead of ``ValueError`` (both an unhandled error: a 500).
+    """
+    separators = (",", ":") if compact else ((",", ": ") if pretty else (", ", ": "))
+    encoder = _json.JSONEncoder(
+        default=default, ensure_ascii=ensure_ascii, sort_keys=sort_keys, separators=separators,
+        indent=2 if pretty else None,
+    )  # fmt: skip
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if pretty or make is None:
+        return encoder.encode
+    quote = _json_encoder.encode_basestring_ascii if ensure_ascii else _json_encoder.encode_basestring
+    try:
+        chunks = make(None, default, quote, None, separators[1], separators[0], sort_keys, False, True)
+    except TypeError:  # pragma: no cover - another signature
+        return encoder.encode
+
+    def encode(obj: Any) -> str:
+        return "".join(chunks(obj, 0))
+
+    return encode
+
+
 class DefaultJSONProvider(JSONProvider):
     """The standard library JSON provider.
 
@@ -133,25 +165,22 @@ class DefaultJSONProvider(JSONProvider):
 
     def __init__(self, app: Ampulla) -> None:
         super().__init__(app)
-        self._encoders: dict[str, _json.JSONEncoder] = {}
+        self._encoders: dict[str, Callable[[Any], str]] = {}
         self._decoder = _json.JSONDecoder()
 
-    def _encoder(self, style: str) -> _json.JSONEncoder:
+    def _encoder(self, style: str) -> Callable[[Any], str]:
+        """The function serialising with ``style`` ("plain", "compact" or "pretty"), built once per style."""
         # PERF: one encoder per style, built once (benchmarks/run.py: query_json, json_echo).
-        encoder = self._encoders.get(style)
-        if encoder is None:
-            encoder = self._encoders[style] = _json.JSONEncoder(
-                default=self.default,
-                ensure_ascii=self.ensure_ascii,
-                sort_keys=self.sort_keys,
-                separators=(",", ":") if style == "compact" else None,
-                indent=2 if style == "pretty" else None,
+        encode = self._encoders.get(style)
+        if encode is None:
+            encode = self._encoders[style] = _make_encoder(
+                self.default, self.ensure_ascii, self.sort_keys, compact=style == "compact", pretty=style == "pretty"
             )
-        return encoder
+        return encode
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if not kwargs:
-            return self._encoder("plain").encode(obj)
+            return self._encoder("plain")(obj)
         kwargs.setdefault("default", self.default)
         kwargs.setdefault("ensure_ascii", self.ensure_ascii)
         kwargs.setdefault("sort_keys", self.sort_keys)
@@ -171,8 +200,10 @@ class DefaultJSONProvider(JSONProvider):
         if args and kwargs:
             raise TypeError("jsonify() takes either args or kwargs (positional or keyword arguments), not both")
         obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
-        compact = self.compact if self.compact is not None else not self._app.debug
-        text = self._encoder("compact" if compact else "pretty").encode(obj)
+        compact = self.compact
+        if compact is None:
+            compact = not self._app.config["DEBUG"]  # PERF: not the debug property (instructions.py: query_json)
+        text = self._encoder("compact" if compact else "pretty")(obj)
         return self._app.response_class._fast(text.encode("utf-8") + b"\n", 200, self.mimetype)
 
 

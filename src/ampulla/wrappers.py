@@ -518,11 +518,13 @@ class Request(RequestHeaderProperties):
                 return
 
     # ---------------------------------------------------------------------------------------- limits
-    def _limit(self, override: object, key: str, default: int | None) -> int | None:
+    def _limit(self, override: Any, key: str, default: int | None) -> int | None:
+        # PERF: no typing.cast here, it is a call at run time (benchmarks/instructions.py: query_json, form).
         if override is not _UNSET:
-            return cast("int | None", override)
-        if self.app is not None:
-            return cast("int | None", self.app.config.get(key, default))
+            return override  # type: ignore[no-any-return]
+        app = self.app
+        if app is not None:
+            return app.config.get(key, default)
         return default
 
     @property
@@ -594,7 +596,7 @@ class Request(RequestHeaderProperties):
     @property
     def content_length(self) -> int | None:
         """The ``Content-Length`` as an int, or ``None`` when absent or invalid."""
-        length = self._content_length
+        length: Any = self._content_length
         if length is _UNSET:
             value = self.headers.get("Content-Length")
             if value is None:
@@ -605,7 +607,7 @@ class Request(RequestHeaderProperties):
                 # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
                 length = int(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
-        return cast("int | None", length)
+        return length  # type: ignore[no-any-return]
 
     @property
     def is_json(self) -> bool:
@@ -794,7 +796,8 @@ class Request(RequestHeaderProperties):
             )
             if not chunked and self.scope is None:
                 return io.BytesIO()
-        return cast(IO[bytes], LimitedStream(raw, length, limit))
+        stream: Any = LimitedStream(raw, length, limit)  # PERF: no cast(IO[bytes], ...) call per request
+        return stream  # type: ignore[no-any-return]
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
         """The raw body.
@@ -830,13 +833,14 @@ class Request(RequestHeaderProperties):
         limit = self.max_content_length
         if length is not None and limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        content_type = self.content_type or ""
         mimetype = self.mimetype
         if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form, files = parse_form_data(
                 io.BytesIO(self._data) if self._data is not None else self.stream,
                 mimetype,
-                parse_options_header(self.content_type)[1],
-                self.content_length,
+                parse_options_header(content_type)[1] if ";" in content_type else {},
+                length,
                 max_form_memory_size=self.max_form_memory_size,
                 max_form_parts=self.max_form_parts,
             )

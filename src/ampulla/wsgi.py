@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
-from .datastructures import header_pairs
+from .datastructures import Headers, header_pairs
 from .exceptions import HTTPException, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 
 #: ``SERVER_SOFTWARE`` prefixes of servers built on wsgiref, which refuse hop-by-hop headers from applications.
 _NO_HOP_BY_HOP_SERVERS = ("WSGIServer/", "Ampulla-dev/")
-
-
-def _has_content_length(headers: list[tuple[str, str]]) -> bool:
-    return any(len(name) == 14 and name.lower() == "content-length" for name, _ in headers)
 
 
 class _StreamingBody:
@@ -66,13 +62,18 @@ class _StreamingBody:
 
 def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Send ``response`` through ``start_response`` and return the body iterable."""
-    headers = header_pairs(response.headers)
+    given = response.headers
+    # PERF: Ampulla's own Headers are checked when set; their list goes out as it is (instructions.py: hello).
+    headers: list[tuple[str, str]] = given._list if given.__class__ is Headers else header_pairs(given)
     body = response.response
     if isinstance(body, list):
         for i, chunk in enumerate(body):
             if not isinstance(chunk, bytes):
                 body[i] = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-        if not _has_content_length(headers):
+        for name, _ in headers:
+            if len(name) == 14 and name.lower() == "content-length":
+                break
+        else:
             code = response._status_code
             if code >= 200 and code not in (204, 304):
                 headers = [*headers, ("Content-Length", str(sum(map(len, body)) if len(body) != 1 else len(body[0])))]
