@@ -121,6 +121,18 @@ def test_setting_a_header_replaces_its_lines_as_werkzeug_does() -> None:
     assert ours.to_wsgi_list() == [("X-First", "f"), ("Vary", "Accept"), ("X-New", "m")]
 
 
+def test_header_lookups_answer_as_werkzeugs() -> None:
+    lines = [("Content-Type", "text/plain"), ("X-Count", "3"), ("x-count", "4"), ("X-Word", "three")]
+    ours, theirs = Headers(lines), wz.Headers(lines)
+    for key in ("content-type", "X-COUNT", "X-Missing", "X-Word"):
+        assert (key in ours) == (key in theirs)
+        assert ours.get(key) == theirs.get(key)
+        assert ours.get(key, "default") == theirs.get(key, "default")
+        assert ours.get(key, -1, type=int) == theirs.get(key, -1, type=int)
+        assert ours.getlist(key) == theirs.getlist(key)
+    assert 3 not in ours
+
+
 def test_multidict_is_werkzeugs() -> None:
     data = MultiDict([("a", "1"), ("a", "2")])
     assert isinstance(data, wz.MultiDict)

@@ -14,7 +14,7 @@ Ampulla adds three subclasses that keep Werkzeug's behaviour and layout:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from werkzeug import datastructures as _wz
 from werkzeug.datastructures import (
@@ -138,6 +138,41 @@ class Headers(_wz.Headers):
         except ValueError:
             del self._list[-1]
             raise
+
+    # PERF: Werkzeug's get() and ``in`` raise and catch a BadRequestKeyError for a missing name, which costs more
+    # than building a response (benchmarks/instructions.py); these two look without raising.
+    @overload  # type: ignore[override]
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+    @overload
+    def get(self, key: str, default: T) -> str | T: ...
+    @overload
+    def get(self, key: str, *, type: Callable[[str], T]) -> T | None: ...
+    @overload
+    def get(self, key: str, default: T, type: Callable[[str], T]) -> T: ...
+
+    def get(self, key: str, default: Any = None, type: Callable[[str], Any] | None = None) -> Any:
+        """The first value of header ``key`` (converted with ``type``), or ``default`` when absent or refused."""
+        lower = key.lower()
+        for name, value in self._list:
+            if name.lower() == lower:
+                if type is None:
+                    return value
+                try:
+                    return type(value)
+                except ValueError:
+                    return default
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False  # no header name is anything but a str
+        lower = key.lower()
+        for name, _ in self._list:  # noqa: SIM110
+            if name.lower() == lower:
+                return True
+        return False
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """``headers[name] = value`` sets a header (see :meth:`set`); an index or a slice sets lines."""
