@@ -133,6 +133,22 @@ def test_header_lookups_answer_as_werkzeugs() -> None:
     assert 3 not in ours
 
 
+def test_request_data_lookups_answer_as_werkzeugs() -> None:
+    from ampulla.datastructures import ImmutableMultiDict
+
+    pairs = [("a", "1"), ("a", "x"), ("b", "two"), ("c", "")]
+    ours, theirs = ImmutableMultiDict(pairs), wz.ImmutableMultiDict(pairs)
+    assert isinstance(ours, wz.ImmutableMultiDict)
+    for key in ("a", "b", "c", "missing"):
+        assert ours.get(key) == theirs.get(key)
+        assert ours.get(key, "d") == theirs.get(key, "d")
+        assert ours.get(key, -1, type=int) == theirs.get(key, -1, type=int)
+        assert ours.getlist(key) == theirs.getlist(key)
+        assert ours.getlist(key, type=int) == theirs.getlist(key, type=int)
+    with pytest.raises(KeyError):
+        ours["missing"]
+
+
 def test_multidict_is_werkzeugs() -> None:
     data = MultiDict([("a", "1"), ("a", "2")])
     assert isinstance(data, wz.MultiDict)

@@ -1,8 +1,9 @@
 """Data structures for request and response data: Werkzeug's own (multi-value dicts, headers, uploaded files,
 typed header values), so ``isinstance`` checks of Flask code and extensions hold.
 
-Ampulla adds three subclasses that keep Werkzeug's behaviour and layout:
+Ampulla adds four subclasses that keep Werkzeug's behaviour and layout:
 
+- :class:`ImmutableMultiDict` (request data): ``get`` and ``getlist`` answer a missing key without raising;
 - :class:`Headers`: refuses, as soon as they are set, header values a response must never carry (CR, LF, NUL,
   characters outside latin-1) and names that are not tokens;
 - :class:`EnvironHeaders` and :class:`ASGIHeaders`: read-only request headers over a WSGI environ or an ASGI
@@ -32,7 +33,6 @@ from werkzeug.datastructures import (
     IfRange,
     ImmutableDict,
     ImmutableList,
-    ImmutableMultiDict,
     ImmutableTypeConversionDict,
     LanguageAccept,
     MIMEAccept,
@@ -48,6 +48,51 @@ from .exceptions import BadRequestKeyError
 
 T = TypeVar("T")
 _M = TypeVar("_M", bound=MultiDict[Any, Any])
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
+    """Werkzeug's :class:`~werkzeug.datastructures.ImmutableMultiDict` (``request.args``, ``form``, ``files``,
+    ``cookies``), whose ``get`` and ``getlist`` answer a missing key without raising.
+
+    PERF: Werkzeug's ``get`` builds, raises and catches a ``BadRequestKeyError`` for a missing key, which costs more
+    than the rest of a small request (benchmarks/instructions.py); the answers are the same.
+    """
+
+    @overload  # type: ignore[override]
+    def get(self, key: K) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V) -> V: ...
+    @overload
+    def get(self, key: K, default: T) -> V | T: ...
+    @overload
+    def get(self, key: K, *, type: Callable[[V], T]) -> T | None: ...
+    @overload
+    def get(self, key: K, default: T, type: Callable[[V], T]) -> T: ...
+
+    def get(self, key: K, default: Any = None, type: Callable[[V], Any] | None = None) -> Any:
+        """The first value of ``key`` (converted with ``type``), or ``default`` when absent or refused."""
+        values: Any = dict.get(self, key)
+        if not values:
+            return default
+        if type is None:
+            return values[0]
+        try:
+            return type(values[0])
+        except (ValueError, TypeError):
+            return default
+
+    def getlist(self, key: K, type: Callable[[V], Any] | None = None) -> list[Any]:
+        """Every value of ``key`` (converted with ``type``; values it refuses are left out)."""
+        values: Any = dict.get(self, key)
+        if values is None:
+            return []
+        if type is None:
+            return list(values)
+        return _converted_list(values, type)
 
 
 def multidict_from_lists(cls: type[_M], data: dict[str, list[Any]]) -> _M:
