@@ -72,7 +72,9 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         finally:
             if ctx.preserved:
                 scope["ampulla._preserved_context"] = ctx
-            await cycle.finish(ctx)
+            teardown = cycle.finish(ctx)
+            if teardown is not None:
+                await teardown
             if ctx.background_tasks:
                 await run_background_tasks_async(app, ctx)
     elif kind == "websocket":

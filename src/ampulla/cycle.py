@@ -524,14 +524,15 @@ class AsyncCycle(SyncCycle):
         finally:
             ctx._leave()
 
-    async def finish(self, ctx: RequestContext) -> None:
+    def finish(self, ctx: RequestContext) -> Awaitable[None] | None:
         """Tear down once the response was sent (unless the test client keeps the context, or a streamed body
-        still holds it)."""
+        still holds it); the teardown to await, or ``None`` when nothing was left to do (PERF: no coroutine for a
+        request without teardown functions; benchmarks/instructions.py --protocol asgi: hello)."""
         if ctx.preserved:
-            return
+            return None
         if ctx._holds > 0:
             ctx._teardown_pending = True
-            return
+            return None
         plan = ctx.plan or self.plan_of(ctx)
         if (
             not plan.teardown
@@ -542,8 +543,8 @@ class AsyncCycle(SyncCycle):
             and not appcontext_popped.receivers
         ):
             ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
-            return
-        await self.teardown(ctx, ctx._pending_exc)
+            return None
+        return self.teardown(ctx, ctx._pending_exc)
 
     # ------------------------------------------------------------------------------------------ steps
     async def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:  # type: ignore[override]
