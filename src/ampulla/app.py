@@ -1121,7 +1121,8 @@ class Ampulla(Scaffold):
             port: The port; default the port of ``SERVER_NAME``, else 5000.
             debug: Turn debug mode on or off (overrides ``AMPULLA_DEBUG``/``FLASK_DEBUG``).
             load_dotenv: Load ``.env`` and ``.flaskenv`` files first (needs python-dotenv).
-            **options: Passed to ``run_simple`` (``use_reloader``, ``threaded``, ``ssl_context``...).
+            **options: Passed to ``run_simple``: ``use_reloader`` (default: debug mode), ``reloader_type``,
+                ``extra_files``, ``exclude_patterns``, ``threaded`` (default ``True``), ``ssl_context``...
         """
         import werkzeug.serving
 
@@ -1150,8 +1151,12 @@ class Ampulla(Scaffold):
             port = int(server_port) if server_port else 5000
         port = int(port)
         options.setdefault("use_reloader", self.debug)
+        # NOTE: Werkzeug's interactive debugger runs code sent over HTTP: never started, whatever is asked.
         options["use_debugger"] = False
         options.setdefault("threaded", True)
+        from .cli import show_server_banner
+
+        show_server_banner(self.debug, self.name)
         try:
             werkzeug.serving.run_simple(host, port, self, **options)
         finally:
