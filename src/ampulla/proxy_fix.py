@@ -6,8 +6,7 @@ rewrites a request's client address, scheme, host and root path from the ``X-For
 proxies. :func:`check_request_host` runs all three, once per request, for HTTP requests and WebSocket
 handshakes alike; :class:`~ampulla.app.Ampulla` calls it before routing. :func:`check_http_version` and
 :func:`check_framing` are the WSGI and ASGI adapters' first step: requests a server should have refused (an
-unknown HTTP version, ``Content-Length`` with ``Transfer-Encoding``, a transfer coding other than chunked) are
-refused here whatever the server.
+unknown HTTP version, ``Content-Length`` with ``Transfer-Encoding``) are refused here whatever the server.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import BadRequest, HTTPException, HTTPVersionNotSupported, SecurityError
-from .exceptions import NotImplemented as NotImplementedError_
 
 if TYPE_CHECKING:
     from .wrappers import Request
@@ -273,10 +271,8 @@ def check_framing(content_length: str | None, transfer_encoding: str | None) -> 
     A request with both ``Content-Length`` and ``Transfer-Encoding`` is refused (RFC 9112 §6.1: a server
     may process it only after removing ``Content-Length``, and must then close the connection; refusing is
     safer, since a proxy in front may have read the body the other way). So is a ``Content-Length`` that is not
-    one decimal number (``"5, 5"`` from two header lines, ``"+5"``, ``"-1"``, ``"0x10"``). A ``Transfer-Encoding``
-    whose last coding is not ``chunked`` (``gzip``) leaves the body's end unknown: 501 (RFC 9112 §6.1; Werkzeug's
-    development server passes such requests on). The adapters answer with ``Connection: close`` before any hook
-    or view runs.
+    one decimal number (``"5, 5"`` from two header lines, ``"+5"``, ``"-1"``, ``"0x10"``). The adapters answer
+    the returned 400 with ``Connection: close`` before any hook or view runs.
 
     Args:
         content_length: The ``Content-Length`` value, ``None`` when absent.
@@ -292,6 +288,4 @@ def check_framing(content_length: str | None, transfer_encoding: str | None) -> 
             value = content_length.strip(" \t")
             if not (value.isdigit() and value.isascii()):
                 return BadRequest("The Content-Length header is not a single decimal number.")
-    if transfer_encoding is not None and transfer_encoding.rpartition(",")[2].strip(" \t").lower() != "chunked":
-        return NotImplementedError_("Only the chunked transfer coding is supported as the last Transfer-Encoding.")
     return None
