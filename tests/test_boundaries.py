@@ -15,9 +15,9 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ampulla"
 #: The facade and the edges: they may import anything of Ampulla.
-EDGE = {"__init__", "__main__", "app", "asgi", "wsgi", "testing", "cli", "serving", "flask_patch", "db.cli"}
+EDGE = {"__init__", "__main__", "app", "asgi", "wsgi", "testing", "cli", "servers", "flask_patch", "db.cli"}
 #: What the core may not import.
-FORBIDDEN = {"ampulla.app", "ampulla.asgi", "ampulla.wsgi", "ampulla.testing", "ampulla.cli", "ampulla.serving",
+FORBIDDEN = {"ampulla.app", "ampulla.asgi", "ampulla.wsgi", "ampulla.testing", "ampulla.cli", "ampulla.servers",
              "ampulla.flask_patch", "ampulla.db.cli"}  # fmt: skip
 
 
@@ -97,5 +97,5 @@ print(json.dumps({"status": status[0], "body": chunks.decode(), "modules": sorte
     assert json.loads(result["body"]) == {"hello": "ann", "q": "1"}
     loaded = set(result["modules"])
     assert {"ampulla.cycle", "ampulla.endpoint", "ampulla.wsgi"} <= loaded
-    assert not loaded & {"ampulla.testing", "ampulla.cli", "ampulla.serving", "ampulla.flask_patch", "click"}
+    assert not loaded & {"ampulla.testing", "ampulla.cli", "ampulla.servers", "ampulla.flask_patch", "click"}
     assert not any(m.startswith(("jinja2", "sqlalchemy", "ampulla.db")) for m in loaded)  # loaded when used

@@ -104,7 +104,9 @@ def form_post(body: bytes, content_type: str, route: bytes = b"/form", **kwargs:
 @PROPERTY
 @given(segments=st.lists(any_text, max_size=5), method=st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "PUT"]))
 def test_any_text_path_gets_an_answer(protocol: str, segments: list[str], method: str) -> None:
-    call(protocol, "/" + "/".join(quote(s, safe="") for s in segments), method)
+    # "/p/" first: a path starting with "//" is a URL with a host to the test client ("//host/path"); such
+    # request targets reach the app in test_any_bytes_path_gets_an_answer.
+    call(protocol, "/p/" + "/".join(quote(s, safe="") for s in segments), method)
 
 
 @PROTOCOLS

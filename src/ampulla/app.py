@@ -578,13 +578,20 @@ class Ampulla(Scaffold):
         return ctx
 
     def test_request_context(self, *args: Any, **kwargs: Any) -> RequestContext:
-        """A request context for a request built like the test client's (``path``, ``method``, ``data``, ...).
+        """A request context for a request built like the test client's.
 
-        The URL is matched so ``request.endpoint`` and ``view_args`` are set.
+        Takes the arguments of :class:`~ampulla.testing.EnvironBuilder` (Werkzeug's ``EnvironBuilder``) after
+        ``app``: ``path``, ``base_url``, ``subdomain``, ``url_scheme``, ``method``, ``query_string``, ``headers``,
+        ``data``, ``json``, ``environ_base``, ``environ_overrides``... The URL is matched so
+        ``request.endpoint`` and ``view_args`` are set.
         """
         from .testing import EnvironBuilder
 
-        environ = EnvironBuilder(self, *args, **kwargs).get_environ()
+        builder = EnvironBuilder(self, *args, **kwargs)
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
         request = self.request_class.from_environ(environ, self)
         ctx = RequestContext(self, request)
         self._cycles()[0].match(ctx)
@@ -593,14 +600,18 @@ class Ampulla(Scaffold):
     def test_client(self, use_cookies: bool = True, **kwargs: Any) -> AmpullaClient:
         """An in-process client: ``client.get("/")`` returns a response with ``status_code``, ``data``, ``json``.
 
+        The client is :attr:`test_client_class` (default :class:`~ampulla.testing.AmpullaClient`, a Werkzeug
+        ``Client``), made as Flask makes it: ``cls(app, app.response_class, use_cookies=..., **kwargs)``.
+
         Args:
             use_cookies: Keep cookies between requests.
-            **kwargs: ``protocol="asgi"`` drives the ASGI path instead of WSGI.
+            **kwargs: Passed to the client class: ``protocol="asgi"`` drives the ASGI callable instead of the
+                WSGI one.
         """
         from .testing import AmpullaClient
 
         cls = self.test_client_class or AmpullaClient
-        return cls(self, use_cookies=use_cookies, **kwargs)
+        return cls(self, self.response_class, use_cookies=use_cookies, **kwargs)
 
     # ------------------------------------------------------------------------------------------ plans and setup
     def endpoint_plan(self, endpoint: str | None) -> Endpoint:
@@ -1131,7 +1142,8 @@ class Ampulla(Scaffold):
             port: The port; default the port of ``SERVER_NAME``, else 5000.
             debug: Turn debug mode on or off (overrides ``AMPULLA_DEBUG``/``FLASK_DEBUG``).
             load_dotenv: Load ``.env`` and ``.flaskenv`` files first (needs python-dotenv).
-            **options: Passed to ``run_simple`` (``use_reloader``, ``threaded``, ``ssl_context``...).
+            **options: Passed to ``run_simple``: ``use_reloader`` (default: debug mode), ``reloader_type``,
+                ``extra_files``, ``exclude_patterns``, ``threaded`` (default ``True``), ``ssl_context``...
         """
         import werkzeug.serving
 
@@ -1160,8 +1172,12 @@ class Ampulla(Scaffold):
             port = int(server_port) if server_port else 5000
         port = int(port)
         options.setdefault("use_reloader", self.debug)
+        # NOTE: Werkzeug's interactive debugger runs code sent over HTTP: never started, whatever is asked.
         options["use_debugger"] = False
         options.setdefault("threaded", True)
+        from .cli import show_server_banner
+
+        show_server_banner(self.debug, self.name)
         try:
             werkzeug.serving.run_simple(host, port, self, **options)
         finally:

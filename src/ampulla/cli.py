@@ -773,7 +773,7 @@ def _server_env(target: AppTarget) -> dict[str, str]:
 
 
 _SERVER_HELP = (
-    "dev: the threaded development server (WSGI). uvicorn: ASGI (WebSockets). granian: ASGI, or WSGI with "
+    "dev: Werkzeug's development server (WSGI). uvicorn: ASGI (WebSockets). granian: ASGI, or WSGI with "
     "--interface wsgi. gunicorn: WSGI, production-grade."
 )
 
@@ -845,35 +845,98 @@ class SeparatedPathType(click.Path):
         return [super(SeparatedPathType, self).convert(item, param, ctx) for item in items]
 
 
-def _ssl_context(cert: Any) -> Any:
-    """The ``ssl.SSLContext`` for ``--cert``'s value (a context, ``"adhoc"`` or ``(cert file, key file)``)."""
-    import ssl
+def _run_envvars(name: str) -> list[str]:
+    """``AMPULLA_RUN_<NAME>``, then ``FLASK_RUN_<NAME>``: ``run``'s options read from the environment."""
+    return [f"AMPULLA_RUN_{name}", f"FLASK_RUN_{name}"]
 
-    if cert is None or isinstance(cert, ssl.SSLContext):
-        return cert
-    if cert == "adhoc":
-        from werkzeug.serving import generate_adhoc_ssl_context
 
-        return generate_adhoc_ssl_context()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*cert)
-    return context
+def show_server_banner(debug: bool, app_import_path: str | None) -> None:
+    """Print the app being served and its debug mode, as ``flask run`` does (not in the reloader's child).
+
+    Args:
+        debug: Whether debug mode is on.
+        app_import_path: How the app was named (``--app`` or ``AMPULLA_APP``), if it was.
+    """
+    import werkzeug.serving
+
+    if werkzeug.serving.is_running_from_reloader():
+        return
+    if app_import_path is not None:
+        click.echo(f" * Serving Ampulla app '{app_import_path}'")
+    click.echo(f" * Debug mode: {'on' if debug else 'off'}")
+
+
+def _not_loaded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    """The WSGI app of the reloader's own process, which watches files and never serves."""
+    raise RuntimeError("the reloader process does not serve requests")  # pragma: no cover
+
+
+def _dev_server_app(info: ScriptInfo, reload: bool, debug: bool | None) -> Any:
+    """The app the development server serves, or a stand-in for the process that only reloads.
+
+    With the reloader the app is imported in the serving child only (the watching process never runs the app's
+    module). There an app that fails to import is answered with a 500 and the error printed, so that saving a fix
+    restarts the server instead of ending it, as ``flask run`` does.
+    """
+    import werkzeug.serving
+
+    if reload and not werkzeug.serving.is_running_from_reloader():
+        return _not_loaded
+    try:
+        app = info.load_app()
+    except Exception as e:
+        if not werkzeug.serving.is_running_from_reloader():
+            raise
+        traceback.print_exc()
+        error = e
+
+        def failing_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            raise error from None
+
+        return failing_app
+    if debug is not None:
+        app.debug = debug
+    return app
 
 
 @click.command("run", short_help="Serve the app (development server, uvicorn, granian or gunicorn).")
-@click.option("--host", "-h", default="127.0.0.1", show_default=True, help="The address to bind.")
-@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option(
+    "--host", "-h", default="127.0.0.1", show_default=True, envvar=_run_envvars("HOST"), help="The address to bind."
+)
+@click.option(
+    "--port",
+    "-p",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar=_run_envvars("PORT"),
+    help="The port to bind.",
+)
 @click.option(
     "--reload/--no-reload",
     default=None,
-    help="Restart when Python files of the app change (through watchfiles). Default: on with --debug for the "
-    "development server.",
+    envvar=_run_envvars("RELOAD"),
+    help="Restart when a file of the app changes (Werkzeug's reloader on the development server). Default: on in "
+    "debug mode for the development server.",
 )
 @click.option(
     "--debug/--no-debug",
     default=None,
     envvar="AMPULLA_DEBUG",
     help="Debug mode: traceback pages, template reloading. Never in production. [env: AMPULLA_DEBUG]",
+)
+@click.option(
+    "--debugger/--no-debugger",
+    default=None,
+    envvar=_run_envvars("DEBUGGER"),
+    help="Accepted for Flask compatibility: Ampulla never starts Werkzeug's interactive debugger (debug mode shows a "
+    "traceback page).",
+)
+@click.option(
+    "--with-threads/--without-threads",
+    default=True,
+    envvar=_run_envvars("WITH_THREADS"),
+    help="The development server serves each request in a thread.",
 )
 @click.option("--server", type=click.Choice(_SERVERS), default="dev", show_default=True, help=_SERVER_HELP)
 @click.option(
@@ -889,12 +952,15 @@ def _ssl_context(cert: Any) -> Any:
     "--extra-files",
     "-e",
     default=None,
+    type=SeparatedPathType(),
+    envvar=_run_envvars("EXTRA_FILES"),
     help=f"With --reload on the development server: more files to watch, separated by {os.pathsep!r}.",
 )
 @click.option(
     "--exclude-patterns",
     default=None,
     type=SeparatedPathType(),
+    envvar=_run_envvars("EXCLUDE_PATTERNS"),
     help="With --reload on the development server: fnmatch patterns of files to ignore, separated by "
     f"{os.pathsep!r}.",
 )
@@ -902,6 +968,7 @@ def _ssl_context(cert: Any) -> Any:
     "--cert",
     type=CertParamType(),
     is_eager=True,
+    envvar=_run_envvars("CERT"),
     help="The development server serves HTTPS with this certificate file (with --key), 'adhoc', or the import "
     "name of an ssl.SSLContext.",
 )
@@ -910,6 +977,7 @@ def _ssl_context(cert: Any) -> Any:
     type=click.Path(exists=True, dir_okay=False, resolve_path=True),
     callback=_validate_key,
     expose_value=False,
+    envvar=_run_envvars("KEY"),
     help="The key file for --cert.",
 )
 @click.pass_context
@@ -919,23 +987,26 @@ def run_command(
     port: int,
     reload: bool | None,
     debug: bool | None,
+    debugger: bool | None,
+    with_threads: bool,
     server: str,
     workers: int | None,
     interface: str | None,
-    extra_files: str | None,
+    extra_files: list[str] | None,
     exclude_patterns: list[str] | None = None,
     cert: Any = None,
 ) -> None:
     """Serve the application.
 
-    The default is the threaded development server: for your machine only. In production run gunicorn,
-    uvicorn or granian, directly or through '--server' (see docs/deployment.md).
+    The default is Werkzeug's development server, threaded: for your machine only. In production run gunicorn,
+    uvicorn or granian, directly or through '--server' (see docs/deployment.md). Options can also be set as
+    AMPULLA_RUN_<OPTION> (or FLASK_RUN_<OPTION>) environment variables: AMPULLA_RUN_PORT=8000.
     """
-    from . import serving
-
+    del debugger  # NOTE: the interactive debugger runs code sent over HTTP; it is never started
     info = ctx.ensure_object(ScriptInfo)
+    debug_mode = debug if debug is not None else get_debug_flag()
     if reload is None:
-        reload = bool(debug) and server == "dev"
+        reload = debug_mode and server == "dev"
     if interface is not None and server != "granian":
         raise click.UsageError(f"--interface applies to --server granian, not to --server {server}.", ctx)
     if workers is not None and server == "dev":
@@ -945,25 +1016,27 @@ def run_command(
             ctx,
         )
     os.environ["AMPULLA_RUN_FROM_CLI"] = "true"
-    extra = [f for f in (extra_files or "").split(os.pathsep) if f]
 
     if server == "dev":
-        if reload and not serving.is_running_from_reloader():
-            try:
-                code = serving.run_with_reloader(
-                    info.reload_paths(), extra_files=extra, exclude_patterns=exclude_patterns or ()
-                )
-            except RuntimeError as e:  # watchfiles is not installed
-                raise click.ClickException(str(e)) from None
-            ctx.exit(code)
-        app = info.load_app()
-        if debug is not None:
-            app.debug = debug
-        try:
-            serving.run_simple(host, port, app, use_reloader=False, threaded=True, ssl_context=_ssl_context(cert))
-        except OSError as e:
-            raise click.ClickException(str(e.strerror or e)) from None
+        import werkzeug.serving
+
+        app = _dev_server_app(info, reload, debug)
+        show_server_banner(bool(getattr(app, "debug", debug_mode)), info._spec()[0])
+        # NOTE: Werkzeug's server prints why it cannot bind the address (a port in use...) and exits with 1.
+        werkzeug.serving.run_simple(
+            host,
+            port,
+            app,
+            use_reloader=reload,
+            use_debugger=False,
+            threaded=with_threads,
+            ssl_context=cert,
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+        )
         return
+
+    from . import servers
 
     if cert is not None:
         raise click.UsageError(f"--cert applies to the development server, not to --server {server}.", ctx)
@@ -977,17 +1050,17 @@ def run_command(
         raise click.ClickException(f"--server {server} needs {server}: pip install 'ampulla[server]'")
     if server == "uvicorn":
         _served_app = app
-        serving.run_uvicorn(
+        servers.run_uvicorn(
             target, factory, host, port, workers, reload, reload_paths, app_target.import_dir, bool(debug)
         )
         return
     if server == "gunicorn":
-        argv = serving.gunicorn_command(target, factory, host, port, workers, reload)
+        argv = servers.gunicorn_command(target, factory, host, port, workers, reload)
     else:
         interface = interface or "asgi"
-        argv = serving.granian_command(target, factory, host, port, workers, reload, interface, reload_paths)
+        argv = servers.granian_command(target, factory, host, port, workers, reload, interface, reload_paths)
     click.echo(f" * Starting: {' '.join(argv)}", err=True)
-    serving.exec_server(argv, _server_env(app_target))
+    servers.exec_server(argv, _server_env(app_target))
 
 
 # ---------------------------------------------------------------------------------------------- routes, shell
@@ -1122,5 +1195,6 @@ __all__ = [
     "main",
     "make_shell_context",
     "prepare_import",
+    "show_server_banner",
     "with_appcontext",
 ]

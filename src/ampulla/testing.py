@@ -1,7 +1,10 @@
 """The in-process test client and the request builder behind ``test_request_context``.
 
-``app.test_client()`` sends requests through the app's WSGI callable (or its ASGI callable with
-``protocol="asgi"``) without a server, keeps cookies between calls and returns :class:`TestResponse` objects.
+Built on Werkzeug's test tools, as Flask's are: :class:`AmpullaClient` is a :class:`werkzeug.test.Client`
+(Flask's ``FlaskClient``), :class:`EnvironBuilder` a :class:`werkzeug.test.EnvironBuilder` and
+:class:`TestResponse` has Werkzeug's ``TestResponse`` attributes on Ampulla's response. ``app.test_client()``
+sends requests through the app's WSGI callable, or through its ASGI callable with ``protocol="asgi"``, without a
+server. The WebSocket test session and the CLI runner are here too.
 """
 
 from __future__ import annotations
@@ -9,23 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
+import functools
 import io
+import itertools
 import json as _json
 import os
 import secrets
-import sys
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from datetime import UTC, datetime
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from importlib import metadata
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
-from werkzeug.datastructures import HeaderSet
-from werkzeug.http import parse_set_header
+import werkzeug.test
+from werkzeug.datastructures import Headers as WerkzeugHeaders
+from werkzeug.wrappers import Request as WerkzeugRequest
+from werkzeug.wsgi import get_current_url
 
 from .concurrency import run_coroutine_sync
 from .ctx import RequestContext, current_context
-from .datastructures import FileStorage, Headers
+from .datastructures import FileStorage
 from .wrappers import STATUS_LINES, Response
 
 if TYPE_CHECKING:
@@ -169,37 +177,27 @@ def encode_multipart(fields: Iterable[tuple[str, Any]], boundary: str | None = N
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def _pairs(data: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    items = data.items() if isinstance(data, Mapping) else data
-    pairs: list[tuple[str, Any]] = []
-    for key, value in items:
-        if isinstance(value, list):
-            pairs.extend((key, v) for v in value)
-        else:
-            pairs.append((key, value))
-    return pairs
+class EnvironBuilder(werkzeug.test.EnvironBuilder):
+    """Werkzeug's :class:`~werkzeug.test.EnvironBuilder` with the host, scheme and root of ``app``.
 
-
-class EnvironBuilder:
-    """Builds a WSGI environ the way the test client describes requests.
+    Builds the WSGI environ of a test request as Flask's ``EnvironBuilder`` does: the base URL comes from
+    ``SERVER_NAME`` (default ``localhost``), ``APPLICATION_ROOT`` and ``PREFERRED_URL_SCHEME`` unless
+    ``base_url`` is given, and ``json=`` bodies are serialised with the app's JSON provider (``app.json``).
 
     Args:
-        app: The application (for ``SERVER_NAME`` and ``APPLICATION_ROOT``).
-        path: The path, may include ``?query``.
-        base_url: ``scheme://host/root`` to use.
-        query_string: A string or a mapping (lists give repeated keys).
-        method: The method.
-        headers: Request headers.
-        data: A body: bytes/str, or a mapping of form fields (files make it multipart).
-        json: A JSON body (sets the content type).
-        content_type: The Content-Type.
-        environ_base: Extra environ keys.
-        environ_overrides: Environ keys set last.
-        subdomain: Build the host from this subdomain and ``SERVER_NAME``.
-        url_scheme: ``http`` or ``https``.
-        input_stream: The body as a stream.
-        errors_stream: ``wsgi.errors``, where the app's log goes during the request (default stderr).
-        mimetype: The Content-Type when ``content_type`` is not given.
+        app: The application (optional: without one the base URL is ``http://localhost/``).
+        path: The path; a full URL (``https://example.test/a?x=1``) also sets the scheme, host and query.
+        base_url: ``scheme://host/root/``; not with ``subdomain`` or ``url_scheme``.
+        subdomain: Prefix ``SERVER_NAME`` with this subdomain.
+        url_scheme: ``http`` or ``https`` (default ``PREFERRED_URL_SCHEME``).
+        *args: Werkzeug's further arguments, in its order: ``query_string``, ``method``, ``input_stream``,
+            ``content_type``, ``content_length``, ``errors_stream``, ``multithread``, ``multiprocess``,
+            ``run_once``, ``headers``, ``data``, ``environ_base``, ``environ_overrides``, ``mimetype``, ``json``,
+            ``auth``.
+        **kwargs: The same by name.
+
+    Raises:
+        TypeError: ``base_url`` was given with ``subdomain`` or ``url_scheme``.
     """
 
     def __init__(
@@ -207,385 +205,339 @@ class EnvironBuilder:
         app: Ampulla | None = None,
         path: str = "/",
         base_url: str | None = None,
-        query_string: str | Mapping[str, Any] | None = None,
-        method: str = "GET",
-        headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | Headers | None = None,
-        data: Any = None,
-        json: Any = None,
-        content_type: str | None = None,
-        environ_base: Mapping[str, Any] | None = None,
-        environ_overrides: Mapping[str, Any] | None = None,
         subdomain: str | None = None,
         url_scheme: str | None = None,
-        input_stream: IO[bytes] | None = None,
-        errors_stream: IO[str] | None = None,
-        mimetype: str | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
-        if json is not None and data is not None:
-            raise TypeError("pass either 'data' or 'json', not both")
-        split = urlsplit(path)
+        if base_url is not None and (subdomain or url_scheme):
+            raise TypeError("Give either 'base_url' or 'subdomain'/'url_scheme', not both.")
         if base_url is None:
-            server_name = (app.config.get("SERVER_NAME") if app is not None else None) or "localhost"
+            config: Mapping[str, Any] = app.config if app is not None else {}
+            host = config.get("SERVER_NAME") or "localhost"
+            root = config.get("APPLICATION_ROOT") or "/"
             if subdomain:
-                server_name = f"{subdomain}.{server_name}"
-            root = (app.config.get("APPLICATION_ROOT") if app is not None else None) or "/"
-            scheme = url_scheme or split.scheme or (
-                app.config.get("PREFERRED_URL_SCHEME", "http") if app is not None else "http"
-            )
-            base_url = f"{scheme}://{split.netloc or server_name}/{root.lstrip('/')}"
-        base = urlsplit(base_url)
-        self.scheme = base.scheme or "http"
-        self.host = base.netloc or "localhost"
-        self.script_root = base.path.rstrip("/")
-        self.path = split.path or "/"
-        self.method = method.upper()
-        if query_string is None:
-            self.query_string = split.query
-        elif isinstance(query_string, str):
-            self.query_string = query_string
-        else:
-            self.query_string = urlencode([(k, v) for k, v in _pairs(query_string) if v is not None])
-        self.headers = Headers(headers) if headers is not None else Headers()
-        self.content_type = content_type or mimetype or self.headers.get("Content-Type")
-        self.errors_stream = errors_stream
-        self.body: bytes = b""
+                host = f"{subdomain}.{host}"
+            if url_scheme is None:
+                url_scheme = config.get("PREFERRED_URL_SCHEME") or "http"
+            url = urlsplit(path)
+            base_url = f"{url.scheme or url_scheme}://{url.netloc or host}/{root.lstrip('/')}"
+            path = f"{url.path}?{url.query}" if url.query else url.path
         self.app = app
-        self._input_stream = input_stream
-        if json is not None:
-            self.body = self.json_dumps(json).encode("utf-8")
-            self.content_type = self.content_type or "application/json"
-        elif isinstance(data, str):
-            self.body = data.encode("utf-8")
-        elif isinstance(data, bytes | bytearray):
-            self.body = bytes(data)
-        elif hasattr(data, "read"):
-            self._input_stream = data
-        elif data is not None:
-            pairs = _pairs(data)
-            if any(_is_file(v) for _, v in pairs) or (
-                self.content_type or ""
-            ).startswith("multipart/form-data"):
-                self.body, self.content_type = encode_multipart(pairs)
-            else:
-                self.body = urlencode(
-                    [(k, v if isinstance(v, str | bytes) else str(v)) for k, v in pairs]
-                ).encode("ascii")
-                self.content_type = self.content_type or "application/x-www-form-urlencoded"
-        self.environ_base = dict(environ_base or {})
-        self.environ_overrides = dict(environ_overrides or {})
+        super().__init__(path, base_url, *args, **kwargs)
 
     def json_dumps(self, obj: Any, **kwargs: Any) -> str:
-        """Serialise a ``json=`` body: with the app's JSON provider (``app.json``) when there is an app."""
+        """Serialise a ``json=`` body with the app's JSON provider (``app.json``) when there is an app."""
         if self.app is not None:
             return str(self.app.json.dumps(obj, **kwargs))
         return _json.dumps(obj, **kwargs)
 
-    @property
-    def input_stream(self) -> IO[bytes]:
-        """The body as a stream: the one given, else a fresh stream over the encoded body."""
-        if self._input_stream is not None:
-            return self._input_stream
-        return io.BytesIO(self.body)
-
-    @input_stream.setter
-    def input_stream(self, value: IO[bytes] | None) -> None:
-        self._input_stream = value
-
-    @property
-    def url_scheme(self) -> str:
-        """The URL scheme, ``http`` or ``https``."""
-        return self.scheme
-
-    @url_scheme.setter
-    def url_scheme(self, value: str) -> None:
-        self.scheme = value
-
-    @property
-    def base_url(self) -> str:
-        """``scheme://host/script-root/``."""
-        return f"{self.scheme}://{self.host}{self.script_root}/"
-
-    def close(self) -> None:
-        """Close the body stream and any file given in ``data``."""
-        if self._input_stream is not None:
-            self._input_stream.close()
-
-    def get_environ(self) -> dict[str, Any]:
-        """The WSGI environ."""
-        host = self.host
-        server_name, _, port = host.partition(":")
-        if not port:
-            port = "443" if self.scheme == "https" else "80"
-        # A server percent-decodes the path; PATH_INFO carries the bytes as latin-1 text (PEP 3333).
-        path = unquote_to_bytes(self.path).decode("latin-1")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": self.method,
-            "SCRIPT_NAME": self.script_root.encode("utf-8").decode("latin-1"),
-            "PATH_INFO": path,
-            "QUERY_STRING": self.query_string,
-            "SERVER_NAME": server_name,
-            "SERVER_PORT": port,
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": host,
-            "RAW_URI": self.path + (f"?{self.query_string}" if self.query_string else ""),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": self.scheme,
-            "wsgi.input": self._input_stream if self._input_stream is not None else io.BytesIO(self.body),
-            "wsgi.errors": self.errors_stream if self.errors_stream is not None else sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        environ.update(self.environ_base)
-        if self._input_stream is None or self.body:
-            environ["CONTENT_LENGTH"] = str(len(self.body))
-        elif "Content-Length" not in self.headers:
-            environ["wsgi.input_terminated"] = True
-        if self.content_type:
-            environ["CONTENT_TYPE"] = self.content_type
-        from_headers: set[str] = set()
-        for name, value in self.headers:
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value
-                continue
-            key = "HTTP_" + key
-            if key in from_headers and key != "HTTP_HOST":
-                environ[key] = f"{environ[key]}, {value}"  # repeated header: one comma-joined value
-            else:
-                environ[key] = value  # an explicit header replaces the client's default
-            from_headers.add(key)
-        environ.update(self.environ_overrides)
-        return environ
-
 
 class TestResponse(Response):
-    """A response returned by the test client (``status_code``, ``headers``, ``data``, ``text``, ``json``).
+    """A response returned by the test client: Werkzeug's ``TestResponse`` on Ampulla's :class:`Response`.
+
+    With a custom ``app.response_class`` the client returns a subclass of both (as Werkzeug and Flask do), so the
+    response class's own properties are there in tests.
 
     Attributes:
-        request: The WSGI environ / request description that produced it.
-        history: The responses of followed redirects, oldest first.
+        request: The request that produced it (a :class:`werkzeug.wrappers.Request`; ``request.environ`` is the
+            WSGI environ that was sent).
+        history: The responses of followed redirects, oldest first (``follow_redirects=True``).
     """
-
-    __slots__ = ("environ", "history", "request")
 
     __test__ = False
     default_mimetype = None
-    environ: dict[str, Any]
-    request: dict[str, Any]
-    history: list[TestResponse]
+    request: WerkzeugRequest
+    history: tuple[TestResponse, ...]
+
+    def __init__(
+        self,
+        response: Iterable[bytes],
+        status: str,
+        headers: WerkzeugHeaders,
+        request: WerkzeugRequest,
+        history: tuple[TestResponse, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(response, status, headers, **kwargs)
+        self.request = request
+        self.history = history
+
+    def get_json(self, force: bool = False, silent: bool = False) -> Any:
+        """The body parsed as JSON with :attr:`json_module`; ``None`` when the response is not JSON.
+
+        Args:
+            force: Parse whatever the content type.
+            silent: Return ``None`` instead of raising on invalid JSON.
+
+        Raises:
+            ValueError: The body is not valid JSON (unless ``silent``).
+        """
+        if not (force or self.is_json):
+            return None
+        try:
+            return self.json_module.loads(self.get_data())
+        except ValueError:
+            if silent:
+                return None
+            raise
 
     @property
-    def status_code(self) -> int:
-        return self._status_code
-
-    @status_code.setter
-    def status_code(self, code: int) -> None:
-        Response.status_code.fset(self, code)  # type: ignore[attr-defined]
+    def json(self) -> Any:
+        """The body parsed as JSON (:meth:`get_json`)."""
+        return self.get_json()
 
     @property
-    def allow(self) -> HeaderSet:
-        """The methods of the ``Allow`` header, as a case-insensitive set."""
-        return parse_set_header(self.headers.get("Allow"))
+    def is_sequence(self) -> bool:
+        """Whether the body is buffered (a list or tuple) rather than an iterator."""
+        return isinstance(self.response, list | tuple)
 
-    @property
-    def vary(self) -> HeaderSet:
-        """The names of the ``Vary`` header, as a case-insensitive set."""
-        return parse_set_header(self.headers.get("Vary"))
+    def make_sequence(self) -> None:
+        """Read a streamed body to its end and keep it (the stream is closed)."""
+        self.get_data()
 
+    def __enter__(self) -> TestResponse:
+        return self
 
-class _Cookie:
-    __slots__ = ("domain", "expires", "path", "value")
-
-    def __init__(self, value: str, path: str, domain: str | None, expires: float | None) -> None:
-        self.value = value
-        self.path = path
-        self.domain = domain
-        self.expires = expires
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
-class AmpullaClient:
-    """In-process HTTP client for tests: ``client.get("/")``, ``client.post("/", data={...})``.
+_mixed_response_classes: weakref.WeakKeyDictionary[type[Response], type[TestResponse]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _test_response_class(response_class: type[Response] | None) -> type[TestResponse]:
+    """The class of the client's responses: :class:`TestResponse`, mixed with a custom response class."""
+    if response_class is None or response_class is Response:
+        return TestResponse
+    if issubclass(response_class, TestResponse):
+        return response_class
+    mixed = _mixed_response_classes.get(response_class)
+    if mixed is None:
+        mixed = _mixed_response_classes[response_class] = type(
+            "WrapperTestResponse", (TestResponse, response_class), {}
+        )
+    return mixed
+
+
+@functools.lru_cache(maxsize=1)
+def _werkzeug_version() -> str:
+    return metadata.version("werkzeug")
+
+
+class _ClosingBody:
+    """A WSGI body read lazily by the test client; ``close()`` runs once, at the latest when it is exhausted."""
+
+    __slots__ = ("_close", "_iterator")
+
+    def __init__(self, iterator: Iterator[bytes], close: Callable[[], Any] | None) -> None:
+        self._iterator = iterator
+        self._close = close
+
+    def __iter__(self) -> _ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self.close()
+            raise
+
+    def add_close(self, func: Callable[[], Any]) -> None:
+        """Run ``func`` too when the body is closed."""
+        first = self._close
+        if first is None:
+            self._close = func
+            return
+
+        def both() -> None:
+            try:
+                first()
+            finally:
+                func()
+
+        self._close = both
+
+    def close(self) -> None:
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+    def __del__(self) -> None:
+        # NOTE: a response dropped unread still closes its body (an open file, the view's teardown) when the
+        # test lets go of it, rather than whenever the garbage collector gets to the file.
+        self.close()
+
+
+def _run_wsgi(
+    app: Any, environ: dict[str, Any], buffered: bool
+) -> tuple[Iterable[bytes], str, WerkzeugHeaders]:
+    """Call a WSGI app; the body is read at once, or as the test reads it when it is a stream.
+
+    Unless ``buffered``, a body of unknown length (no ``Content-Length``: a generator, an event stream) is read
+    as the test reads it, as Werkzeug's client does; a body of known length is read and closed at once, so
+    that what runs when a response is closed (background tasks, a sent file) is done when the client returns.
+    """
+    started: list[Any] = []
+    written: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is not None:
+            try:
+                raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        started[:] = [status, headers]
+        return written.append
+
+    app_rv = app(environ, start_response)
+    close = getattr(app_rv, "close", None)
+    iterator = iter(app_rv)
+    body: Iterable[bytes]
+    if started and not buffered:
+        buffered = any(name.lower() == "content-length" for name, _ in started[1])
+    if buffered:
+        try:
+            body = [*written, *iterator]
+        finally:
+            if close is not None:
+                close()
+    else:
+        head = list(written)
+        while not started:  # a generator app calls start_response when its first item is asked for
+            item = next(iterator, None)
+            if item is None:
+                break
+            head.append(item)
+        body = _ClosingBody(itertools.chain(head, iterator), close)
+    if not started:
+        raise AssertionError("the WSGI application did not call start_response")
+    return body, started[0], WerkzeugHeaders(started[1])
+
+
+class AmpullaClient(werkzeug.test.Client):
+    """In-process HTTP client for tests: Werkzeug's :class:`~werkzeug.test.Client`, as Flask's ``FlaskClient``.
+
+    ``client.get("/")``, ``client.post("/", data={...}, follow_redirects=True)``: every
+    :class:`EnvironBuilder` argument is accepted, cookies are kept between requests (``get_cookie``,
+    ``set_cookie``, ``delete_cookie``), and ``with client:`` keeps the last request's context active until the
+    next request or the end of the block. ``protocol="asgi"`` sends the requests through the app's ASGI
+    callable instead of its WSGI one (the whole body is read before the response is returned).
 
     Args:
-        app: The application.
+        application: The application.
+        response_wrapper: The response class (``app.test_client()`` passes ``app.response_class``); responses
+            are :class:`TestResponse` mixed with it.
         use_cookies: Store cookies from responses and send them back.
+        allow_subdomain_redirects: Follow redirects to subdomains of the request's host.
         protocol: ``"wsgi"`` (default) or ``"asgi"``: which of the app's callables handles the requests.
+
+    Raises:
+        ValueError: An unknown ``protocol``.
     """
 
     __test__ = False
+    application: Ampulla
 
-    def __init__(self, app: Ampulla, use_cookies: bool = True, protocol: str = "wsgi") -> None:
+    def __init__(
+        self,
+        application: Ampulla,
+        response_wrapper: type[Response] | None = None,
+        use_cookies: bool = True,
+        allow_subdomain_redirects: bool = False,
+        protocol: str = "wsgi",
+    ) -> None:
         if protocol not in ("wsgi", "asgi"):
             raise ValueError("protocol must be 'wsgi' or 'asgi'")
-        self.application = app
-        self.use_cookies = use_cookies
+        super().__init__(application, use_cookies=use_cookies, allow_subdomain_redirects=allow_subdomain_redirects)
+        self.response_wrapper = _test_response_class(response_wrapper)  # type: ignore[assignment]
         self.protocol = protocol
-        self._cookies: dict[tuple[str, str], _Cookie] = {}
         self.preserve_context = False
         self._context_stack: list[RequestContext] = []
-        self.environ_base: dict[str, Any] = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "Ampulla-test-client"}
-
-    # ------------------------------------------------------------------------------------------ cookies
-    def set_cookie(self, key: str, value: str = "", *, path: str = "/", domain: str = "localhost") -> None:
-        """Store a cookie to send with following requests."""
-        self._cookies[(key, path)] = _Cookie(value, path, domain, None)
-
-    def delete_cookie(self, key: str, *, path: str = "/") -> None:
-        """Forget a cookie."""
-        self._cookies.pop((key, path), None)
-
-    def get_cookie(self, key: str, path: str = "/") -> _Cookie | None:
-        """The stored cookie ``key`` (its ``value`` attribute), or ``None``."""
-        return self._cookies.get((key, path))
-
-    def _cookie_header(self, path: str) -> str | None:
-        now = datetime.now(UTC).timestamp()
-        parts = []
-        for (name, cpath), cookie in list(self._cookies.items()):
-            if cookie.expires is not None and cookie.expires <= now:
-                del self._cookies[(name, cpath)]
-                continue
-            if path == cpath or path.startswith(cpath.rstrip("/") + "/") or cpath == "/":
-                parts.append(f"{name}={cookie.value}")
-        return "; ".join(parts) if parts else None
-
-    def _store_cookies(self, headers: Headers) -> None:
-        from .http import parse_date
-
-        for header in headers.getlist("Set-Cookie"):
-            first, *attrs = header.split(";")
-            name, _, value = first.strip().partition("=")
-            path = "/"
-            domain = None
-            expires: float | None = None
-            for attr in attrs:
-                key, _, val = attr.strip().partition("=")
-                key = key.lower()
-                if key == "path" and val:
-                    path = val
-                elif key == "domain":
-                    domain = val
-                elif key == "max-age":
-                    try:
-                        expires = datetime.now(UTC).timestamp() + int(val)
-                    except ValueError:
-                        pass
-                elif key == "expires" and expires is None:
-                    date = parse_date(val)
-                    if date is not None:
-                        expires = date.timestamp()
-            if expires is not None and expires <= datetime.now(UTC).timestamp():
-                self._cookies.pop((name, path), None)
-            else:
-                self._cookies[(name, path)] = _Cookie(value, path, domain, expires)
+        self._kept_streams: list[IO[bytes]] = []
+        self.environ_base: dict[str, Any] = {
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_USER_AGENT": f"Werkzeug/{_werkzeug_version()}",
+        }
 
     # ------------------------------------------------------------------------------------------ requests
-    def open(
-        self,
-        *args: Any,
-        follow_redirects: bool = False,
-        buffered: bool = True,
-        **kwargs: Any,
+    def _copy_environ(self, other: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.environ_base, **other}
+
+    def _request_from_builder_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WerkzeugRequest:
+        kwargs["environ_base"] = self._copy_environ(kwargs.get("environ_base") or {})
+        builder = EnvironBuilder(self.application, *args, **kwargs)
+        try:
+            return builder.get_request()
+        finally:
+            builder.close()
+
+    def open(  # type: ignore[override]
+        self, *args: Any, buffered: bool = False, follow_redirects: bool = False, **kwargs: Any
     ) -> TestResponse:
         """Send a request and return the response.
 
         Args:
-            *args: The path (may include a query string), then optionally ``base_url``, ``query_string`` and
-                ``method``, in :class:`EnvironBuilder`'s order (``client.get("/", "https://example.com/")``).
+            *args: An :class:`EnvironBuilder` (Werkzeug's too), a WSGI environ or a Werkzeug request; or the
+                arguments of :class:`EnvironBuilder` after ``app``: ``path``, ``base_url``...
+            buffered: Read the whole body before returning. Without it a streamed body (one without
+                ``Content-Length``) is read as the test reads it (``response.response`` is the iterator), and
+                closed once read to its end or when the response is dropped.
             follow_redirects: Follow 3xx responses (``response.history`` keeps them).
-            buffered: Read the whole body (always true; kept for compatibility).
-            **kwargs: As for :class:`EnvironBuilder`: ``method``, ``query_string``, ``data``, ``json``,
-                ``headers``, ``content_type``, ``base_url``, ``environ_base``, ``environ_overrides``,
-                ``errors_stream``.
+            **kwargs: :class:`EnvironBuilder`'s arguments by name: ``method``, ``query_string``, ``data``,
+                ``json``, ``headers``, ``content_type``, ``environ_base``, ``environ_overrides``,
+                ``errors_stream``...
         """
-        if args and isinstance(args[0], EnvironBuilder | dict):
-            return self._open_prepared(args[0], follow_redirects)
-        if len(args) > 4:
-            raise TypeError("open() takes at most 4 positional arguments: path, base_url, query_string, method")
-        for name, value in zip(("path", "base_url", "query_string", "method"), args, strict=False):
-            if name in kwargs:
-                raise TypeError(f"open() got multiple values for argument {name!r}")
-            kwargs[name] = value
-        path: str = kwargs.pop("path", "/")
-        method: str = kwargs.pop("method", "GET")
-        self._pop_preserved()
-        environ_base = {**self.environ_base, **(kwargs.pop("environ_base", None) or {})}
-        builder = EnvironBuilder(self.application, path, method=method, environ_base=environ_base, **kwargs)
-        response = self._run(builder)
-        history: list[TestResponse] = []
-        redirects = 0
-        while follow_redirects and response.status_code in (301, 302, 303, 307, 308):
-            redirects += 1
-            if redirects > 20:
-                raise RuntimeError("more than 20 redirects; is there a redirect loop?")
-            history.append(response)
-            location = response.headers.get("Location", "/")
-            target = urlsplit(location)
-            new_method = builder.method
-            new_kwargs: dict[str, Any] = {"headers": kwargs.get("headers")}
-            if response.status_code in (307, 308):
-                new_kwargs["data"] = builder.body
-                new_kwargs["content_type"] = builder.content_type
-            elif builder.method != "HEAD":
-                new_method = "GET"
-            new_path = target.path or "/"
-            if builder.script_root and new_path.startswith(builder.script_root):
-                new_path = new_path[len(builder.script_root) :] or "/"
-            self._pop_preserved()
-            builder = EnvironBuilder(
-                self.application,
-                new_path,
-                base_url=f"{builder.scheme}://{target.netloc or builder.host}{builder.script_root}",
-                query_string=target.query,
-                method=new_method,
-                environ_base=environ_base,
-                **new_kwargs,
-            )
-            response = self._run(builder)
-        response.history = history
-        return response
-
-    def _open_prepared(self, target: EnvironBuilder | dict[str, Any], follow_redirects: bool) -> TestResponse:
-        """``open(builder)`` or ``open(environ)``: the request they describe, with the client's ``environ_base``."""
-        if isinstance(target, EnvironBuilder):
-            builder = copy.copy(target)
-            builder.environ_base = {**self.environ_base, **target.environ_base}
-            environ = builder.get_environ()
+        first = args[0] if args else None
+        request: WerkzeugRequest
+        if isinstance(first, werkzeug.test.EnvironBuilder):
+            builder = copy.copy(first)
+            builder.environ_base = self._copy_environ(builder.environ_base or {})
+            request = builder.get_request()
+        elif isinstance(first, dict):
+            request = EnvironBuilder.from_environ(
+                first, app=self.application, environ_base=self._copy_environ({})
+            ).get_request()
+        elif isinstance(first, WerkzeugRequest):
+            request = copy.copy(first)
+            request.environ = self._copy_environ(request.environ)
         else:
-            environ = {**target, **self.environ_base}
-            builder = EnvironBuilder(
-                self.application,
-                environ.get("PATH_INFO") or "/",
-                base_url=f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', 'localhost')}"
-                f"{environ.get('SCRIPT_NAME', '')}",
-                method=environ.get("REQUEST_METHOD", "GET"),
-            )
+            request = self._request_from_builder_args(args, kwargs)
+        # A context kept by an earlier request of a ``with client:`` block ends when the next request starts.
         self._pop_preserved()
-        response = self._run(builder, environ)
-        if follow_redirects and response.status_code in (301, 302, 303, 307, 308):
-            location = response.headers.get("Location", "/")
-            redirected = self.open(location, method="GET" if response.status_code in (301, 302, 303) else
-                                   builder.method, follow_redirects=True)
-            redirected.history = [response, *redirected.history]
-            return redirected
+        response = cast(TestResponse, super().open(request, buffered=buffered, follow_redirects=follow_redirects))
+        response.json_module = self.application.json
+        # The request body (a temporary file for a large upload) is closed with the response's body: at once
+        # when it was read, else when the test has read it or lets go of it; inside ``with client:`` when the
+        # kept context ends (``request.form`` may still be read from it).
+        stream = request.environ["wsgi.input"]
+        if self.preserve_context:
+            self._kept_streams.append(stream)
+        elif isinstance(response.response, _ClosingBody):
+            response.response.add_close(stream.close)
+        else:
+            stream.close()
         return response
 
-    def _run(self, builder: EnvironBuilder, environ: dict[str, Any] | None = None) -> TestResponse:
-        if environ is None:
-            environ = builder.get_environ()
-        if self.use_cookies:
-            cookie = self._cookie_header(builder.path)
-            if cookie and "HTTP_COOKIE" not in environ:
-                environ["HTTP_COOKIE"] = cookie
+    def run_wsgi_app(
+        self, environ: dict[str, Any], buffered: bool = False
+    ) -> tuple[Iterable[bytes], str, WerkzeugHeaders]:
+        """Run one request through the app's WSGI callable (or its ASGI one) with the client's cookies."""
+        self._add_cookies_to_wsgi(environ)
+        # A copy: what the app changes (middleware, the kept context) must not reach a followed redirect.
+        environ = dict(environ)
         if self.preserve_context:
             environ["ampulla.preserve_context"] = True
         try:
             if self.protocol == "asgi":
-                status, headers, body = run_asgi_request(self.application, environ)
+                status, header_list, data = run_asgi_request(self.application, environ)
+                body: Iterable[bytes] = [data]
+                headers = WerkzeugHeaders(header_list)
             else:
-                status, headers, body = _run_wsgi(self.application, environ)
+                body, status, headers = _run_wsgi(self.application, environ, buffered)
         except BaseException:
             if self.preserve_context:
                 # The exception propagated out of the request: its kept context is still active here (WSGI);
@@ -594,59 +546,38 @@ class AmpullaClient:
                 if isinstance(ctx, RequestContext) and ctx.preserved and ctx not in self._context_stack:
                     self._context_stack.append(ctx)
             raise
-        response = TestResponse(body, status, headers, content_type=dict(headers).get("Content-Type"))
-        response.environ = environ
-        response.request = environ
-        response.history = []
-        ctx = environ.get("ampulla._preserved_context")
-        if ctx is not None:
-            if current_context() is not ctx:
-                ctx.push()  # the ASGI cycle ran in a task of its own: make the context current here
-            self._context_stack.append(ctx)
-        if self.use_cookies:
-            self._store_cookies(response.headers)
-        return response
+        kept = environ.get("ampulla._preserved_context")
+        if kept is not None:
+            if current_context() is not kept:
+                kept.push()  # the ASGI cycle ran in a task of its own: make the context current here
+            self._context_stack.append(kept)
+        url = urlsplit(get_current_url(environ))
+        self._update_cookies_from_response(url.hostname or "localhost", url.path, headers.getlist("Set-Cookie"))
+        return body, status, headers
+
+    def _update_cookies_from_response(self, server_name: str, path: str, headers: list[str]) -> None:
+        """Store the cookies of ``Set-Cookie`` headers; a ``Domain`` is read without its leading dot.
+
+        As browsers do (RFC 6265 §5.2.3): ``Domain=.example.com`` is sent to ``www.example.com`` too.
+        """
+        if self._cookies is None:
+            return
+        for header in headers:
+            cookie = werkzeug.test.Cookie._from_response_header(server_name, path, header)
+            if cookie.domain.startswith("."):
+                cookie = dataclasses.replace(cookie, domain=cookie.domain.lstrip("."))
+            if cookie._should_delete:
+                self._cookies.pop(cookie._storage_key, None)
+            else:
+                self._cookies[cookie._storage_key] = cookie
 
     def _pop_preserved(self) -> None:
         while self._context_stack:
             ctx = self._context_stack.pop()
             ctx.preserved = False
             ctx.pop()
-
-    def get(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A GET request."""
-        kwargs["method"] = "GET"
-        return self.open(*args, **kwargs)
-
-    def post(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A POST request."""
-        kwargs["method"] = "POST"
-        return self.open(*args, **kwargs)
-
-    def put(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A PUT request."""
-        kwargs["method"] = "PUT"
-        return self.open(*args, **kwargs)
-
-    def patch(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A PATCH request."""
-        kwargs["method"] = "PATCH"
-        return self.open(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A DELETE request."""
-        kwargs["method"] = "DELETE"
-        return self.open(*args, **kwargs)
-
-    def head(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """A HEAD request."""
-        kwargs["method"] = "HEAD"
-        return self.open(*args, **kwargs)
-
-    def options(self, *args: Any, **kwargs: Any) -> TestResponse:
-        """An OPTIONS request."""
-        kwargs["method"] = "OPTIONS"
-        return self.open(*args, **kwargs)
+        while self._kept_streams:
+            self._kept_streams.pop().close()
 
     @contextlib.contextmanager
     def session_transaction(self, *args: Any, **kwargs: Any) -> Iterator[SessionMixin]:
@@ -658,22 +589,23 @@ class AmpullaClient:
                 session["user_id"] = 1
             client.get("/profile")   # the view sees session["user_id"] == 1
 
-        Arguments are those of ``app.test_request_context`` (e.g. a path for a path-scoped cookie).
+        Arguments are those of :class:`EnvironBuilder` after ``app`` (a path for a path-scoped cookie...).
 
         Raises:
             TypeError: Cookies are disabled.
             RuntimeError: The session cannot be opened (no ``SECRET_KEY``).
         """
-        if not self.use_cookies:
+        if self._cookies is None:
             raise TypeError(
                 "Cookies are disabled. Create a client with 'use_cookies=True' to use session_transaction()."
             )
         app = self.application
         builder = EnvironBuilder(app, *args, **kwargs)
-        environ = builder.get_environ()
-        cookie = self._cookie_header(builder.path)
-        if cookie:
-            environ["HTTP_COOKIE"] = cookie
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
+        self._add_cookies_to_wsgi(environ)
         request = app.request_class.from_environ(environ, app)
         interface = app.session_interface
         # The contexts are pushed around opening and saving only: a request context active around the
@@ -690,7 +622,9 @@ class AmpullaClient:
         response = app.response_class()
         with app.request_context(request):
             interface.save_session(app, session, response)
-        self._store_cookies(response.headers)
+        self._update_cookies_from_response(
+            request.host.partition(":")[0], request.path, response.headers.getlist("Set-Cookie")
+        )
 
     def websocket(
         self, path: str = "/", *, subprotocols: list[str] | None = None, headers: Any = None, **kwargs: Any
@@ -704,11 +638,11 @@ class AmpullaClient:
                 assert ws.receive() == "lobby:hi"
         """
         builder = EnvironBuilder(self.application, path, headers=headers, **kwargs)
-        environ = builder.get_environ()
-        if self.use_cookies:
-            cookie = self._cookie_header(builder.path)
-            if cookie:
-                environ["HTTP_COOKIE"] = cookie
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
+        self._add_cookies_to_wsgi(environ)
         scope = scope_from_environ(environ, "websocket")
         scope["subprotocols"] = list(subprotocols or [])
         return WebSocketTestSession(self.application, scope)
@@ -945,22 +879,3 @@ class AmpullaCliRunner:
 
         kwargs.setdefault("obj", ScriptInfo(create_app=lambda: self.app))
         return self._runner.invoke(cli or self.app.cli, args, **kwargs)
-
-
-def _run_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-    captured: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if exc_info is not None and captured:
-            raise exc_info[1].with_traceback(exc_info[2])
-        captured[:] = [status, list(headers)]
-        return lambda data: None
-
-    iterable = app(environ, start_response)
-    try:
-        body = b"".join(iterable)
-    finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    return captured[0], captured[1], body

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from .wrappers import Response
 
 
-#: ``SERVER_SOFTWARE`` prefixes of servers built on wsgiref, which refuse hop-by-hop headers from applications.
-_NO_HOP_BY_HOP_SERVERS = ("WSGIServer/", "Ampulla-dev/")
+#: ``SERVER_SOFTWARE`` prefixes of servers that take no ``Connection`` header from the application: wsgiref's
+#: refuse hop-by-hop headers; Werkzeug's development server closes every connection and says so itself.
+_NO_HOP_BY_HOP_SERVERS = ("WSGIServer/", "Werkzeug/")
 
 
 class _StreamingBody:
@@ -98,9 +99,9 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
 def _refuse(error: HTTPException, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Answer a request the server should have refused, asking it to close the connection."""
     response = error_response(error)
-    # NOTE: PEP 3333 keeps hop-by-hop headers from applications and wsgiref-based servers (the development
-    # server among them) assert on them; those servers refuse these requests themselves. gunicorn drops the
-    # header (and refuses them too); the others honour it.
+    # NOTE: PEP 3333 keeps hop-by-hop headers from applications and wsgiref-based servers assert on them;
+    # Werkzeug's development server closes every connection anyway. gunicorn drops the header (and refuses these
+    # requests itself); the others honour it.
     if not environ.get("SERVER_SOFTWARE", "").startswith(_NO_HOP_BY_HOP_SERVERS):
         response.headers["Connection"] = "close"
     return to_wsgi(response, environ, start_response)

@@ -162,7 +162,7 @@ def test_dev_server_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "Traceback" not in output
     assert f"Running on http://127.0.0.1:{port}" in output
     assert "development server" in output
-    assert "Server stopped" in output
+    assert _get(port, "/health") is None, output
 
 
 _RELOAD_APP = """
@@ -182,48 +182,69 @@ def version():
 """
 
 
-def _get(port: int, path: str) -> str | None:
+def _get(port: int, path: str) -> tuple[int, str] | None:
+    """The status and body of ``GET path``, or ``None`` when nothing answers."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         conn.request("GET", path)
-        return conn.getresponse().read().decode()
+        response = conn.getresponse()
+        return response.status, response.read().decode()
     except (OSError, http.client.HTTPException):
         return None
     finally:
         conn.close()
 
 
-def _wait_for(port: int, path: str, expected: str | None, timeout: float = 15.0) -> bool:
+def _wait_for(port: int, path: str, expected: tuple[int, str] | None, timeout: float = 30.0) -> bool:
+    """Poll ``GET path`` until it gives ``expected`` (a bounded wait, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _get(port, path) == expected:
+        got = _get(port, path)
+        if got == expected or (expected is not None and expected[1] == "*" and got and got[0] == expected[0]):
             return True
         time.sleep(0.1)
     return False
 
 
-def test_reload_restarts_the_dev_server_on_code_changes(tmp_path: Path) -> None:
+def _start_reloader(tmp_path: Path) -> tuple[RunningServer, Path, int]:
     module = tmp_path / "reloadapp.py"
     module.write_text(textwrap.dedent(_RELOAD_APP).format(version="v1"))
     port = free_port()
     command = [PYTHON, "-m", "ampulla", "--app", "reloadapp:app", "run", "--reload", "--port", str(port)]
-    running = start_server("reloader", command, port, tmp_path / "reload.log", cwd=tmp_path)
-    try:
-        assert _get(port, "/version") == "v1"
-        time.sleep(0.3)  # let the watcher settle before the first change
-        module.write_text(textwrap.dedent(_RELOAD_APP).format(version="v2"))
-        assert _wait_for(port, "/version", "v2"), running.output()
+    return start_server("reloader", command, port, tmp_path / "reload.log", cwd=tmp_path), module, port
 
+
+def test_reload_restarts_the_dev_server_on_code_changes(tmp_path: Path) -> None:
+    running, module, port = _start_reloader(tmp_path)
+    try:
+        assert _get(port, "/version") == (200, "v1")
+        module.write_text(textwrap.dedent(_RELOAD_APP).format(version="v2"))
+        assert _wait_for(port, "/version", (200, "v2")), running.output()
+
+        # An app that no longer imports is answered with 500 (the error is printed) until the next change.
         module.write_text("this is not Python (\n")
-        assert _wait_for(port, "/version", None), running.output()
+        assert _wait_for(port, "/version", (500, "*")), running.output()
         assert running.proc.poll() is None, "the reloader must survive an app that fails to import"
 
         module.write_text(textwrap.dedent(_RELOAD_APP).format(version="v3"))
-        assert _wait_for(port, "/version", "v3"), running.output()
+        assert _wait_for(port, "/version", (200, "v3")), running.output()
     finally:
         code = stop_server(running)
     assert code == 0, running.output()
     # The reloader stopped its child: nothing answers on the port any more.
     assert _wait_for(port, "/version", None, timeout=10), running.output()
-    assert "Detected a change in" in running.output()
+    output = running.output()
+    assert "Detected change in" in output
+    assert "SyntaxError" in output
 
+
+def test_ctrl_c_stops_the_reloader_and_its_server(tmp_path: Path) -> None:
+    running, _, port = _start_reloader(tmp_path)
+    try:
+        os.killpg(running.proc.pid, signal.SIGINT)  # as a terminal does: the whole foreground process group
+        code = running.proc.wait(15)
+    finally:
+        stop_server(running)
+    assert code == 0, running.output()
+    assert "Traceback" not in running.output()
+    assert _wait_for(port, "/version", None, timeout=10), running.output()
