@@ -541,19 +541,22 @@ def test_ten_thousand_headers_and_a_megabyte_header(protocol: str) -> None:
 
 @PROTOCOLS
 @pytest.mark.parametrize(("header", "status", "expected"), [
-    ("bytes=", 200, FILE_CONTENT),
+    # As Flask answers (Werkzeug's make_conditional): one satisfiable byte range gives 206, anything else 416,
+    # so a response is never larger than the file.
+    ("bytes=", 416, None),
     ("bytes=-0", 416, None),
-    ("bytes=5-1", 200, FILE_CONTENT),
-    ("bytes=" + ",".join(f"{i}-{i}" for i in range(1000)), 200, FILE_CONTENT),  # over MAX_RANGES: ignored
-    ("bytes=" + ",".join(["0-999"] * 100), 206, FILE_CONTENT),  # overlapping: merged, never repeated
+    ("bytes=5-1", 416, None),
+    ("bytes=" + ",".join(f"{i}-{i}" for i in range(1000)), 416, None),
+    ("bytes=" + ",".join(["0-999"] * 100), 416, None),  # overlapping: never repeated
     ("bytes=99999999999999999999999999-", 416, None),
     ("bytes=0-99999999999999999999999999", 206, FILE_CONTENT),
-    ("bytes=-99999999999999999999999999", 206, FILE_CONTENT),
+    ("bytes=-99999999999999999999999999", 416, None),
     ("bytes=" + "9" * 5000 + "-", 416, None),
     ("bytes=990-", 206, FILE_CONTENT[990:]),
-    ("items=0-1", 200, FILE_CONTENT),
-    ("bytes=0-1,,,", 206, FILE_CONTENT[:2]),
-    ("bytes=\x00-1", 200, FILE_CONTENT),
+    ("bytes=-10", 206, FILE_CONTENT[-10:]),
+    ("items=0-1", 416, None),
+    ("bytes=0-1,,,", 416, None),
+    ("bytes=\x00-1", 416, None),
     ("bytes=1000-1000", 416, None),
 ])
 def test_range_edge_cases(protocol: str, header: str, status: int, expected: bytes | None) -> None:
@@ -568,7 +571,8 @@ def test_range_edge_cases(protocol: str, header: str, status: int, expected: byt
 @PROTOCOLS
 @pytest.mark.parametrize("value", [
     "", " ", "*,", "W/", '"', '"""', ",,,,", "W/W/W/", "\x00", "\xff\xfe", ", " * 50_000, '"a", ' * 20_000,
-    "Mon, 32 Jan 2024 00:00:00 GMT", "Mon, 01 Jan 99999 00:00:00 GMT", "0", "-1", "Thu, 01 Jan 1970 00:00:00 +9999",
+    "Mon, 32 Jan 2024 00:00:00 GMT", "Mon, 01 Jan 99999 00:00:00 GMT",
+    "Mon, 01 Jan 99999999999 00:00:00 GMT", "0", "-1", "Thu, 01 Jan 1970 00:00:00 +9999",
     "Sun, 06 Nov 1994 08:49:37 GMT" * 10, "1" * 1000, "Sun Nov  6 08:49:37 1994", "Sunday, 06-Nov-94 08:49:37 GMT",
 ])
 def test_conditional_header_garbage(protocol: str, value: str) -> None:

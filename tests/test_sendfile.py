@@ -1,7 +1,8 @@
 """File responses: the static route, send_file and send_from_directory.
 
-Covers validators (ETag, Last-Modified), conditional requests (304, 412), byte ranges (206, multipart, 416),
-streaming without reading whole files, ``wsgi.file_wrapper``, Content-Disposition, and path traversal.
+Covers validators (ETag, Last-Modified), conditional requests (304, 412), byte ranges (206, 416) as Flask
+answers them (Werkzeug's ``send_file``), streaming without reading whole files, ``wsgi.file_wrapper``,
+Content-Disposition, and path traversal.
 Request-level tests run over WSGI and ASGI (``protocol``).
 """
 
@@ -12,16 +13,16 @@ import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.wsgi import FileWrapper
 
 from ampulla import Ampulla
 from ampulla.exceptions import NotFound
 from ampulla.http import http_date, parse_date
-from ampulla.sendfile import CHUNK_SIZE, FileChunks, send_file, send_from_directory
+from ampulla.sendfile import CHUNK_SIZE, send_file, send_from_directory
 from ampulla.testing import AmpullaClient, EnvironBuilder
 
 CONTENT = b"0123456789abcdefghijklmnopqrstuvwxyz"  # 36 bytes
@@ -60,7 +61,7 @@ def test_static_file_is_served_with_validators(static_client: AmpullaClient) -> 
     assert response.headers["Content-Length"] == str(len(CONTENT))
     assert response.headers["Accept-Ranges"] == "bytes"
     assert response.headers["Last-Modified"] == "Fri, 01 Mar 2024 12:00:00 GMT"
-    assert re.fullmatch(r'"[0-9a-f-]+"', response.headers["ETag"])
+    assert re.fullmatch(r'"[0-9.]+-36-[0-9]+"', response.headers["ETag"])  # Werkzeug's: mtime-size-checksum
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["Content-Disposition"] == "inline; filename=data.txt"
 
@@ -181,6 +182,9 @@ def test_if_modified_since_gives_304(static_client: AmpullaClient) -> None:
     assert earlier.status_code == 200
     junk = static_client.get("/static/data.txt", headers={"If-Modified-Since": "yesterday-ish"})
     assert junk.status_code == 200
+    # Werkzeug's parse_date raises OverflowError on a year past datetime's range: a full answer, not a 500.
+    huge = static_client.get("/static/data.txt", headers={"If-Modified-Since": "Mon, 01 Jan 99999999999 00:00:00 GMT"})
+    assert (huge.status_code, huge.data) == (200, CONTENT)
 
 
 def test_etag_changes_when_the_file_changes(app: Ampulla, static: Path, protocol: str) -> None:
@@ -193,15 +197,14 @@ def test_etag_changes_when_the_file_changes(app: Ampulla, static: Path, protocol
     assert response.headers["ETag"] != etag
 
 
-def test_failed_if_match_and_if_unmodified_since_give_412(static_client: AmpullaClient) -> None:
+def test_failed_if_match_gives_412(static_client: AmpullaClient) -> None:
     etag = static_client.get("/static/data.txt").headers["ETag"]
     assert static_client.get("/static/data.txt", headers={"If-Match": etag}).status_code == 200
-    assert static_client.get("/static/data.txt", headers={"If-Match": "*"}).status_code == 200
     assert static_client.get("/static/data.txt", headers={"If-Match": '"other"'}).status_code == 412
+    assert static_client.get("/static/data.txt", headers={"If-Match": f'"other", {etag}'}).status_code == 200
+    # As in Flask, If-Unmodified-Since is not evaluated.
     old = http_date(MTIME - timedelta(days=1))
-    assert static_client.get("/static/data.txt", headers={"If-Unmodified-Since": old}).status_code == 412
-    now = http_date(MTIME)
-    assert static_client.get("/static/data.txt", headers={"If-Unmodified-Since": now}).status_code == 200
+    assert static_client.get("/static/data.txt", headers={"If-Unmodified-Since": old}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------- ranges
@@ -215,7 +218,6 @@ def test_failed_if_match_and_if_unmodified_since_give_412(static_client: Ampulla
         ("bytes=30-", 30, 36),
         ("bytes=-6", 30, 36),
         ("bytes=30-1000", 30, 36),
-        ("bytes=-1000", 0, 36),
         ("bytes=35-35", 35, 36),
         ("BYTES = 0-0", 0, 1),
     ],
@@ -229,33 +231,19 @@ def test_single_range_gives_206(static_client: AmpullaClient, header: str, start
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
 
 
-def test_multiple_ranges_give_multipart_byteranges(static_client: AmpullaClient) -> None:
-    response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-1, 10-12, -2"})
-    assert response.status_code == 206
-    content_type = response.headers["Content-Type"]
-    assert content_type.startswith("multipart/byteranges; boundary=")
-    assert response.headers["Content-Length"] == str(len(response.data))
-    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + response.data)
-    parts = [
-        (part["Content-Range"], part["Content-Type"], part.get_payload(decode=True)) for part in message.walk()
-    ][1:]
-    assert parts == [
-        ("bytes 0-1/36", "text/plain; charset=utf-8", b"01"),
-        ("bytes 10-12/36", "text/plain; charset=utf-8", b"abc"),
-        ("bytes 34-35/36", "text/plain; charset=utf-8", b"yz"),
-    ]
-
-
-def test_overlapping_ranges_are_merged(static_client: AmpullaClient) -> None:
-    response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-5, 3-9, 0-0"})
-    assert response.status_code == 206
-    assert response.headers["Content-Range"] == "bytes 0-9/36"
-    assert response.data == CONTENT[:10]
-
-
 @pytest.mark.parametrize(
     "header",
     [
+        # Past the end, or a suffix longer than the file.
+        "bytes=36-",
+        "bytes=100-200",
+        "bytes=-1000",
+        "bytes=" + "9" * 5000 + "-",
+        # Several ranges (Werkzeug answers one range only): the response can never grow past the file.
+        "bytes=0-1, 10-12, -2",
+        "bytes=0-5, 3-9, 0-0",
+        "bytes=" + ",".join(["0-0"] * 200),
+        # Malformed, or another unit.
         "bytes=abc",
         "bytes=5-2",
         "bytes=--1",
@@ -264,18 +252,10 @@ def test_overlapping_ranges_are_merged(static_client: AmpullaClient) -> None:
         "pages=1-2",
         "bytes 0-1",
         "bytes=0x0-1",
-        "bytes=" + ",".join(["0-0"] * 200),
         "\u00e9",
     ],
 )
-def test_malformed_range_is_ignored(static_client: AmpullaClient, header: str) -> None:
-    response = static_client.get("/static/data.txt", headers={"Range": header})
-    assert response.status_code == 200
-    assert response.data == CONTENT
-
-
-@pytest.mark.parametrize("header", ["bytes=36-", "bytes=100-200", "bytes=36-40, 50-", "bytes=" + "9" * 5000 + "-"])
-def test_unsatisfiable_range_gives_416(static_client: AmpullaClient, header: str) -> None:
+def test_range_that_is_not_one_satisfiable_byte_range_gives_416(static_client: AmpullaClient, header: str) -> None:
     response = static_client.get("/static/data.txt", headers={"Range": header})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == "bytes */36"
@@ -290,19 +270,20 @@ def test_if_range_decides_whether_the_range_applies(static_client: AmpullaClient
         (etag, 206),
         (last_modified, 206),
         ('"stale"', 200),
-        (f"W/{etag}", 200),
         (http_date(MTIME - timedelta(days=1)), 200),
         ("junk", 200),
+        ("Mon, 01 Jan 99999999999 00:00:00 GMT", 200),
     ]:
         response = static_client.get("/static/data.txt", headers={"Range": "bytes=0-1", "If-Range": if_range})
         assert response.status_code == status, if_range
         assert response.data == (b"01" if status == 206 else CONTENT)
 
 
-def test_range_is_ignored_for_head(static_client: AmpullaClient) -> None:
+def test_head_with_a_range_gives_the_206_headers(static_client: AmpullaClient) -> None:
     response = static_client.head("/static/data.txt", headers={"Range": "bytes=0-1"})
-    assert response.status_code == 200
-    assert response.headers["Content-Length"] == "36"
+    assert (response.status_code, response.data) == (206, b"")
+    assert response.headers["Content-Length"] == "2"
+    assert response.headers["Content-Range"] == "bytes 0-1/36"
 
 
 def test_empty_file(app: Ampulla, static: Path, protocol: str) -> None:
@@ -310,7 +291,8 @@ def test_empty_file(app: Ampulla, static: Path, protocol: str) -> None:
     client = app.test_client(protocol=protocol)
     response = client.get("/static/empty.txt")
     assert (response.status_code, response.data, response.headers["Content-Length"]) == (200, b"", "0")
-    assert client.get("/static/empty.txt", headers={"Range": "bytes=0-"}).status_code == 416
+    # As in Flask, a range on an empty file is not processed: the (empty) file is sent.
+    assert client.get("/static/empty.txt", headers={"Range": "bytes=0-"}).status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------- send_file
@@ -329,7 +311,7 @@ def tracked_files(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         opened.append(f)
         return f
 
-    monkeypatch.setattr("ampulla.sendfile.open", tracking_open, raising=False)
+    monkeypatch.setattr("werkzeug.utils.open", tracking_open, raising=False)
     return opened
 
 
@@ -369,18 +351,19 @@ def test_large_files_are_streamed_in_chunks(app: Ampulla, tmp_path: Path) -> Non
     with app.test_request_context("/"):
         response = send_file(big)
         body = response.response
-        assert isinstance(body, FileChunks)
+        assert isinstance(body, FileWrapper)
         assert response.is_streamed
         chunks = list(body)
     assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, CHUNK_SIZE, 123]
     assert b"".join(chunks) == data
-    assert body.wsgi_file is not None and body.wsgi_file.closed
+    body.close()
+    assert body.file.closed
 
 
 def test_wsgi_file_wrapper_is_used_for_whole_files_only(app: Ampulla, static: Path) -> None:
     wrapped: list[Any] = []
 
-    class FileWrapper:
+    class ServerFileWrapper:
         def __init__(self, file: Any, block_size: int) -> None:
             wrapped.append(file)
             self.file = file
@@ -393,22 +376,36 @@ def test_wsgi_file_wrapper_is_used_for_whole_files_only(app: Ampulla, static: Pa
 
     def call(headers: dict[str, str]) -> bytes:
         environ = EnvironBuilder(app, "/static/data.txt", headers=headers).get_environ()
-        environ["wsgi.file_wrapper"] = FileWrapper
+        environ["wsgi.file_wrapper"] = ServerFileWrapper
         iterable = app(environ, lambda status, headers, exc_info=None: None)
         try:
             return b"".join(iterable)
         finally:
             iterable.close()  # type: ignore[attr-defined]
 
-    assert call({}) == CONTENT
-    assert len(wrapped) == 1 and wrapped[0].closed
+    returned: list[Any] = []
+
+    def call_returning(headers: dict[str, str]) -> Any:
+        environ = EnvironBuilder(app, "/static/data.txt", headers=headers).get_environ()
+        environ["wsgi.file_wrapper"] = ServerFileWrapper
+        iterable = app(environ, lambda status, headers, exc_info=None: None)
+        returned.append(iterable)
+        return iterable
+
+    whole = call_returning({})
+    assert isinstance(whole, ServerFileWrapper)  # handed to the server as is: it may use sendfile(2)
+    assert b"".join(whole) == CONTENT
+    whole.close()
+    assert wrapped[0].closed
     assert call({"Range": "bytes=1-2"}) == b"12"
-    assert len(wrapped) == 1  # a range is never handed to the wrapper (it would send to the end of the file)
+    # A range is the wrapper's file sought and cut short: the server gets Ampulla's iterable, not its wrapper.
+    assert not isinstance(call_returning({"Range": "bytes=1-2"}), ServerFileWrapper)
+    returned[-1].close()
 
 
 def test_send_file_object_needs_a_name_or_mimetype(app: Ampulla) -> None:
     with app.test_request_context("/"):
-        with pytest.raises(ValueError, match="download_name"):
+        with pytest.raises(TypeError, match="download_name"):
             send_file(io.BytesIO(b"data"))
         response = send_file(io.BytesIO(b"data"), mimetype="application/x-thing")
         assert response.mimetype == "application/x-thing"
@@ -419,9 +416,7 @@ def test_send_file_object_needs_a_name_or_mimetype(app: Ampulla) -> None:
 def test_send_file_object_supports_ranges(app: Ampulla, protocol: str) -> None:
     @app.route("/")
     def index() -> Any:
-        buffer = io.BytesIO(b"xx" + CONTENT)
-        buffer.seek(2)  # sent from the current position
-        return send_file(buffer, download_name="report.pdf", etag="v1")
+        return send_file(io.BytesIO(CONTENT), download_name="report.pdf", etag="v1")
 
     client = app.test_client(protocol=protocol)
     full = client.get("/")
@@ -452,15 +447,19 @@ def test_send_file_missing_path_raises(app: Ampulla, tmp_path: Path) -> None:
         ("report.pdf", "attachment; filename=report.pdf"),
         ("my report.pdf", 'attachment; filename="my report.pdf"'),
         ('say "hi".txt', 'attachment; filename="say \\"hi\\".txt"'),
-        ("résumé.pdf", "attachment; filename=\"resume.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"),
-        ("日本語.txt", "attachment; filename=\".txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E.txt"),
-        ("evil\r\nSet-Cookie: x=1.txt", 'attachment; filename="evilSet-Cookie: x=1.txt"'),
+        ("résumé.pdf", "attachment; filename=resume.pdf; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"),
+        ("日本語.txt", "attachment; filename=.txt; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E.txt"),
     ],
 )
 def test_content_disposition(app: Ampulla, name: str, expected: str) -> None:
     with app.test_request_context("/"):
         response = send_file(io.BytesIO(b"x"), download_name=name, as_attachment=True)
     assert response.headers["Content-Disposition"] == expected
+
+
+def test_download_name_cannot_add_a_header(app: Ampulla) -> None:
+    with app.test_request_context("/"), pytest.raises(ValueError, match="newline"):
+        send_file(io.BytesIO(b"x"), download_name="evil\r\nSet-Cookie: x=1.txt", as_attachment=True)
 
 
 def test_etag_and_last_modified_options(app: Ampulla, static: Path) -> None:
@@ -483,20 +482,22 @@ def test_etag_and_last_modified_options(app: Ampulla, static: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "mimetype"),
+    ("name", "mimetype", "encoding"),
     [
-        ("a.tar.gz", "application/gzip"),
-        ("a.svg", "image/svg+xml"),
-        ("a.unknownext", "application/octet-stream"),
-        ("noext", "application/octet-stream"),
-        ("a.json", "application/json"),
+        ("a.tar.gz", "application/x-tar", "gzip"),
+        ("a.svg", "image/svg+xml", None),
+        ("a.unknownext", "application/octet-stream", None),
+        ("noext", "application/octet-stream", None),
+        ("a.json", "application/json", None),
     ],
 )
-def test_mimetype_guess(app: Ampulla, name: str, mimetype: str) -> None:
+def test_mimetype_guess(app: Ampulla, name: str, mimetype: str, encoding: str | None) -> None:
     with app.test_request_context("/"):
         response = send_file(io.BytesIO(b"x"), download_name=name)
+        attachment = send_file(io.BytesIO(b"x"), download_name=name, as_attachment=True)
     assert response.mimetype == mimetype
-    assert "Content-Encoding" not in response.headers
+    assert response.headers.get("Content-Encoding") == encoding
+    assert "Content-Encoding" not in attachment.headers  # a download is saved as it is, not unpacked
 
 
 def test_send_file_outside_a_request_has_no_conditional_handling(tmp_path: Path) -> None:

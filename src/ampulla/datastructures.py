@@ -272,6 +272,22 @@ class Headers(_wz.Headers):
         super().setlist(key, values)
 
 
+class _RequestHeaders(Headers):
+    """The read-only part of :class:`ASGIHeaders` and :class:`EnvironHeaders`: a request's headers are as sent."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("request headers are read-only")
+
+    add = set = __setitem__ = setdefault = remove = __delitem__ = pop = extend = update = clear = _immutable
+
+    def copy(self) -> Headers:  # type: ignore[override]
+        new = Headers()
+        new._list = self._list
+        return new
+
+
 #: Header names (``"Content-Type"``) to their lower-case wire form (``b"content-type"``), for request lookups
 #: and for encoding response headers under ASGI. Bounded: names beyond it are encoded each time.
 _WIRE_NAMES: dict[str, bytes] = {}
@@ -299,7 +315,7 @@ def _joined_lines(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return mapping
 
 
-class ASGIHeaders(Headers):
+class ASGIHeaders(_RequestHeaders):
     """Read-only :class:`Headers` over an ASGI scope's raw ``(name, value)`` byte pairs, decoded on use.
 
     Servers send lower-case names (the ASGI spec asks them to), so lookups compare bytes without per-entry
@@ -360,23 +376,19 @@ class ASGIHeaders(Headers):
     def __bool__(self) -> bool:
         return bool(self._raw)
 
-    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("request headers are read-only")
-
-    add = set = __setitem__ = setdefault = remove = __delitem__ = pop = extend = update = clear = _immutable
-
-    def copy(self) -> Headers:  # type: ignore[override]
-        new = Headers()
-        new._list = self._list
-        return new
 
 
 # PERF: header name -> environ key, memoised (benchmarks/run.py: json_echo, form).
 _ENVIRON_KEYS: dict[str, str] = {}
 
 
-class EnvironHeaders(Headers):
-    """A read-only :class:`Headers` view over a WSGI environ, built without copying."""
+class EnvironHeaders(_RequestHeaders):
+    """A read-only :class:`Headers` view over a WSGI environ, built without copying.
+
+    Not Werkzeug's ``EnvironHeaders``: it is one of Ampulla's checked :class:`Headers` (``copy()`` gives one),
+    maps header names to environ keys once per name, and treats an empty ``CONTENT_TYPE`` or ``CONTENT_LENGTH``
+    (which some servers set) as absent.
+    """
 
     __slots__ = ("environ",)
 
@@ -426,15 +438,6 @@ class EnvironHeaders(Headers):
                 result.append((key.replace("_", "-").title(), str(value)))
         return result
 
-    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("request headers are read-only")
-
-    add = set = __setitem__ = setdefault = remove = __delitem__ = pop = extend = update = clear = _immutable
-
-    def copy(self) -> Headers:  # type: ignore[override]
-        new = Headers()
-        new._list = self._list
-        return new
 
 
 __all__ = [

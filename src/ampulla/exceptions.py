@@ -1,4 +1,4 @@
-"""HTTP exceptions: Werkzeug's own classes (:mod:`werkzeug.exceptions`), and ``abort``.
+"""HTTP exceptions: Werkzeug's own classes (:mod:`werkzeug.exceptions`) and ``abort``.
 
 Raising one of them from a view, a hook or a parser ends the request with that status; error handlers
 registered for its code or class answer it. They are the same classes Flask and every Flask extension use, so
@@ -10,7 +10,7 @@ error, and an extension's own subclass (Flask-WTF's ``CSRFError`` is a ``BadRequ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import (
     BadGateway,
@@ -49,6 +49,7 @@ from werkzeug.exceptions import (
     UnavailableForLegalReasons,
     UnprocessableEntity,
     UnsupportedMediaType,
+    abort,
     default_exceptions,
 )
 
@@ -61,6 +62,9 @@ _DEFAULT_BODIES: dict[type, bytes] = {}
 
 def error_response(error: HTTPException, response_class: type[Response] | None = None) -> Response:
     """The response for an HTTP error: the one it carries, else its page with its status and headers.
+
+    Not Werkzeug's ``HTTPException.get_response``, which builds a Werkzeug response from a WSGI environ: this
+    builds Ampulla's, under ASGI too, with each class's default page rendered once.
 
     A response it carries from elsewhere (a Werkzeug response an extension built) is copied into an Ampulla
     response: status, headers and body.
@@ -91,28 +95,6 @@ def error_response(error: HTTPException, response_class: type[Response] | None =
             response.headers.extend(headers[1:])
         return response
     return cls(error.get_body(), code, headers)
-
-
-def abort(status: int | Response | Any, *args: Any, **kwargs: Any) -> NoReturn:
-    """Stop the request with an HTTP error.
-
-    Args:
-        status: A status code (``abort(404)``) or a ready response (``abort(make_response(...))``).
-        *args: Passed to the exception class, e.g. a description.
-        **kwargs: Passed to the exception class.
-
-    Raises:
-        HTTPException: Always; the class registered for ``status``, or a plain one carrying the response.
-        LookupError: No exception class exists for the code.
-    """
-    if not isinstance(status, int):
-        carried: Any = status  # an Ampulla response (error_response sends it as it is)
-        raise HTTPException(response=carried)
-    try:
-        cls = default_exceptions[status]
-    except KeyError:
-        raise LookupError(f"no exception for {status!r}") from None
-    raise cls(*args, **kwargs)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 from .ctx import RequestContext, _cv_ctx
+from .exceptions import HTTPException
 from .exceptions import abort as _abort
 from .scaffold import get_root_path
 from .signals import message_flashed, send
@@ -51,10 +52,13 @@ def abort(code: int | Response | Any, *args: Any, **kwargs: Any) -> NoReturn:
         HTTPException: Always; the class registered for ``code``, or a plain one carrying the response.
         LookupError: No exception class exists for the code.
     """
-    if isinstance(code, int):
-        ctx = _cv_ctx.get(None)
-        if ctx is not None:
-            ctx.app.aborter(code, *args, **kwargs)
+    if not isinstance(code, int):
+        # Werkzeug's Aborter recognises only Werkzeug responses: an Ampulla one is carried here.
+        carried: Any = code  # error_response sends it as it is
+        raise HTTPException(response=carried)
+    ctx = _cv_ctx.get(None)
+    if ctx is not None:
+        ctx.app.aborter(code, *args, **kwargs)
     _abort(code, *args, **kwargs)
 
 
@@ -336,7 +340,7 @@ def get_flashed_messages(
 
 
 def send_file(path_or_file: str | os.PathLike[str] | IO[bytes], *args: Any, **kwargs: Any) -> Response:
-    """Send a file; see :func:`ampulla.sendfile.send_file` for the arguments."""
+    """Send a file (Werkzeug's ``send_file`` in the current request); see :func:`ampulla.sendfile.send_file`."""
     from .sendfile import send_file as _send_file
 
     return _send_file(path_or_file, *args, **kwargs)

@@ -7,7 +7,6 @@ their protocol. :mod:`ampulla.wrappers` re-exports everything here, next to :cla
 from __future__ import annotations
 
 import json as _json
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -25,32 +24,30 @@ from werkzeug.http import (
     COEP,
     COOP,
     dump_age,
+    dump_cookie,
     dump_header,
     dump_options_header,
+    generate_etag,
     http_date,
     parse_age,
     parse_cache_control_header,
     parse_content_range_header,
     parse_csp_header,
-    parse_date,
+    parse_etags,
     parse_options_header,
+    parse_range_header,
     parse_set_header,
     quote_etag,
     remove_entity_headers,
     unquote_etag,
 )
+from werkzeug.sansio.http import is_resource_modified
 from werkzeug.utils import header_property
 
 from .ctx import _cv_ctx
 from .datastructures import EnvironHeaders, Headers
-from .http import (
-    dump_cookie,
-    generate_etag,
-    if_range_matches,
-    is_resource_modified,
-    parse_range_header,
-    precondition_failed,
-)
+from .exceptions import RequestedRangeNotSatisfiable
+from .http import parse_date
 
 if TYPE_CHECKING:
     from .wrappers import Request
@@ -454,8 +451,12 @@ class Response(ResponseHeaderProperties):
         Args:
             as_text: Decode as UTF-8.
         """
-        if not isinstance(self.response, list):
-            self.response = [c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in self.response]
+        body = self.response
+        if not isinstance(body, list):
+            self.response = [c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in body]
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # read to the end (a file of send_file's does not close itself)
         data = b"".join(self.response)
         return data.decode("utf-8", "replace") if as_text else data
 
@@ -599,17 +600,10 @@ class Response(ResponseHeaderProperties):
             domain=domain,
             secure=secure,
             httponly=httponly,
+            max_size=self.max_cookie_size,
             samesite=samesite,
             partitioned=partitioned,
         )
-        max_size = self.max_cookie_size
-        if max_size and len(header) > max_size:
-            warnings.warn(
-                f"The {key!r} cookie is too large: the value was {len(value)} bytes but the header required "
-                f"{len(header) - len(value)} extra bytes. The final size was {len(header)} bytes but the limit "
-                f"is {max_size} bytes. Browsers may silently ignore cookies larger than this.",
-                stacklevel=2,
-            )
         self.headers.add("Set-Cookie", header)
 
     @property
@@ -663,15 +657,16 @@ class Response(ResponseHeaderProperties):
 
         Only ``GET`` and ``HEAD`` requests are concerned; for others the response is left as it is. In place, and
         returned: ``return response.make_conditional(request)``. A ``Date`` header is added when missing. Then,
-        with the same rules as :func:`~ampulla.send_file`:
+        as Werkzeug's ``Response.make_conditional`` (with Werkzeug's header parsers and
+        :func:`werkzeug.sansio.http.is_resource_modified`):
 
-        - a failed ``If-Match`` or ``If-Unmodified-Since`` makes it 412 Precondition Failed;
-        - a satisfiable single-range ``Range`` (when ``accept_ranges`` and ``complete_length`` are given, and
-          ``If-Range`` still matches) makes it 206 Partial Content with that slice of the body, ``Content-Range``
-          and ``Content-Length``; a range wholly past the end raises 416; an invalid or multi-range header is
-          ignored (the full body is sent);
-        - a matching ``If-None-Match`` (or, without it, an ``If-Modified-Since`` not older than the resource)
-          makes it 304 Not Modified without a body and without entity headers.
+        - a single byte range (when ``accept_ranges`` and ``complete_length`` are given, and ``If-Range``, if sent,
+          still matches) makes it 206 Partial Content with that slice of the body, ``Content-Range`` and
+          ``Content-Length``; a ``Range`` header that is invalid, asks for several ranges or for bytes past the
+          end raises 416;
+        - otherwise, when the client's copy is current (``If-None-Match``, ``If-Modified-Since``), it becomes 304
+          Not Modified without a body and without entity headers, or 412 Precondition Failed when the request
+          sent an ``If-Match`` that does not list the entity tag.
 
         Args:
             request_or_environ: The request (``ampulla.request``) or a WSGI environ.
@@ -682,7 +677,7 @@ class Response(ResponseHeaderProperties):
             This response.
 
         Raises:
-            RequestedRangeNotSatisfiable: The ``Range`` header asks only for bytes past the end (416).
+            RequestedRangeNotSatisfiable: The ``Range`` header cannot be answered with one byte range (416).
         """
         if isinstance(request_or_environ, dict):
             method = str(request_or_environ.get("REQUEST_METHOD", "GET")).upper()
@@ -696,16 +691,24 @@ class Response(ResponseHeaderProperties):
         if "Date" not in own:
             own["Date"] = http_date()
         etag = own.get("ETag")
-        modified = parse_date(own.get("Last-Modified"))
-        if precondition_failed(headers.get("If-Match"), headers.get("If-Unmodified-Since"), etag, modified):
-            self.status_code = 412
-        elif not self._answer_range(headers, accept_ranges, complete_length, etag, modified) and (
-            not is_resource_modified(headers.get("If-None-Match"), headers.get("If-Modified-Since"), etag, modified)
+        modified = own.get("Last-Modified")
+        if_match = headers.get("If-Match")
+        if not self._answer_range(headers, accept_ranges, complete_length, etag, modified) and not (
+            _resource_modified(
+                http_if_modified_since=headers.get("If-Modified-Since"),
+                http_if_none_match=headers.get("If-None-Match"),
+                http_if_match=if_match,
+                etag=etag,
+                last_modified=modified,
+            )
         ):
-            self.status_code = 304
-            self._drop_body()
-            remove_entity_headers(own)
-            return self
+            if parse_etags(if_match):
+                self.status_code = 412
+            else:
+                self.status_code = 304
+                self._drop_body()
+                remove_entity_headers(own)
+                return self
         if self.automatically_set_content_length and "Content-Length" not in own:
             length = self.calculate_content_length()
             if length is not None:
@@ -718,23 +721,32 @@ class Response(ResponseHeaderProperties):
         accept_ranges: bool | str,
         complete_length: int | None,
         etag: str | None,
-        modified: datetime | None,
+        modified: str | None,
     ) -> bool:
         """Make this a 206 answer to the request's ``Range`` header when it applies; whether it did."""
         if not accept_ranges:
             return False
         self.headers["Accept-Ranges"] = "bytes" if accept_ranges is True else accept_ranges
         range_header = headers.get("Range")
-        if not (complete_length and range_header and self._status_code == 200):
+        if not complete_length or range_header is None:
             return False
-        if not if_range_matches(headers.get("If-Range"), etag, modified):
+        if_range = headers.get("If-Range")
+        if if_range is not None and _resource_modified(
+            http_range=range_header,
+            http_if_range=if_range,
+            etag=etag,
+            last_modified=modified,
+            ignore_if_range=False,
+        ):
             return False
-        ranges = parse_range_header(range_header, complete_length)
-        if ranges is None or len(ranges) != 1:
-            return False
-        start, stop = ranges[0]
+        parsed = parse_range_header(range_header)
+        span = parsed.range_for_length(complete_length) if parsed is not None else None
+        content_range = parsed.to_content_range_header(complete_length) if parsed is not None else None
+        if span is None or content_range is None:
+            raise RequestedRangeNotSatisfiable(length=complete_length)
+        start, stop = span
         self.status_code = 206
-        self.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{complete_length}"
+        self.headers["Content-Range"] = content_range
         self.headers["Content-Length"] = str(stop - start)
         body = self.response
         if isinstance(body, list):
@@ -772,6 +784,15 @@ class Response(ResponseHeaderProperties):
         return f"<{type(self).__name__} {body} [{self.status}]>"
 
 
+def _resource_modified(**kwargs: Any) -> bool:
+    """:func:`werkzeug.sansio.http.is_resource_modified`, with a request date too far out for a datetime
+    (``OverflowError`` from Werkzeug's ``parse_date``) counting as no date: a full answer, not a 500."""
+    try:
+        return is_resource_modified(**kwargs)
+    except OverflowError:
+        return True
+
+
 def _is_text(mimetype: str) -> bool:
     return (
         mimetype.startswith("text/")
@@ -787,7 +808,11 @@ def _is_text(mimetype: str) -> bool:
 
 
 class _ByteRange:
-    """``length`` bytes of a streamed body, from byte ``start`` on (the body is closed with this iterator)."""
+    """``length`` bytes of a streamed body, from byte ``start`` on (the body is closed with this iterator).
+
+    A seekable body (Werkzeug's ``FileWrapper``, as ``send_file`` builds) is sought to ``start`` instead of read up
+    to it. Werkzeug's own range wrapper is private (``werkzeug.wsgi._RangeWrapper``), hence this one.
+    """
 
     __slots__ = ("_body", "_iter", "_length", "_start")
 
@@ -802,7 +827,12 @@ class _ByteRange:
 
     def __next__(self) -> bytes:
         if self._iter is None:
-            self._iter = iter(self._body)
+            body: Any = self._body
+            seekable = getattr(body, "seekable", None)
+            if self._start and seekable is not None and seekable():
+                body.seek(self._start)
+                self._start = 0
+            self._iter = iter(body)
         while self._length > 0:
             chunk = next(self._iter)
             data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)

@@ -32,12 +32,12 @@ from werkzeug.datastructures import (
 from werkzeug.http import (
     parse_accept_header,
     parse_cache_control_header,
-    parse_date,
     parse_etags,
-    parse_if_range_header,
+    parse_options_header,
     parse_range_header,
     parse_set_header,
 )
+from werkzeug.sansio.http import parse_cookie
 from werkzeug.user_agent import UserAgent
 from werkzeug.utils import cached_property, header_property
 
@@ -52,7 +52,7 @@ from .datastructures import (
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from .exceptions import ClientDisconnected as _WerkzeugClientDisconnected
 from .formparser import parse_form_data, parse_urlencoded
-from .http import parse_cookie, parse_options_header
+from .http import parse_date, parse_if_range_header
 from .json import nesting_exceeds
 from .proxy_fix import _VALID_HOSTS, is_valid_host
 from .response import STATUS_LINES as STATUS_LINES
@@ -619,7 +619,9 @@ class Request(RequestHeaderProperties):
     def cookies(self) -> ImmutableMultiDict[str, str]:
         """The request cookies."""
         if self._cookies is None:
-            self._cookies = parse_cookie(self.headers.get("Cookie"))
+            self._cookies = cast(
+                "ImmutableMultiDict[str, str]", parse_cookie(self.headers.get("Cookie"), ImmutableMultiDict)
+            )
         return self._cookies
 
     # ---------------------------------------------------------------------------------------- URL parts

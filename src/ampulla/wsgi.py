@@ -90,9 +90,9 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
         response.close()
         return []
     file_wrapper = environ.get("wsgi.file_wrapper")
-    stream = getattr(body, "wsgi_file", None)
-    if file_wrapper is not None and stream is not None:
-        return file_wrapper(stream, 65536)  # type: ignore[no-any-return]
+    if isinstance(file_wrapper, type) and type(body) is file_wrapper and not response._on_close:
+        # A whole file that send_file wrapped with the server's own wrapper: the server sends it (sendfile(2)).
+        return body
     return _StreamingBody(response)
 
 

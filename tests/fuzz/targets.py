@@ -375,6 +375,8 @@ def target_urlencoded(data: bytes) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 _SAFE_NAME_RE = re.compile(r'[^"\\%\x00-\x1f\x7f]+')
+#: A bare parameter value as Werkzeug reads it: token characters ("%" escapes among them).
+_RFC2231_TOKEN_RE = re.compile(r"[\w!#$%&'*+\-.^`|~]*", re.ASCII)
 #: RFC 2046 boundary characters (what real clients send), so the expected parse is unambiguous.
 _BCHAR = r"[0-9A-Za-z'()+_,./:=?-]"
 _BOUNDARY_OK_RE = re.compile(rf"{_BCHAR}[0-9A-Za-z'()+_,./:=? -]{{0,68}}{_BCHAR}|{_BCHAR}")
@@ -422,8 +424,13 @@ def _build_multipart(r: Reader) -> tuple[bytes, bytes, tuple[int, ...] | None, A
                 if not _SAFE_NAME_RE.fullmatch(filename or "x") or filename[1:3] == ":\\":
                     valid = False
             elif style == 1:  # RFC 2231 only (RFC 7578 forbids it, some clients send it)
-                disposition += b"; filename*=UTF-8''" + quote(raw_filename).encode("ascii")
-                filename = unquote(quote(raw_filename), "utf-8", "replace")
+                encoded = quote(raw_filename)
+                disposition += b"; filename*=UTF-8''" + encoded.encode("ascii")
+                # As Flask reads it (Werkzeug's parse_options_header): the bare value up to its first character
+                # that is not a token character (a "/" quote() keeps), then decoded unless nothing follows "''".
+                token = _RFC2231_TOKEN_RE.match("UTF-8''" + encoded).group()  # type: ignore[union-attr]
+                value = token[len("UTF-8''") :]
+                filename = unquote(value, "utf-8", "replace") if value else token
             elif style == 2:  # non-UTF-8 raw bytes
                 latin = raw_filename + b"\xe9\xff"
                 disposition += b'; filename="' + latin + b'"'
