@@ -826,6 +826,24 @@ def test_blueprint_static_url_path(tmp_path: Any, protocol: str) -> None:
     assert "text/css" in response.headers["Content-Type"]
 
 
+def test_blueprint_static_files_take_the_blueprints_max_age(tmp_path: Any, protocol: str) -> None:
+    class LongLived(Blueprint):
+        def get_send_file_max_age(self, filename: str | None) -> int | None:
+            return 100
+
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.css").write_text("body{}")
+    application = Ampulla("max_age_app", root_path=str(tmp_path))
+    application.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
+    application.register_blueprint(LongLived("long", __name__, static_folder="files", root_path=str(tmp_path)))
+    application.register_blueprint(
+        Blueprint("plain", __name__, static_folder="files", static_url_path="/plain", root_path=str(tmp_path))
+    )
+    client = application.test_client(protocol=protocol)
+    assert client.get("/files/a.css").headers["Cache-Control"] == "public, max-age=100"
+    assert client.get("/plain/a.css").headers["Cache-Control"] == "public, max-age=3600"
+
+
 def test_blueprint_template_folder(tmp_path: Any, protocol: str) -> None:
     pytest.importorskip("jinja2")
     from ampulla.templating import render_template

@@ -275,12 +275,9 @@ class Ampulla(Scaffold):
 
     def get_send_file_max_age(self, filename: str | None) -> int | None:
         """The cache max-age for static files (``SEND_FILE_MAX_AGE_DEFAULT``; ``None`` means conditional only)."""
-        value = self.config["SEND_FILE_MAX_AGE_DEFAULT"]
-        if value is None:
-            return None
-        if isinstance(value, timedelta):
-            return int(value.total_seconds())
-        return int(value)
+        from .helpers import send_file_max_age
+
+        return send_file_max_age(self.config)
 
     def auto_find_instance_path(self) -> str:
         """The instance folder: ``instance`` beside the package or module, or ``<prefix>/var/<name>-instance``

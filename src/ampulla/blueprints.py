@@ -220,7 +220,15 @@ class Blueprint(Scaffold):
         folder = self.static_folder
         if folder is None:
             raise RuntimeError(f"blueprint {self.name!r} has no static folder")
-        return send_from_directory(folder, filename)
+        return send_from_directory(folder, filename, max_age=self.get_send_file_max_age(filename))
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """The cache max-age of the blueprint's static files: the app's ``SEND_FILE_MAX_AGE_DEFAULT`` (``None``:
+        conditional requests only). Override it to give this blueprint's files their own."""
+        from .globals import current_app
+        from .helpers import send_file_max_age
+
+        return send_file_max_age(current_app.config)
 
     # ------------------------------------------------------------------------------------------ registration
     def register(self, app: Ampulla, options: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import functools
 import html
 import os
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -357,6 +358,16 @@ def send_from_directory(
 
 
 _FALSE_WORDS = ("0", "false", "no")
+
+
+def send_file_max_age(config: Any) -> int | None:
+    """``SEND_FILE_MAX_AGE_DEFAULT`` in seconds (a ``timedelta`` or a number); ``None``: conditional only."""
+    value = config["SEND_FILE_MAX_AGE_DEFAULT"]
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return int(value)
 
 
 def get_debug_flag() -> bool:
