@@ -18,6 +18,10 @@ Decisions where HTTP leaves room (documented here once):
   form without a closing delimiter means). Any other incomplete body answers 400.
 - Part headers that are not valid UTF-8 (old clients sending latin-1 filenames) are decoded as latin-1
   rather than refused; no byte is lost and ``secure_filename`` handles the rest.
+- A part whose header block is directly followed by the next delimiter (``...\\r\\n\\r\\n--boundary``, what
+  Werkzeug's test client writes for an empty field or file) is empty, as RFC 2046 and Werkzeug read it;
+  browsers write one more CRLF for the same part. A part's content therefore never starts with the
+  delimiter line (``--boundary`` then CRLF or ``--``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import codecs
 import functools
 import re
 import tempfile
-from typing import IO, Protocol, cast
+from collections.abc import Generator, Iterator
+from typing import IO, Any, Protocol, cast
 
 import multipart  # type: ignore[import-untyped]
 
@@ -238,6 +243,124 @@ def _new_spool(threshold: int) -> tempfile.SpooledTemporaryFile[bytes]:
     return spool
 
 
+_Segment = multipart.MultipartSegment
+# States of _PartEvents.
+_NORMAL = 0  # inside a part's headers or content
+_CHECK = 1  # a part's headers just ended: its first content bytes may be a delimiter line
+_NESTED = 2  # the library reads the current part's delimiter and headers as content: a second parser reads them
+_DONE = 3  # the closing delimiter was read: the rest is the epilogue
+_DASH = ord("-")
+
+
+class _PartEvents:
+    """The events of :class:`multipart.PushMultipartParser`, also for parts that have no content at all.
+
+    RFC 2046 makes a part's content optional (``body-part := MIME-part-headers [CRLF *OCTET]``): the CRLF of the
+    blank line that ends a part's headers may be the one that starts the next delimiter, as in
+    ``...Content-Type: text/plain\\r\\n\\r\\n--boundary``. The library always reads content after the blank line,
+    so it takes that delimiter, and the next part's headers, for content. This wrapper looks at the first bytes
+    of each part's content, and at nothing else (the cost does not grow with the size of the body): when they are
+    a delimiter line (``--boundary`` then CRLF, or ``--`` for the closing one), the part ends there, empty. What
+    the library then reports as content (the next part's headers and content, up to the delimiter it finds) is
+    read by a second parser. Events are those of :meth:`multipart.PushMultipartParser.parse`: per part a
+    ``MultipartSegment``, its content as non-empty ``bytes``, then ``None``.
+    """
+
+    __slots__ = ("_boundary", "_head", "_inner", "_inner_started", "_parser", "_state")
+
+    def __init__(self, boundary: bytes) -> None:
+        self._boundary = boundary
+        self._parser = self._new_parser()
+        self._head = b""  # the first bytes of the current part's content, while too few to decide
+        self._inner: Any = None  # in _NESTED: the parser of the part the library takes for content
+        self._inner_started = False  # whether _inner has read that part's headers
+        self._state = _NORMAL
+
+    def _new_parser(self) -> Any:
+        return multipart.PushMultipartParser(
+            self._boundary,
+            max_header_size=MAX_PART_HEADER_SIZE,
+            max_header_count=MAX_PART_HEADER_COUNT,
+            header_charset="latin-1",
+        )
+
+    def parse(self, chunk: bytes) -> Iterator[Any]:
+        """Parse the next chunk of the body (``b""`` at its end); yield the events it completes.
+
+        Raises:
+            multipart.MultipartError: The body is malformed or over a part header limit.
+        """
+        state = self._state
+        if state == _DONE:
+            return
+        for event in self._parser.parse(chunk):
+            if not state:  # _NORMAL
+                if isinstance(event, _Segment):
+                    state = _CHECK
+                yield event
+            elif state == _CHECK and not self._head and (event is None or event[0] != _DASH):
+                state = _NORMAL  # PERF: the usual case, decided on one byte
+                yield event
+            else:
+                state = yield from self._unusual(state, event)
+                if state == _DONE:
+                    break
+        self._state = state
+
+    def _unusual(self, state: int, event: Any) -> Generator[Any, None, int]:
+        """Handle ``event`` in ``state`` (_CHECK with content starting with a dash, or _NESTED); yield the events
+        to report and return the new state."""
+        if state == _NESTED:
+            if event is not None:
+                yield from self._feed_inner(event)
+                return _NESTED
+            # The library found the delimiter after the part _inner reads: that part ends there.
+            inner, self._inner = self._inner, None
+            if self._inner_started:
+                yield from inner.parse(b"\r\n--" + self._boundary + b"--")
+            else:
+                # The CRLF before that delimiter was the blank line ending the part's headers: it is empty too.
+                events = list(inner.parse(b"\r\n"))
+                if not events or not isinstance(events[-1], _Segment):
+                    raise multipart.ParserError("Segment headers not followed by an empty line")
+                yield events[-1]
+                yield None
+            return _NORMAL
+        # _CHECK
+        head = self._head
+        if event is None:  # the part ended before its content could be told from a delimiter
+            self._head = b""
+            if head:
+                yield head
+            yield None
+            return _NORMAL
+        head = head + event if head else event
+        dash_boundary = b"--" + self._boundary
+        size = len(dash_boundary) + 2
+        if len(head) < size and (
+            (dash_boundary + b"\r\n").startswith(head) or (dash_boundary + b"--").startswith(head)
+        ):
+            self._head = head  # too few bytes to tell yet
+            return _CHECK
+        self._head = b""
+        if not head.startswith(dash_boundary) or head[size - 2 : size] not in (b"\r\n", b"--"):
+            yield head  # content that merely starts with a dash
+            return _NORMAL
+        yield None  # the headers ended at a delimiter: the part is empty
+        if head[size - 2 : size] == b"--":
+            return _DONE  # the closing delimiter
+        self._inner = self._new_parser()
+        self._inner_started = False
+        yield from self._feed_inner(head)
+        return _NESTED
+
+    def _feed_inner(self, data: bytes) -> Iterator[Any]:
+        for event in self._inner.parse(data):
+            if isinstance(event, _Segment):
+                self._inner_started = True
+            yield event
+
+
 def _parse_multipart(
     stream: ReadableStream,
     options: dict[str, str],
@@ -254,12 +377,7 @@ def _parse_multipart(
             "The multipart/form-data boundary is invalid: it must be 1 to 200 printable ASCII characters."
         )
     try:
-        parser = multipart.PushMultipartParser(
-            boundary.encode("ascii"),
-            max_header_size=MAX_PART_HEADER_SIZE,
-            max_header_count=MAX_PART_HEADER_COUNT,
-            header_charset="latin-1",
-        )
+        parser = _PartEvents(boundary.encode("ascii"))
     except multipart.MultipartError as exc:
         raise BadRequest(f"The multipart/form-data boundary is invalid: {exc}") from None
 
