@@ -214,13 +214,20 @@ class Blueprint(Scaffold):
         )
 
     def send_static_file(self, filename: str) -> Response:
-        """Serve ``filename`` from the blueprint's static folder."""
+        """Serve ``filename`` from the blueprint's static folder (cached for :meth:`get_send_file_max_age`)."""
         from .helpers import send_from_directory
 
         folder = self.static_folder
         if folder is None:
             raise RuntimeError(f"blueprint {self.name!r} has no static folder")
-        return send_from_directory(folder, filename)
+        return send_from_directory(folder, filename, max_age=self.get_send_file_max_age(filename))
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """The cache max-age of the blueprint's static files: the application's ``SEND_FILE_MAX_AGE_DEFAULT``
+        (``None``: browsers revalidate). Override it in a subclass to choose per file."""
+        from .globals import current_app
+
+        return current_app.get_send_file_max_age(filename)
 
     # ------------------------------------------------------------------------------------------ registration
     def register(self, app: Ampulla, options: dict[str, Any]) -> None:

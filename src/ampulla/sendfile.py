@@ -229,8 +229,9 @@ def send_file(
             objects); a string is used as the ETag; ``False`` sends none.
         last_modified: The modification time to send; defaults to the file's mtime for paths.
         max_age: Seconds browsers may cache the file without asking (``Cache-Control: public, max-age=N``),
-            or a function of the path returning that. ``None`` sends ``Cache-Control: no-cache`` so browsers
-            revalidate with the validators and get a cheap 304.
+            or a function of the path returning that. ``None`` asks the application
+            (``app.get_send_file_max_age``: ``SEND_FILE_MAX_AGE_DEFAULT``); when that is ``None`` too,
+            ``Cache-Control: no-cache`` makes browsers revalidate with the validators and get a cheap 304.
 
     Returns:
         The response (200, 206, 304 or 412).
@@ -244,6 +245,8 @@ def send_file(
     ctx = _cv_ctx.get(None)
     app = ctx.app if ctx is not None else None
     request = ctx.request if isinstance(ctx, RequestContext) else None
+    if max_age is None and app is not None:
+        max_age = app.get_send_file_max_age  # SEND_FILE_MAX_AGE_DEFAULT, or the application's override
     path: str | None = None
     modified: datetime | None = None
     if isinstance(path_or_file, str | os.PathLike):
@@ -336,8 +339,7 @@ def send_file(
 
         if size is not None:
             headers.append(("Content-Length", str(size)))
-        response = response_class(FileChunks(file, size), 200, headers, mimetype=mimetype)
-        return response
+        return response_class(FileChunks(file, size), 200, headers, mimetype=mimetype, direct_passthrough=True)
     except BaseException:
         file.close()
         raise
