@@ -135,7 +135,7 @@ def test_trailing_slash_redirect_keeps_query_string(app: Ampulla, client: Ampull
 
     response = client.get("/projects?page=2")
     assert response.status_code == 308
-    assert response.headers["Location"] == "/projects/?page=2"
+    assert response.headers["Location"] == "http://localhost/projects/?page=2"
     assert client.get("/projects?page=2", follow_redirects=True).text == "projects 2"
 
 

@@ -1,4 +1,5 @@
-"""The URL map: rule syntax, converters, priority, methods, slashes, redirects and URL building."""
+"""The URL map (Werkzeug's, matched by Ampulla's compiled matcher): rule syntax, converters, priority, methods,
+slashes, redirects and URL building."""
 
 from __future__ import annotations
 
@@ -13,15 +14,26 @@ from ampulla.exceptions import MethodNotAllowed, NotFound
 from ampulla.routing import BaseConverter, BuildError, Map, RequestRedirect, Rule, ValidationError
 
 
-def make_map(*rules: Rule, **kwargs: Any) -> Map:
-    url_map = Map(**kwargs)
+class CompiledMap(Map):
+    """A map whose ``match`` is the compiled matcher, ``build`` the adapter's (path only)."""
+
+    def match(self, path: str, method: str = "GET", subdomain: str = "") -> tuple[Rule, dict[str, Any]]:
+        return self.match_compiled(subdomain, path, method)
+
+    def build(self, endpoint: str, values: dict[str, Any] | None = None, method: str | None = None) -> str:
+        return self.bind("localhost").build(endpoint, values, method)
+
+
+def make_map(*rules: Rule, **kwargs: Any) -> CompiledMap:
+    url_map = CompiledMap(**kwargs)
     for rule in rules:
         url_map.add(rule)
     return url_map
 
 
-def endpoint_of(url_map: Map, path: str, method: str = "GET") -> tuple[str, dict[str, Any]]:
+def endpoint_of(url_map: CompiledMap, path: str, method: str = "GET") -> tuple[str, dict[str, Any]]:
     rule, values = url_map.match(path, method)
+    assert (rule, values) == url_map.bind("localhost").match(path, method, return_rule=True)
     return rule.endpoint, values
 
 
@@ -126,11 +138,11 @@ def test_trailing_slash_redirects_and_strict_slashes_off() -> None:
     )
     with pytest.raises(RequestRedirect) as info:
         m.match("/users")
-    assert info.value.new_path == "/users/"
+    assert info.value.new_url == "http://localhost/users/"
     assert info.value.code == 308
     with pytest.raises(RequestRedirect) as info:
         m.match("/docs/intro")
-    assert info.value.new_path == "/docs/intro/"
+    assert info.value.new_url == "http://localhost/docs/intro/"
     assert endpoint_of(m, "/loose")[0] == "loose"
     assert endpoint_of(m, "/loose/")[0] == "loose"
     with pytest.raises(NotFound):
@@ -144,40 +156,45 @@ def test_defaults_are_passed_and_choose_the_rule_when_building() -> None:
     )
     assert m.match("/page/")[1] == {"n": 1}
     assert m.match("/page/3")[1] == {"n": 3}
-    assert m.build("page", {"n": 1})[1] == "/page/"
-    assert m.build("page", {"n": 3})[1] == "/page/3"
+    assert m.build("page", {"n": 1}) == "/page/"
+    assert m.build("page", {"n": 3}) == "/page/3"
+    # The rule with the defaults is the canonical URL of n=1 (redirect_defaults, on by default).
+    with pytest.raises(RequestRedirect) as info:
+        m.match("/page/1")
+    assert info.value.new_url == "http://localhost/page/"
 
 
 def test_redirect_to_pattern_and_callable() -> None:
     m = make_map(
         Rule("/old/<int:id>", endpoint="old", redirect_to="/new/<id>"),
-        Rule("/legacy", endpoint="legacy", redirect_to=lambda **values: "/modern"),
+        Rule("/legacy", endpoint="legacy", redirect_to=lambda adapter, **values: "/modern"),
     )
     with pytest.raises(RequestRedirect) as info:
         m.match("/old/5")
-    assert info.value.new_path == "/new/5"
+    assert info.value.new_url == "http://localhost/new/5"
     with pytest.raises(RequestRedirect) as info:
         m.match("/legacy")
-    assert info.value.new_path == "/modern"
+    assert info.value.new_url == "http://localhost/modern"
 
 
 def test_build_quotes_values_and_appends_unknown_keys_as_query() -> None:
     m = make_map(Rule("/guest/<guest>", endpoint="guest"), Rule("/files/<path:p>", endpoint="files"))
-    assert m.build("guest", {"guest": "a b/c?"})[1] == "/guest/a%20b%2Fc%3F"
-    assert m.build("files", {"p": "dir/file name.txt"})[1] == "/files/dir/file%20name.txt"
-    assert m.build("guest", {"guest": "x", "page": 2, "tag": ["a", "b"]})[1] == "/guest/x?page=2&tag=a&tag=b"
-    assert m.build("guest", {"guest": "x", "skip": None})[1] == "/guest/x"
+    # Werkzeug's converters keep "/" in a value (which then no longer matches a one-segment variable).
+    assert m.build("guest", {"guest": "a b/c?"}) == "/guest/a%20b/c%3F"
+    assert m.build("files", {"p": "dir/file name.txt"}) == "/files/dir/file%20name.txt"
+    assert m.build("guest", {"guest": "x", "page": 2, "tag": ["a", "b"]}) == "/guest/x?page=2&tag=a&tag=b"
+    assert m.build("guest", {"guest": "x", "skip": None}) == "/guest/x"
 
 
 def test_build_errors_name_the_problem() -> None:
     m = make_map(Rule("/guest/<guest>", endpoint="guest"), Rule("/only-post", endpoint="post", methods=["POST"]))
-    with pytest.raises(BuildError, match="no rule has this endpoint"):
+    with pytest.raises(BuildError, match="Could not build url for endpoint 'missing'"):
         m.build("missing")
-    with pytest.raises(BuildError, match="missing values for \\['guest'\\]"):
+    with pytest.raises(BuildError, match="Did you forget to specify values \\['guest'\\]"):
         m.build("guest", {})
-    with pytest.raises(BuildError):
+    with pytest.raises(BuildError, match="Did you mean to use methods \\['POST'\\]"):
         m.build("post", {}, method="GET")
-    assert m.build("post", {}, method="POST")[1] == "/only-post"
+    assert m.build("post", {}, method="POST") == "/only-post"
 
 
 def test_custom_converter_registration_and_validation_error() -> None:
@@ -190,33 +207,33 @@ def test_custom_converter_registration_and_validation_error() -> None:
 
     class EvenConverter(BaseConverter):
         regex = r"\d+"
-        weight = 10  # tried before int (weight 50)
 
         def to_python(self, value: str) -> int:
             if int(value) % 2:
                 raise ValidationError()
             return int(value)
 
-    m = Map()
+    m = CompiledMap()
     m.converters["list"] = ListConverter
     m.converters["even"] = EvenConverter
     m.add(Rule("/tags/<list:tags>", endpoint="tags"))
     m.add(Rule("/n/<even:n>", endpoint="even"))
-    m.add(Rule("/n/<int:n>", endpoint="odd"))
     assert m.match("/tags/a,b,c")[1] == {"tags": ["a", "b", "c"]}
-    assert m.build("tags", {"tags": ["x", "y"]})[1] == "/tags/x,y"
+    assert m.build("tags", {"tags": ["x", "y"]}) == "/tags/x,y"
     assert endpoint_of(m, "/n/4") == ("even", {"n": 4})
-    assert endpoint_of(m, "/n/5") == ("odd", {"n": 5})
+    # A ValidationError from to_python ends matching: 404, whatever other rule could match (as Werkzeug).
+    with pytest.raises(NotFound):
+        m.match("/n/5")
 
 
 def test_rule_syntax_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="must start with a slash"):
         Rule("users")
-    with pytest.raises(LookupError, match="no converter named 'nope'"):
+    with pytest.raises(LookupError, match="the converter 'nope' does not exist"):
         make_map(Rule("/<nope:x>", endpoint="e"))
-    with pytest.raises(ValueError, match="appears twice"):
+    with pytest.raises(SyntaxError, match="duplicate argument 'a'"):
         make_map(Rule("/<a>/<a>", endpoint="e"))
-    with pytest.raises(ValueError, match="malformed variable"):
+    with pytest.raises(ValueError, match="malformed url rule"):
         make_map(Rule("/<a", endpoint="e"))
     with pytest.raises(TypeError, match="list of strings"):
         Rule("/x", methods="GET")  # type: ignore[arg-type]
@@ -254,7 +271,10 @@ segment = st.text(
     signed=st.integers(min_value=-(10**9), max_value=10**9),
     path=st.lists(segment, min_size=1, max_size=4).map("/".join),
     ident=st.uuids(),
-    real=st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f)),
+    # Werkzeug's float converter matches digits.digits, no exponent: floats whose str() has none.
+    real=st.floats(min_value=1e-4, max_value=1e9, allow_nan=False, allow_infinity=False).filter(
+        lambda f: f != int(f) and "e" not in str(f)
+    ),
 )
 def test_build_then_match_round_trips_for_every_converter(
     name: str, number: int, signed: int, path: str, ident: uuid.UUID, real: float
@@ -276,10 +296,11 @@ def test_build_then_match_round_trips_for_every_converter(
         ("u", {"ident": ident}),
         ("f", {"real": real}),
     ]
-    if not path.startswith("/") and "//" not in path and not path.endswith("/"):
+    # Werkzeug's path converter ("[^/].*?") does not match a newline.
+    if not path.startswith("/") and "//" not in path and not path.endswith("/") and "\n" not in path:
         cases.append(("p", {"path": path}))
     for endpoint, values in cases:
-        built = m.build(endpoint, values)[1]
+        built = m.build(endpoint, values)
         # A server percent-decodes the path before routing.
         rule, matched = m.match(unquote(built))
         assert rule.endpoint == endpoint
@@ -306,7 +327,7 @@ def test_repeated_slashes_redirect_to_the_merged_path() -> None:
     m = make_map(Rule("/a/b", endpoint="ab"), Rule("/files/<path:p>", endpoint="files"))
     with pytest.raises(RequestRedirect) as info:
         m.match("/a//b")
-    assert info.value.new_path == "/a/b"
+    assert info.value.new_url == "http://localhost/a/b"
     assert m.match("/files/x//y")[1] == {"p": "x//y"}  # a path variable keeps what it matched
     with pytest.raises(NotFound):
         m.match("/nothing//here")

@@ -89,6 +89,28 @@ def test_static_max_age_setting(app: Ampulla, static: Path, protocol: str) -> No
     assert abs((expires - datetime.now(UTC)).total_seconds() - 3600) < 60
 
 
+def test_send_file_and_blueprint_static_files_ask_get_send_file_max_age(app: Ampulla, static: Path) -> None:
+    from ampulla import Blueprint
+
+    class Assets(Blueprint):
+        def get_send_file_max_age(self, filename: str | None) -> int | None:
+            return 100 if filename == "data.txt" else super().get_send_file_max_age(filename)
+
+    assets = Assets("assets", __name__, static_folder=str(static), static_url_path="/assets")
+    app.register_blueprint(assets)
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 60
+    with app.test_request_context():
+        response = send_file(static / "data.txt")
+        assert (response.cache_control.max_age, response.direct_passthrough) == (60, True)
+        response.close()
+        response = assets.send_static_file("data.txt")
+        assert response.cache_control.max_age == 100
+        response.close()
+        response = assets.send_static_file("style.css")
+        assert response.cache_control.max_age == 60
+        response.close()
+
+
 def test_head_sends_headers_without_the_body(static_client: AmpullaClient) -> None:
     response = static_client.head("/static/data.txt")
     assert response.status_code == 200
@@ -127,7 +149,7 @@ def test_static_path_traversal_is_404(static_client: AmpullaClient, path: str) -
     response = static_client.get(path)
     if response.status_code == 308:
         # "/static//etc/passwd" is redirected to the merged path, which stays inside the folder.
-        assert response.headers["Location"].startswith("/static/")
+        assert response.headers["Location"].startswith("http://localhost/static/")
         response = static_client.get(response.headers["Location"])
     assert response.status_code == 404
     assert b"SECRET" not in response.data

@@ -39,12 +39,12 @@ from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
 from .cycle import OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle, run_teardowns
 from .endpoint import Endpoint, RequestPolicy
-from .exceptions import BadRequest, HTTPException, error_response
+from .exceptions import BadRequest, HTTPException, NotFound, error_response
 from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
 from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
-from .routing import BuildError, Map, RequestRedirect, Rule
+from .routing import BuildError, Map, MapAdapter, RequestRedirect, Rule, WebsocketMismatch
 from .scaffold import F, Scaffold, registering
 from .signals import appcontext_tearing_down
 from .signals import send as send_signal
@@ -87,6 +87,27 @@ def _warn_flask_style(message: str) -> None:
     warnings.warn_explicit(message, UserWarning, __file__, 0, module=module)
 
 
+def _strip_default_port(host: str, scheme: str) -> str:
+    """``host`` without the scheme's default port (``:80`` for http and ws, ``:443`` for https and wss)."""
+    if scheme in ("http", "ws") and host.endswith(":80"):
+        return host[:-3]
+    if scheme in ("https", "wss") and host.endswith(":443"):
+        return host[:-4]
+    return host
+
+
+def _subdomain_of(host: str, server_name: str) -> str:
+    """The subdomain of ``host`` under ``server_name``; ``"<invalid>"`` (matching nothing), with Werkzeug's
+    warning, when the host is not under it."""
+    labels = host.split(".")
+    server_labels = server_name.split(".")
+    offset = -len(server_labels)
+    if labels[offset:] != server_labels:
+        _warn_flask_style(f"Current server name {host!r} doesn't match configured server name {server_name!r}")
+        return "<invalid>"
+    return ".".join(label for label in labels[:offset] if label)
+
+
 def _request_ctx(name: str) -> RequestContext:
     ctx = _cv_ctx.get(None)
     if not isinstance(ctx, RequestContext):
@@ -101,8 +122,8 @@ class Ampulla(Scaffold):
         import_name: The application's module, usually ``__name__``.
         static_url_path: URL prefix of the static folder (default ``/static``).
         static_folder: Folder of static files relative to the root path (``None`` disables the route).
-        static_host: Unused unless host matching is on; accepted for compatibility.
-        host_matching: Accepted for compatibility.
+        static_host: The host of the static route when ``host_matching`` is on.
+        host_matching: Match rules on their ``host`` (``url_map.host_matching``) instead of a subdomain.
         subdomain_matching: Match rules' ``subdomain`` against the ``SERVER_NAME``.
         template_folder: Folder of templates relative to the root path.
         instance_path: Folder for local data (SQLite file, uploads); default ``<root>/instance``.
@@ -192,8 +213,7 @@ class Ampulla(Scaffold):
             instance_path if instance_relative_config else self.root_path, self.default_config
         )
         self.json: JSONProvider = self.json_provider_class(self)
-        self.url_map = self.url_map_class()
-        self.url_map.host_matching = host_matching
+        self.url_map = self.url_map_class(host_matching=host_matching)
         self.subdomain_matching = subdomain_matching
         self.host_matching = host_matching
         self.static_host = static_host
@@ -458,7 +478,7 @@ class Ampulla(Scaffold):
                 provide_automatic_options = False
         methods |= required
         rule_obj = self.url_rule_class(rule, methods=methods, **options)
-        rule_obj.provide_automatic_options = provide_automatic_options
+        rule_obj.provide_automatic_options = provide_automatic_options  # type: ignore[attr-defined]
         if view_func is not None:
             old = self.view_functions.get(endpoint)
             if old is not None and old != view_func and getattr(old, "__wrapped__", None) is not view_func:
@@ -697,37 +717,62 @@ class Ampulla(Scaffold):
             self._executor.shutdown(wait=False)
             self._executor = None
 
-    def _subdomain(self, request: Request) -> str:
-        """The request's subdomain relative to ``SERVER_NAME`` (``"<invalid>"``, with a warning, when the host
-        is not under it and subdomains are matched)."""
-        server_name = self.config["SERVER_NAME"]
-        if not server_name:
-            return ""
-        matching = self.subdomain_matching
-        if not matching and not self.url_map.has_subdomains:
-            return ""
-        host = request.host.lower()
-        server = server_name.lower()
-        scheme = request.scheme
-        if scheme == "http" and server.endswith(":80"):
-            server = server[:-3]
-        elif scheme == "https" and server.endswith(":443"):
-            server = server[:-4]
-        if scheme == "http" and host.endswith(":80"):
-            host = host[:-3]
-        elif scheme == "https" and host.endswith(":443"):
-            host = host[:-4]
-        if host == server:
-            return ""
-        if not host.endswith("." + server):
-            if not matching:
-                return ""
-            _warn_flask_style(f"Current server name {host!r} doesn't match configured server name {server!r}")
-            return "<invalid>"
-        return host[: -len(server) - 1]
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """Werkzeug's ``MapAdapter`` for a request, or outside one for ``SERVER_NAME`` (``None`` without it).
 
-    def _match_request(self, request: Request, websocket: bool = False) -> None:
+        As Flask binds it: in a request to the request's host, script root, scheme, method, path and query
+        string; to ``SERVER_NAME`` instead of the host when it is set (unless ``host_matching``), with the
+        subdomain taken from the host when ``subdomain_matching`` is on, else the map's ``default_subdomain``.
+        Outside a request to ``SERVER_NAME``, ``APPLICATION_ROOT`` and ``PREFERRED_URL_SCHEME``. ``url_for``
+        builds with it (``ctx.url_adapter``) and routing redirects take their absolute URL from it.
+
+        Raises:
+            BadHost: The host is not a valid IDNA name.
+        """
+        url_map = self.url_map
+        config = self.config
+        if request is not None:
+            scheme = request.scheme
+            host = _strip_default_port(request.host.lower(), scheme)
+            subdomain: str | None = None
+            server_name: str | None = config["SERVER_NAME"]
+            if url_map.host_matching:
+                server_name = None
+            elif not self.subdomain_matching:
+                subdomain = url_map.default_subdomain or ""
+            server_name = host if server_name is None else _strip_default_port(server_name.lower(), scheme)
+            if subdomain is None and not url_map.host_matching:
+                subdomain = _subdomain_of(host, server_name)
+            return url_map.bind(
+                server_name,
+                request.root_path,
+                subdomain,
+                scheme,
+                request.method,
+                request.path,
+                query_args=request.query_string.decode("utf-8", "replace"),
+            )
+        if config["SERVER_NAME"] is not None:
+            return url_map.bind(
+                config["SERVER_NAME"],
+                script_name=config["APPLICATION_ROOT"],
+                url_scheme=config["PREFERRED_URL_SCHEME"],
+            )
+        return None
+
+    def _url_domain(self, ctx: RequestContext) -> str:
+        """The domain part the request is matched with: the adapter's subdomain (the map's default subdomain
+        unless ``subdomain_matching``), or its server name with ``host_matching``."""
+        url_map = self.url_map
+        if url_map.host_matching:
+            return cast(MapAdapter, ctx.url_adapter).server_name
+        if self.subdomain_matching:
+            return cast(str, cast(MapAdapter, ctx.url_adapter).subdomain)
+        return url_map.default_subdomain
+
+    def _match_request(self, ctx: RequestContext, websocket: bool = False) -> None:
         """Check the host, then route: sets ``url_rule``, ``endpoint`` and ``view_args``, or ``routing_exception``."""
+        request = ctx.request
         policy = self._policy
         if policy.version != self.config.version:
             policy = self._refresh_policy()
@@ -737,15 +782,24 @@ class Ampulla(Scaffold):
             return
         try:
             url_map = self.url_map
-            if url_map.host_matching:
-                key = request.host.lower()
-            elif self.subdomain_matching or websocket:
-                key = self._subdomain(request)
+            # PERF: the domain without an adapter unless subdomains or hosts are matched (benchmarks: hello).
+            if url_map.host_matching or self.subdomain_matching:
+                domain = self._url_domain(ctx)
             else:
-                key = url_map.default_subdomain
-            rule, values = url_map.match(request.path, "GET" if websocket else request.method, key, websocket)
+                domain = url_map.default_subdomain
+            rule, values = (url_map._compiled or url_map.compiled).match(
+                domain,
+                request.path,
+                "GET" if websocket else request.method,
+                websocket,
+                lambda: cast(MapAdapter, ctx.url_adapter),
+            )
         except HTTPException as e:
-            if e.code == 404 and request.scope is None and request.headers.get("Upgrade", "").lower() == "websocket":
+            if (
+                isinstance(e, NotFound | WebsocketMismatch)
+                and request.scope is None
+                and request.headers.get("Upgrade", "").lower() == "websocket"
+            ):
                 e = BadRequest(
                     "WebSocket connections need an ASGI server: run the app with uvicorn or granian "
                     "(see docs/deployment.md); this WSGI server cannot upgrade connections."
@@ -857,8 +911,10 @@ class Ampulla(Scaffold):
 
     def make_default_options_response(self) -> Response:
         """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
-        request = _request_ctx("make_default_options_response").request
-        methods = self.url_map.allowed_methods(request.path, self._subdomain(request))
+        ctx = _request_ctx("make_default_options_response")
+        methods = self.url_map.compiled.allowed_methods(
+            self._url_domain(ctx), ctx.request.path, lambda: cast(MapAdapter, ctx.url_adapter)
+        )
         response = self.response_class()
         response.headers.set("Allow", ", ".join(sorted(methods)))
         return response
@@ -1020,61 +1076,35 @@ class Ampulla(Scaffold):
             BuildError: No rule fits, and no :attr:`url_build_error_handlers` function answered.
         """
         ctx = _cv_ctx.get(None)
-        request = ctx.request if isinstance(ctx, RequestContext) else None
-        if request is not None:
+        if isinstance(ctx, RequestContext):
             if endpoint[:1] == ".":
-                blueprint = request.blueprint
+                blueprint = ctx.request.blueprint
                 endpoint = f"{blueprint}{endpoint}" if blueprint else endpoint[1:]
-            script_root = request.script_root
-            host = request.host
-            scheme = request.scheme
+            adapter = ctx.url_adapter
             if _external is None:
                 _external = _scheme is not None
         else:
-            server_name = self.config["SERVER_NAME"]
-            if not server_name:
+            adapter = ctx.url_adapter if ctx is not None and ctx.app is self else self.create_url_adapter(None)
+            if adapter is None:
                 raise RuntimeError(
                     "Unable to build URLs outside an active request without 'SERVER_NAME' configured: set "
                     "app.config['SERVER_NAME'] (e.g. 'example.com'), and 'APPLICATION_ROOT' and "
                     "'PREFERRED_URL_SCHEME' as needed, or build the URL inside a request."
                 )
             endpoint = endpoint.lstrip(".")
-            script_root = (self.config["APPLICATION_ROOT"] or "/").rstrip("/")
-            host = server_name
-            scheme = self.config["PREFERRED_URL_SCHEME"]
             if _external is None:
                 _external = True
         if _scheme is not None and not _external:
             raise ValueError("When specifying '_scheme', '_external' must be True.")
-        external = _external
         self.inject_url_defaults(endpoint, values)
+        assert adapter is not None
         try:
-            rule, path = self.url_map.build(endpoint, values, method=_method)
+            url = adapter.build(endpoint, values, method=_method, url_scheme=_scheme, force_external=_external)
         except BuildError as error:
             values.update(_anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external)
             return self.handle_url_build_error(error, endpoint, values)
-        url_map = self.url_map
-        if url_map.host_matching:
-            target = rule.build_subdomain(values)
-            if target and target != host.lower():
-                external = True
-                host = target
-        elif url_map.has_subdomains:
-            server_name = self.config["SERVER_NAME"]
-            target = rule.build_subdomain(values)
-            current = self._subdomain(request) if request is not None else url_map.default_subdomain
-            if target != current:
-                if not server_name:
-                    raise RuntimeError(
-                        f"Building a URL for the subdomain {target!r} needs SERVER_NAME; set app.config['SERVER_NAME']"
-                    )
-                external = True
-                host = f"{target}.{server_name}" if target else server_name
-        url = script_root + path
         if _anchor is not None:
             url += "#" + quote(_anchor, safe="%!#$&'()*+,/:;=?@")
-        if external:
-            url = f"{_scheme or scheme}://{host}{url}"
         return url
 
     def handle_url_build_error(self, error: BuildError, endpoint: str, values: dict[str, Any]) -> str:

@@ -214,7 +214,7 @@ class Blueprint(Scaffold):
         )
 
     def send_static_file(self, filename: str) -> Response:
-        """Serve ``filename`` from the blueprint's static folder."""
+        """Serve ``filename`` from the blueprint's static folder (cached for :meth:`get_send_file_max_age`)."""
         from .helpers import send_from_directory
 
         folder = self.static_folder

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .signals import appcontext_popped, appcontext_pushed, send
 
 if TYPE_CHECKING:
+    from werkzeug.routing import MapAdapter
+
     from .app import Ampulla
     from .endpoint import Endpoint
     from .sessions import SessionMixin
@@ -95,6 +97,21 @@ class AppContext:
     @g.setter
     def g(self, value: _AppCtxGlobals) -> None:
         self._g = value
+
+    @property
+    def url_adapter(self) -> MapAdapter | None:
+        """Werkzeug's ``MapAdapter`` of this context (``app.create_url_adapter``), made on first use.
+
+        Bound to the request in a request context, else to ``SERVER_NAME`` (``None`` without it).
+        """
+        cache = self.__dict__
+        if "_url_adapter" not in cache:
+            cache["_url_adapter"] = self.app.create_url_adapter(getattr(self, "request", None))
+        return cache["_url_adapter"]  # type: ignore[no-any-return]
+
+    @url_adapter.setter
+    def url_adapter(self, value: MapAdapter | None) -> None:
+        self.__dict__["_url_adapter"] = value
 
     def push(self) -> None:
         """Make this the active context."""

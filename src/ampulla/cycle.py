@@ -100,11 +100,9 @@ def show_missing_key(app: Ampulla, e: HTTPException) -> None:
 
 
 def redirect_response(app: Ampulla, request: Request, e: RequestRedirect) -> Response:
-    """The 308 a slash redirect of the router answers (under the app's script root, with the query string)."""
-    location = quote(request.script_root + e.new_path, safe="/:@!$&'()*+,;=~%")
-    if request.query_string:
-        # Percent-encode what a Location header cannot carry (NUL, CR, LF, spaces, non-ASCII).
-        location += "?" + quote(request.query_string, safe="!$&'()*+,/:;=?@~%")
+    """The redirect routing answers (308: a trailing slash, merged slashes, ``redirect_to``...) to ``new_url``."""
+    # Percent-encode what a Location header cannot carry (NUL, CR, LF, spaces, non-ASCII); a URL stays as it is.
+    location = quote(e.new_url, safe="/:@!$&'()*+,;=~%?#[]")
     response = app.response_class(f"Redirecting to {location}", e.code)
     response.headers.set("Location", location)
     return response
@@ -243,7 +241,7 @@ class SyncCycle:
     def match(self, ctx: RequestContext, websocket: bool = False) -> Endpoint:
         """Check the host, route the request and attach the endpoint's plan to the context."""
         request = ctx.request
-        self.app._match_request(request, websocket)
+        self.app._match_request(ctx, websocket)
         endpoint = request.endpoint
         plan = self.app._plans.get(endpoint) or self.app.endpoint_plan(endpoint)
         ctx.plan = plan
@@ -318,7 +316,7 @@ class SyncCycle:
         request = ctx.request
         if request.routing_exception is not None:
             return self.routing_error(request, plan)
-        if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
+        if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
             return self.app.make_default_options_response()
         rv = plan.sync_view(**request.view_args)  # type: ignore[misc, arg-type]
         if rv.__class__ is CoroutineType:  # a plain function wrapping an async view
@@ -629,7 +627,7 @@ class AsyncCycle(SyncCycle):
         request = ctx.request
         if request.routing_exception is not None:
             return self.routing_error(request, plan)
-        if request.method == "OPTIONS" and request.url_rule.provide_automatic_options:  # type: ignore[union-attr]
+        if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
             return self.app.make_default_options_response()
         view: Any = plan.view
         if plan.kind is ViewKind.THREAD or plan.kind is ViewKind.WRAPPED:

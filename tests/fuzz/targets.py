@@ -150,6 +150,8 @@ def _values_from_answer(answer: dict[str, Any]) -> dict[str, Any]:
 
 def _check_rebuild(endpoint: str, values: dict[str, Any], args: list[list[str]] | None = None) -> None:
     """``url_for(endpoint, **values)`` then a request to that URL gives back ``values`` (and ``args``)."""
+    if any(isinstance(v, float) and "e" in str(v) for v in values.values()):
+        return  # Werkzeug's float converter builds "1e-05", which it does not match (as in Flask)
     app = get_app()
     query_values = {f"q{i}_{k}": v for i, (k, v) in enumerate(args or [])}
     with app.test_request_context():
@@ -160,7 +162,7 @@ def _check_rebuild(endpoint: str, values: dict[str, Any], args: list[list[str]] 
     split = urlsplit(url)
     path = unquote_to_bytes(split.path)
     try:
-        rule, matched = app.url_map.match(path.decode("utf-8"), "GET")
+        rule, matched = app.url_map.match_compiled("", path.decode("utf-8"), "GET")
     except Exception as e:  # a redirect or 404 for a URL we built ourselves
         raise InvariantError(f"url_for({endpoint!r}, {values!r}) = {url!r} does not match: {e!r}") from e
     if rule.endpoint != endpoint:
@@ -226,8 +228,8 @@ def _int_value(raw: bytes, signed: bool = False, negative: bool = False) -> int:
 
 def _float_value(raw: bytes, signed: bool) -> float:
     value = struct.unpack(">d", (raw + bytes(8))[:8])[0]
-    if value != value or value in (float("inf"), float("-inf")):
-        value = float(len(raw))
+    if value != value or value in (float("inf"), float("-inf")) or "e" in str(value):
+        value = len(raw) + 0.5  # no exponent: Werkzeug's float converter matches digits.digits only
     return value if signed else abs(value)
 
 
@@ -257,11 +259,14 @@ def target_url_build(data: bytes) -> None:
     elif endpoint == "conv_exact":
         values = {"value": _segment(field, 3, 3)}
     elif endpoint == "conv_path":
-        values = {"value": text(field).lstrip("/") or "p"}
+        # Werkzeug's path converter ("[^/].*?") does not match a newline.
+        values = {"value": text(field).lstrip("/").replace("\n", "") or "p"}
     elif endpoint == "conv_any":
         values = {"value": ANY_ITEMS[len(field) % len(ANY_ITEMS)]}
     elif endpoint == "conv_multi":
-        values = {"a": _int_value(field), "b": _segment(r.field()), "c": text(r.field()).lstrip("/") or "c"}
+        segment = _segment(r.field())
+        path = text(r.field()).lstrip("/").replace("\n", "")
+        values = {"a": _int_value(field), "b": segment, "c": path or "c"}
     else:  # conv_string, conv_slashed, conv_wild
         values = {"value": _segment(field)}
     args = [[text(r.field()), text(r.field())] for _ in range(r.byte() % 4)]
