@@ -26,7 +26,7 @@ from werkzeug.http import parse_set_header
 from .concurrency import run_coroutine_sync
 from .ctx import RequestContext, current_context
 from .datastructures import FileStorage, Headers
-from .wrappers import STATUS_LINES, Response
+from .wrappers import STATUS_LINES, Request, Response
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -480,6 +480,32 @@ class AmpullaClient:
                 self._cookies.pop((name, path), None)
             else:
                 self._cookies[(name, path)] = _Cookie(value, path, domain, expires)
+
+    def _add_cookies_to_wsgi(self, environ: dict[str, Any]) -> None:
+        """Put the stored cookies for ``environ``'s path in its ``Cookie`` header (Werkzeug's client method).
+
+        Extensions that build a WSGI environ themselves (Flask-SocketIO's test client) call it to send the
+        client's cookies, the session's among them.
+        """
+        cookie = self._cookie_header(environ.get("PATH_INFO") or "/") if self.use_cookies else None
+        if cookie:
+            environ["HTTP_COOKIE"] = cookie
+        else:
+            environ.pop("HTTP_COOKIE", None)
+
+    def _request_from_builder_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        """The request :meth:`open` would send for ``args`` and ``kwargs``, without sending it (Flask's method).
+
+        The request's ``environ`` carries the client's ``environ_base`` but not its cookies (see
+        :meth:`_add_cookies_to_wsgi`).
+        """
+        kwargs = dict(kwargs)
+        kwargs["environ_base"] = {**self.environ_base, **(kwargs.get("environ_base") or {})}
+        builder = EnvironBuilder(self.application, *args, **kwargs)
+        try:
+            return self.application.request_class.from_environ(builder.get_environ(), self.application)
+        finally:
+            builder.close()
 
     # ------------------------------------------------------------------------------------------ requests
     def open(
