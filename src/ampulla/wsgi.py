@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
-from .datastructures import header_pairs
+from .datastructures import bodiless, bodiless_header_pairs, header_pairs
 from .exceptions import HTTPException, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
@@ -68,6 +68,11 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
     """Send ``response`` through ``start_response`` and return the body iterable."""
     headers = header_pairs(response.headers)
     body = response.response
+    if bodiless(response._status_code):
+        # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
+        start_response(response._status_line, bodiless_header_pairs(response._status_code, headers))
+        response.close()
+        return []
     if isinstance(body, list):
         for i, chunk in enumerate(body):
             if not isinstance(chunk, bytes):
