@@ -9,6 +9,7 @@ import ampulla.flask_patch  # noqa: F401  (first: flask_migrate imports flask)
 # isort: split
 
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -264,9 +265,11 @@ def test_migrate_db_group_in_process(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Perform database migrations." in invoke(app, "--help").output
 
-    # The app's own CLI runner reaches the same group.
-    result = app.test_cli_runner().invoke(args=["db", "current"])
+    # The app's own CLI runner reaches the same group. (In this process, only commands that do not run
+    # migrations/env.py: its logging.config.fileConfig() would disable every logger already created.)
+    result = app.test_cli_runner().invoke(args=["db", "history"])
     assert result.exit_code == 0, result.output
+    assert not logging.getLogger("ampulla.request").disabled
 
     other = Flask(__name__, instance_path=str(tmp_path / "instance"))
     other.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
