@@ -643,8 +643,15 @@ class AmpullaGroup(AppGroup):
         return cli if isinstance(cli, click.Group) else None
 
     def _app_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The app's own ``cmd_name`` command (``app.cli``), or None (no app configured, or no such command)."""
-        app_cli = self._app_cli(ctx, report=False)
+        """The app's own ``cmd_name`` command (``app.cli``), or None (no app configured, or no such command).
+
+        An app that fails to load gives None too: ``--help`` still lists the built-in commands, and running the
+        built-in one loads the app again and reports the error then.
+        """
+        try:
+            app_cli = self._app_cli(ctx, report=False)
+        except Exception:
+            return None
         if app_cli is None or cmd_name not in app_cli.list_commands(ctx):
             return None
         app = ctx.ensure_object(ScriptInfo).load_app()

@@ -172,3 +172,17 @@ def test_an_app_command_named_db_replaces_the_built_in_one(tmp_path: Path) -> No
 
     # No app at all: the built-in group still answers (its commands then explain what is missing).
     assert "Create the database" in runner.invoke(cli, ["db", "--help"], obj=ScriptInfo()).output
+
+
+def test_an_app_that_fails_to_load_keeps_the_built_in_db_in_help() -> None:
+    from ampulla.cli import AmpullaGroup, ScriptInfo
+
+    def create_app() -> Ampulla:
+        raise RuntimeError("oh no")
+
+    cli = AmpullaGroup(name="ampulla")
+    result = CliRunner().invoke(cli, ["--help"], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 0, result.output
+    assert "RuntimeError: oh no" in result.output and "Create the database" in result.output
+    result = CliRunner().invoke(cli, ["db", "create"], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)  # reported when run
