@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .concurrency import run_background_tasks_async
-from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, header_pairs, wire_name
+from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, bodiless_header_pairs, header_pairs, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 from .wrappers import ClientDisconnected, Request, Response
@@ -196,6 +196,12 @@ async def read_body(request: Request, receive: Receive) -> None:
         request.input_stream = io.BytesIO(first or b"")
 
 
+def _encode_pairs(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Header lines as ASGI byte pairs with lower-case names."""
+    names = _WIRE_NAMES
+    return [(names.get(name) or wire_name(name), value.encode("latin-1")) for name, value in pairs]
+
+
 def _encode_headers(response: Response) -> tuple[list[tuple[bytes, bytes]], bool]:
     """The headers as ASGI byte pairs with lower-case names, and whether Content-Length is among them."""
     has_length = False
@@ -215,10 +221,24 @@ async def send_response(
     app: Ampulla, ctx: object, response: Response, scope: Scope, send: Send, receive: Receive
 ) -> None:
     """Send ``response`` as ASGI messages; streamed bodies stop when the client disconnects."""
-    headers, has_length = _encode_headers(response)
     body = response.response
-    head = scope.get("method") == "HEAD"
     status = response._status_code
+    if status < 200 or status == 204 or status == 304:  # bodiless(status), inlined (PERF: instructions.py: hello)
+        # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
+        lines = bodiless_header_pairs(status, header_pairs(response.headers))
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": _encode_pairs(lines)})
+            await send({"type": "http.response.body", "body": b""})
+        except OSError:
+            pass
+        finally:
+            if not isinstance(body, list):
+                await _close_body(body)
+            if response._on_close:
+                response.close()
+        return
+    headers, has_length = _encode_headers(response)
+    head = scope.get("method") == "HEAD"
     if isinstance(body, list):
         if len(body) == 1 and isinstance(body[0], bytes):
             data = body[0]

@@ -557,7 +557,8 @@ class AmpullaGroup(AppGroup):
         add_default_commands: Add ``run``, ``shell`` and ``routes``.
         create_app: Returns the app, instead of discovering it (for custom management scripts).
         add_version_option: Add ``--version``.
-        load_plugins: Add the ``db`` group and commands of the ``ampulla.commands`` entry point group.
+        load_plugins: Add the ``db`` group and commands of the ``ampulla.commands`` entry point group. An
+            ``app.cli`` command named ``db`` (Flask-Migrate's, say) takes the built-in group's place.
         set_debug_flag: Set the loaded app's ``debug`` from ``AMPULLA_DEBUG`` (else ``FLASK_DEBUG``), as Flask does.
         load_dotenv: Accepted for Flask compatibility.
         **extra: Passed to :class:`click.Group`.
@@ -605,8 +606,8 @@ class AmpullaGroup(AppGroup):
         super().__init__(params=params, **extra)
         self.create_app = create_app
         self._plugins_loaded = not load_plugins
-        #: Ampulla's own ``db`` group, which yields to a ``db`` command of the app's ``app.cli`` (Flask-Migrate's).
-        self._builtin_db: click.Command | None = None
+        #: Built-in commands that give way to an ``app.cli`` command of the same name.
+        self._yielding: set[str] = set()
         if add_default_commands:
             self.add_command(run_command)
             self.add_command(shell_command)
@@ -619,7 +620,7 @@ class AmpullaGroup(AppGroup):
         db = _db_commands()
         if db is not None and db.name not in self.commands:
             self.add_command(db)
-            self._builtin_db = db
+            self._yielding.add(db.name or "db")
         from importlib.metadata import entry_points
 
         for entry_point in entry_points(group="ampulla.commands"):
@@ -641,10 +642,34 @@ class AmpullaGroup(AppGroup):
         cli = getattr(app, "cli", None)
         return cli if isinstance(cli, click.Group) else None
 
+    def _app_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The app's own ``cmd_name`` command (``app.cli``), or None (no app configured, or no such command).
+
+        An app that fails to load gives None too: ``--help`` still lists the built-in commands, and running the
+        built-in one loads the app again and reports the error then.
+        """
+        try:
+            app_cli = self._app_cli(ctx, report=False)
+        except Exception:
+            return None
+        if app_cli is None or cmd_name not in app_cli.list_commands(ctx):
+            return None
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        active = current_context()
+        if active is None or active.app is not app:
+            ctx.with_resource(app.app_context())
+        return app_cli.get_command(ctx, cmd_name)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self._load_plugins()
+        if cmd_name in self._yielding:
+            # NOTE: Ampulla's own 'db' is a default: an extension's command of that name (Flask-Migrate's
+            # 'db' group, added to app.cli by Migrate(app, db)) is what the app asked for.
+            command = self._app_command(ctx, cmd_name)
+            if command is not None:
+                return command
         command = super().get_command(ctx, cmd_name)
-        if command is not None and (command is not self._builtin_db or not self._app_defines(ctx, cmd_name)):
+        if command is not None:
             return command
         app_cli = self._app_cli(ctx, report=True)
         if app_cli is None:
@@ -654,15 +679,6 @@ class AmpullaGroup(AppGroup):
         if active is None or active.app is not app:
             ctx.with_resource(app.app_context())
         return app_cli.get_command(ctx, cmd_name)
-
-    def _app_defines(self, ctx: click.Context, cmd_name: str) -> bool:
-        """Whether the app's ``app.cli`` has ``cmd_name`` (an app that cannot be loaded has none)."""
-        try:
-            app_cli = self._app_cli(ctx, report=False)
-        except Exception:
-            # NOTE: the built-in command then runs and reports the failure in its own words.
-            return False
-        return app_cli is not None and app_cli.get_command(ctx, cmd_name) is not None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugins()

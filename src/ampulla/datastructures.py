@@ -162,6 +162,34 @@ def header_pairs(headers: Any) -> list[tuple[str, str]]:
     return checked
 
 
+#: Headers that describe a body, dropped from a 304 (but ``Expires`` and ``Content-Location``), as Werkzeug does.
+_ENTITY_HEADERS = frozenset(
+    [
+        "allow",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-md5",
+        "content-range",
+        "content-type",
+        "last-modified",
+    ]
+)
+
+
+def bodiless(status: int) -> bool:
+    """Whether a response with this status is sent without a body (1xx, 204 No Content, 304 Not Modified)."""
+    return status < 200 or status == 204 or status == 304
+
+
+def bodiless_header_pairs(status: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The header lines of a response sent without a body: a 304 keeps no entity headers (but ``Expires`` and
+    ``Content-Location``), a 1xx or 204 no ``Content-Length``; a new list, ``pairs`` is not changed."""
+    if status == 304:
+        return [(name, value) for name, value in pairs if name.lower() not in _ENTITY_HEADERS]
+    return [(name, value) for name, value in pairs if name.lower() != "content-length"]
+
+
 class Headers(_wz.Headers):
     """Werkzeug's :class:`~werkzeug.datastructures.Headers` (a response's ``headers``), refusing unsafe values.
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
-from .datastructures import Headers, header_pairs
+from .datastructures import Headers, bodiless_header_pairs, header_pairs
 from .exceptions import HTTPException, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
 
@@ -67,6 +67,12 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
     # PERF: Ampulla's own Headers are checked when set; their list goes out as it is (instructions.py: hello).
     headers: list[tuple[str, str]] = given._list if given.__class__ is Headers else header_pairs(given)
     body = response.response
+    code = response._status_code
+    if code < 200 or code == 204 or code == 304:  # bodiless(code), inlined (PERF: instructions.py: hello)
+        # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
+        start_response(response._status_line, bodiless_header_pairs(code, headers))
+        response.close()
+        return []
     if isinstance(body, list):
         for i, chunk in enumerate(body):
             if not isinstance(chunk, bytes):
@@ -75,9 +81,7 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
             if len(name) == 14 and name.lower() == "content-length":
                 break
         else:
-            code = response._status_code
-            if code >= 200 and code not in (204, 304):
-                headers = [*headers, ("Content-Length", str(sum(map(len, body)) if len(body) != 1 else len(body[0])))]
+            headers = [*headers, ("Content-Length", str(sum(map(len, body)) if len(body) != 1 else len(body[0])))]
         start_response(response._status_line, headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
             response.close()

@@ -9,12 +9,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy import Column, Integer, String
 
-from ampulla import Ampulla
+from ampulla import Ampulla, current_app
 from ampulla.db import Database
 from ampulla.db.cli import db_cli
 
@@ -132,3 +133,56 @@ def test_main_cli_runs_db_commands_in_the_app_context(tmp_path: Path, monkeypatc
         module = sys.modules.pop("dbcliapp", None)
         if module is not None:
             module.db.dispose(module.app)
+
+
+def test_an_app_command_named_db_replaces_the_built_in_one(tmp_path: Path) -> None:
+    """The app's own ``db`` (an extension's, such as Flask-Migrate's) is what ``ampulla db`` runs, help included."""
+    from ampulla.cli import AmpullaGroup, ScriptInfo
+
+    app = Ampulla(__name__, instance_path=str(tmp_path))
+    Database(app)
+
+    @app.cli.group("db")
+    def app_db() -> None:
+        """The app's own database commands."""
+
+    @app_db.command("seed")
+    def seed() -> None:
+        click.echo(f"seeded by {current_app.name}")
+
+    cli = AmpullaGroup(name="ampulla")
+    runner = CliRunner()
+
+    def invoke(target: Ampulla, *args: str) -> Result:
+        return runner.invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: target))
+
+    result = invoke(app, "db", "seed")
+    assert result.exit_code == 0, result.output
+    assert result.output == f"seeded by {app.name}\n"  # in the app context
+    assert "The app's own database commands" in invoke(app, "db", "--help").output
+    listing = invoke(app, "--help").output
+    assert "The app's own database commands" in listing and listing.count(" db ") == 1
+    assert invoke(app, "db", "create").exit_code == 2  # Ampulla's 'create' is not mixed in
+
+    plain = Ampulla(__name__, instance_path=str(tmp_path))
+    Database(plain)
+    assert "Create the database and manage its migrations" in invoke(plain, "db", "--help").output
+    result = invoke(plain, "db", "create")
+    assert result.exit_code == 0, result.output
+
+    # No app at all: the built-in group still answers (its commands then explain what is missing).
+    assert "Create the database" in runner.invoke(cli, ["db", "--help"], obj=ScriptInfo()).output
+
+
+def test_an_app_that_fails_to_load_keeps_the_built_in_db_in_help() -> None:
+    from ampulla.cli import AmpullaGroup, ScriptInfo
+
+    def create_app() -> Ampulla:
+        raise RuntimeError("oh no")
+
+    cli = AmpullaGroup(name="ampulla")
+    result = CliRunner().invoke(cli, ["--help"], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 0, result.output
+    assert "RuntimeError: oh no" in result.output and "Create the database" in result.output
+    result = CliRunner().invoke(cli, ["db", "create"], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)  # reported when run

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, String, func, select
+from sqlalchemy import Column, Integer, String, event, func, select
 
 from ampulla import Ampulla, copy_current_request_context
 from ampulla.app import run_coroutine_sync
@@ -334,3 +334,35 @@ def test_async_session_needs_a_running_loop(make_app: AppFactory, create_tables:
         db.session.query(Entry)
     with pytest.raises(RuntimeError, match="app_context"):
         db.engine  # noqa: B018
+
+
+def test_dispose_waits_for_sessions_an_asgi_teardown_is_closing(
+    make_app: AppFactory, create_tables: Tables, backend: str
+) -> None:
+    """Under ASGI a sync session closes in the thread pool after the response; ``dispose()`` right after the
+    request must still close its connection (not leave it open in a pool already disposed)."""
+    if backend == "sqlite":
+        pytest.skip("a SQLite connection refuses use from another thread, closed or not: the check needs a server")
+    app, db, Entry = counter_app(make_app, create_tables)
+
+    @app.get("/")
+    def view() -> str:
+        return str(db.session.execute(select(func.count()).select_from(Entry)).scalar())
+
+    with app.app_context():
+        engine = db.engine
+    used: list[Any] = []
+    gate, checked_in = threading.Event(), threading.Event()
+    event.listen(engine, "checkout", lambda dbapi_conn, record, proxy: used.append(dbapi_conn))
+    event.listen(engine, "rollback", lambda conn: gate.wait(30))  # the teardown's close waits here
+    event.listen(engine, "checkin", lambda dbapi_conn, record: checked_in.set())
+    assert app.test_client(protocol="asgi").get("/").get_data(as_text=True) == "0"
+    assert engine.pool.checkedout() == 1  # still closing in the thread pool
+    opener = threading.Thread(target=gate.set)
+    opener.start()  # dispose() must wait for the close, however late the gate opens
+    db.dispose(app)
+    opener.join()
+    assert checked_in.wait(30)
+    [connection] = used
+    with pytest.raises(Exception):  # noqa: B017  (each driver has its own error for a closed connection)
+        connection.cursor().execute("SELECT 1")

@@ -4,6 +4,9 @@ The commands run inside the application context that the ``ampulla`` command pus
 ``Database`` through ``current_app``. The migrations folder is ``<app root>/migrations`` unless
 ``MIGRATIONS_DIR`` (config) or ``--directory`` says otherwise.
 
+An app whose ``app.cli`` has a command named ``db`` gets that one instead: with Flask-Migrate's
+``Migrate(app, db)``, ``ampulla db ...`` runs Flask-Migrate's commands.
+
 ::
 
     ampulla db init                 # once: creates migrations/

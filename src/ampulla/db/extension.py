@@ -9,6 +9,7 @@ twin, for ``async def`` views, on engines made from the same URL with the asynci
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import sys
@@ -192,6 +193,9 @@ class Database:
         self._state_key = f"ampulla.db.state.{number}"
         self._proxy = _SessionProxy(self)
         self._closing: set[asyncio.Future[Any]] = set()
+        # Sessions an ASGI teardown closes in the thread pool: dispose() waits for them, or their connections
+        # would be checked in to a disposed pool and stay open.
+        self._closing_sync: set[concurrent.futures.Future[None]] = set()
         self._int_bounds: dict[tuple[Any, Any], int] = {}
         if app is not None:
             self.init_app(app)
@@ -353,7 +357,9 @@ class Database:
     def dispose(self, app: Ampulla | None = None) -> None:
         """Close every pooled connection of ``app`` (default: the current app) and forget its engines.
 
-        The next use creates new engines from the config. Call it in tests, or in a worker after a fork.
+        The next use creates new engines from the config. Call it in tests, or in a worker after a fork. Sessions
+        that an ASGI request's teardown is still closing in the thread pool are waited for first, so their
+        connections are closed too.
         """
         if app is None:
             app = self._current_app("dispose")
@@ -363,6 +369,10 @@ class Database:
             loops = list(state.async_engines.items())
             state.async_engines.clear()
         self._int_bounds.clear()
+        closing = list(self._closing_sync)
+        if closing:
+            # NOTE: bounded: a dispose() called from a pool thread must not wait on a close queued behind it.
+            concurrent.futures.wait(closing, timeout=_CLOSE_WAIT)
         for engine in (engines or {}).values():
             engine.dispose()
         for loop, async_engines in loops:
@@ -612,7 +622,21 @@ class Database:
         else:
             # ASGI runs teardown on the event loop: the ROLLBACK and check-in happen in the thread pool.
             executor = getattr(ctx.app, "sync_executor", None)
-            self._track(loop.run_in_executor(executor, _close_sync, session))
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._closing_sync.add(done)
+            done.add_done_callback(self._closing_sync.discard)
+
+            def close() -> None:
+                try:
+                    _close_sync(session)
+                finally:
+                    done.set_result(None)
+
+            try:
+                self._track(loop.run_in_executor(executor, close))
+            except BaseException:
+                done.set_result(None)
+                raise
 
     def _track(self, future: asyncio.Future[Any]) -> None:
         self._closing.add(future)
@@ -896,6 +920,10 @@ def _is_async_session(session: object) -> TypeGuard[AsyncSession]:
     """Whether ``session`` is an asyncio session (never, while none was made: its module is not loaded)."""
     module = sys.modules.get("ampulla.db.async_session")
     return module is not None and isinstance(session, module.AsyncSession)
+
+
+#: How long :meth:`Database.dispose` waits for sessions still closing in the thread pool (seconds).
+_CLOSE_WAIT = 10.0
 
 
 def _close_sync(session: Session) -> None:
