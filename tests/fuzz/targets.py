@@ -496,6 +496,8 @@ def _build_multipart(r: Reader) -> tuple[bytes, bytes, tuple[int, ...] | None, A
     content_type = b"multipart/form-data; boundary=" + (b'"' + header_boundary + b'"' if quoted else header_boundary)
     if quoted and (b'"' in header_boundary or b"\\" in header_boundary):
         valid = False
+    if not quoted and _RFC2231_TOKEN_RE.fullmatch(header_boundary.decode("latin-1")) is None:
+        valid = False  # unquoted, Werkzeug (so Flask) reads a parameter value up to its first non-token character
     if not valid:
         return content_type, body, None, None
     if len(body) > MAX_CONTENT_LENGTH:
