@@ -1,12 +1,13 @@
 """Machine instructions per request, counted by valgrind's callgrind: a figure that machine load cannot blur.
 
 Usage: ``python benchmarks/instructions.py [--protocol wsgi|asgi] [--frameworks ampulla,flask] [--scenarios
-hello,hooks] [--calls 1000]``. For each framework and scenario the driver runs in a process under
+hello,hooks] [--calls 1000] [--all-threads]``. For each framework and scenario the driver runs in a process under
 ``valgrind --tool=callgrind`` that counts only while ``calls`` requests are made, after a warm-up (start-up and
 imports are not counted); the count divided by ``calls`` is the cost of one request. Counts repeat to within a
 fraction of a percent from run to run, whatever else the machine does, so they settle small differences that
-wall-clock timings (``run.py``) cannot. They do not weigh cache misses or the GIL hand-offs of thread pools:
-confirm large changes with ``run.py``.
+wall-clock timings (``run.py``) cannot. Only the thread making the requests is counted, unless
+``--all-threads`` (use it for ``def`` views under ASGI, whose cycle runs in the thread pool). They do not weigh
+cache misses or the GIL hand-offs of thread pools: confirm large changes with ``run.py``.
 """
 
 from __future__ import annotations
@@ -45,12 +46,10 @@ def _inner(protocol: str, framework: str, scenario: str, calls: int) -> None:
     functools.reduce(lambda _, __: driver.time(app, calls), [None], None)
 
 
-def count(protocol: str, framework: str, scenario: str, calls: int) -> int:
-    """Instructions of ``calls`` requests after the warm-up."""
+def _callgrind(options: list[str], protocol: str, framework: str, scenario: str, calls: int) -> int:
     command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "--collect-atstart=no",
-        "--toggle-collect=functools_reduce", sys.executable, __file__, "--inner",
-        "--protocol", protocol, "--frameworks", framework, "--scenarios", scenario, "--calls", str(calls),
+        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *options, sys.executable, __file__,
+        "--inner", "--protocol", protocol, "--frameworks", framework, "--scenarios", scenario, "--calls", str(calls),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -60,12 +59,31 @@ def count(protocol: str, framework: str, scenario: str, calls: int) -> int:
     return int(found.group(1))
 
 
+def count(protocol: str, framework: str, scenario: str, calls: int, all_threads: bool = False) -> int:
+    """Instructions of ``calls`` requests after the warm-up.
+
+    Only the thread making the requests is counted (callgrind starts new threads with collection off), unless
+    ``all_threads``: then two whole runs, of ``calls`` and ``2 * calls`` requests, are counted in every thread and
+    their difference is the cost of ``calls`` requests, thread-pool work included (a ``def`` view under ASGI).
+    """
+    if not all_threads:
+        return _callgrind(["--collect-atstart=no", "--toggle-collect=functools_reduce"], protocol, framework,
+                          scenario, calls)  # fmt: skip
+    once = _callgrind(["--collect-atstart=yes"], protocol, framework, scenario, calls)
+    twice = _callgrind(["--collect-atstart=yes"], protocol, framework, scenario, 2 * calls)
+    return twice - once
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=("wsgi", "asgi"), default="wsgi")
     parser.add_argument("--frameworks", default="ampulla")
     parser.add_argument("--scenarios", default="hello,route50,query_json,form,json_echo,notfound,hooks")
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument(
+        "--all-threads", action="store_true",
+        help="count every thread (thread pools too) by the difference of two runs; twice as long",
+    )  # fmt: skip
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.inner:
@@ -74,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     frameworks = options.frameworks.split(",")
-    print(f"instructions per request ({options.protocol}, callgrind, mean of {options.calls} calls after warm-up)")
+    threads = "every thread" if options.all_threads else "the requesting thread"
+    print(f"instructions per request ({options.protocol}, callgrind, {threads}, mean of {options.calls} calls)")
     print("scenario".ljust(12) + "".join(name.rjust(14) for name in frameworks))
     for scenario in options.scenarios.split(","):
         cells = []
         for framework in frameworks:
-            cells.append(f"{count(options.protocol, framework, scenario, options.calls) / options.calls:,.0f}")
+            total = count(options.protocol, framework, scenario, options.calls, options.all_threads)
+            cells.append(f"{total / options.calls:,.0f}")
         print(scenario.ljust(12) + "".join(cell.rjust(14) for cell in cells), flush=True)
     return 0
 
