@@ -654,6 +654,11 @@ class AmpullaGroup(AppGroup):
             return None
         if app_cli is None or cmd_name not in app_cli.list_commands(ctx):
             return None
+        return self._in_app_context(ctx, app_cli, cmd_name)
+
+    @staticmethod
+    def _in_app_context(ctx: click.Context, app_cli: click.Group, cmd_name: str) -> click.Command | None:
+        """``app_cli``'s command ``cmd_name``, the app's context pushed for the command's run (unless active)."""
         app = ctx.ensure_object(ScriptInfo).load_app()
         active = current_context()
         if active is None or active.app is not app:
@@ -674,11 +679,7 @@ class AmpullaGroup(AppGroup):
         app_cli = self._app_cli(ctx, report=True)
         if app_cli is None:
             return None
-        app = ctx.ensure_object(ScriptInfo).load_app()
-        active = current_context()
-        if active is None or active.app is not app:
-            ctx.with_resource(app.app_context())
-        return app_cli.get_command(ctx, cmd_name)
+        return self._in_app_context(ctx, app_cli, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugins()
