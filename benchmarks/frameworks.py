@@ -43,6 +43,8 @@ ASGI_FRAMEWORKS: dict[str, Framework] = {
         Framework("ampulla", "Ampulla", "benchmarks.apps.ampulla_async_app", "asgi", "ampulla"),
         Framework("ampulla-def", "Ampulla def", "benchmarks.apps.ampulla_app", "asgi", "ampulla"),
         Framework("starlette", "Starlette", "benchmarks.apps.starlette_app", "asgi", "starlette"),
+        # Starlette with def endpoints (its thread pool), the peer of ampulla-def.
+        Framework("starlette-def", "Starlette def", "benchmarks.apps.starlette_def_app", "asgi", "starlette"),
         Framework("quart", "Quart", "benchmarks.apps.quart_app", "asgi", "quart"),
         Framework("fastapi", "FastAPI", "benchmarks.apps.fastapi_app", "asgi", "fastapi"),
         Framework("bare", "bare", "benchmarks.apps.bare_asgi_app", "asgi"),

@@ -1,0 +1,70 @@
+"""The Starlette benchmark application with ``def`` endpoints, which Starlette runs in its thread pool.
+
+It is the peer of ``ampulla-def`` (the Flask-style app with ``def`` views under ASGI). Starlette reads a request
+body only with ``await`` (``request.form()``, ``request.json()``), so the form, upload and JSON echo endpoints stay
+``async def`` here, as a Starlette user has to write them; every other endpoint is a plain function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from benchmarks.apps.common import DYNAMIC_ROUTES, STATIC_ROUTES
+from benchmarks.apps.starlette_app import HookMiddleware, echo, form, upload
+
+
+def hello(request: Request) -> Response:
+    """``GET /``."""
+    return HTMLResponse("Hello, World!")
+
+
+def search(request: Request) -> Response:
+    """``GET /search``: query string to JSON."""
+    args = request.query_params
+    page = args.get("page")
+    data = {"q": args.get("q"), "page": int(page) if page is not None else None, "tags": args.getlist("tags")}
+    return JSONResponse(data)
+
+
+def hooked(request: Request) -> Response:
+    """``GET /hooks``: uses the value set by the middleware."""
+    return HTMLResponse(f"x={request.state.x}")
+
+
+def _static(i: int) -> Callable[[Request], Response]:
+    def endpoint(request: Request) -> Response:
+        return HTMLResponse(f"static {i}")
+
+    return endpoint
+
+
+def _item(i: int) -> Callable[[Request], Response]:
+    def endpoint(request: Request) -> Response:
+        return HTMLResponse(f"item {i} {request.path_params['id']}")
+
+    return endpoint
+
+
+def create_app() -> Starlette:
+    """Build the app serving every scenario except ``hooks``."""
+    routes = [
+        Route("/", hello),
+        Route("/search", search),
+        Route("/form", form, methods=["POST"]),
+        Route("/upload", upload, methods=["POST"]),
+        Route("/echo", echo, methods=["POST"]),
+    ]
+    routes += [Route(f"/static{i}", _static(i)) for i in STATIC_ROUTES]
+    routes += [Route(f"/items{i}/{{id:int}}", _item(i)) for i in DYNAMIC_ROUTES]
+    return Starlette(routes=routes)
+
+
+def create_hooks_app() -> Starlette:
+    """Build the app for the ``hooks`` scenario (pure ASGI middleware, a ``def`` endpoint)."""
+    return Starlette(routes=[Route("/hooks", hooked)], middleware=[Middleware(HookMiddleware)])
