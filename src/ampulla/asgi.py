@@ -223,7 +223,7 @@ async def send_response(
     """Send ``response`` as ASGI messages; streamed bodies stop when the client disconnects."""
     body = response.response
     status = response._status_code
-    if status < 200 or status == 204 or status == 304:  # bodiless(status), inlined (PERF: instructions.py: hello)
+    if status < 200 or status == 204 or status == 304:
         # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
         lines = bodiless_header_pairs(status, header_pairs(response.headers))
         try:

@@ -177,11 +177,6 @@ _ENTITY_HEADERS = frozenset(
 )
 
 
-def bodiless(status: int) -> bool:
-    """Whether a response with this status is sent without a body (1xx, 204 No Content, 304 Not Modified)."""
-    return status < 200 or status == 204 or status == 304
-
-
 def bodiless_header_pairs(status: int, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The header lines of a response sent without a body: a 304 keeps no entity headers (but ``Expires`` and
     ``Content-Location``), a 1xx or 204 no ``Content-Length``; a new list, ``pairs`` is not changed."""

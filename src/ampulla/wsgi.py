@@ -68,7 +68,7 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
     headers: list[tuple[str, str]] = given._list if given.__class__ is Headers else header_pairs(given)
     body = response.response
     code = response._status_code
-    if code < 200 or code == 204 or code == 304:  # bodiless(code), inlined (PERF: instructions.py: hello)
+    if code < 200 or code == 204 or code == 304:
         # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
         start_response(response._status_line, bodiless_header_pairs(code, headers))
         response.close()
