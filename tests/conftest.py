@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,3 +64,27 @@ def app(tmp_path: Any) -> Iterator[Ampulla]:
 def client(app: Ampulla, protocol: str) -> AmpullaClient:
     """A test client over the parametrised protocol."""
     return app.test_client(protocol=protocol)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+@pytest.fixture
+def clean_cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``AMPULLA_APP``/``AMPULLA_DEBUG``/``AMPULLA_RUN_FROM_CLI`` and no served app: the run command sets them for
+    the servers it starts; monkeypatch restores the originals afterwards."""
+    from ampulla import cli as cli_module
+
+    for name in ("AMPULLA_APP", "AMPULLA_DEBUG", "AMPULLA_RUN_FROM_CLI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(cli_module, "_served_app", None)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty project folder as the current directory; modules imported from it are forgotten afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
+            del sys.modules[name]

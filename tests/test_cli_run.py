@@ -18,30 +18,12 @@ import werkzeug.serving
 from click.testing import CliRunner
 
 from ampulla import Ampulla, request, servers
-from ampulla import cli as cli_module
 from ampulla.cli import AmpullaGroup, NoAppException, cli, load_app_from_env
 
 from .test_cli import APP_MODULE, invoke, write
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The run command sets these for the servers it starts; monkeypatch restores the originals afterwards.
-    for name in ("AMPULLA_APP", "AMPULLA_DEBUG", "AMPULLA_RUN_FROM_CLI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(cli_module, "_served_app", None)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty project folder as the current directory; modules imported from it are forgotten afterwards."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+#: The command line reads and sets these environment variables (fixtures in conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_cli_environment")
 
 
 # ---------------------------------------------------------------------------------------------- run (dev)
