@@ -10,6 +10,7 @@ the request/response style closest to ``after_request``; it is benchmarked as ``
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import python_multipart  # noqa: F401 - the form parser it needs: when missing, the framework is skipped
 from starlette.applications import Starlette
@@ -108,8 +109,12 @@ class BaseHTTPHookMiddleware(BaseHTTPMiddleware):
         return response
 
 
-def create_app() -> Starlette:
-    """Build the app serving every scenario except ``hooks``."""
+def scenario_routes(
+    hello: Callable[..., Any], search: Callable[..., Any], static: Callable[[int], Any], item: Callable[[int], Any]
+) -> list[Route]:
+    """The routes of every scenario except ``hooks``, with these endpoints for the bodiless ones (``async def`` or
+    ``def``); the form, upload and JSON echo endpoints are always ``async def``: Starlette reads a body with
+    ``await``."""
     routes = [
         Route("/", hello),
         Route("/search", search),
@@ -117,9 +122,14 @@ def create_app() -> Starlette:
         Route("/upload", upload, methods=["POST"]),
         Route("/echo", echo, methods=["POST"]),
     ]
-    routes += [Route(f"/static{i}", _static(i)) for i in STATIC_ROUTES]
-    routes += [Route(f"/items{i}/{{id:int}}", _item(i)) for i in DYNAMIC_ROUTES]
-    return Starlette(routes=routes)
+    routes += [Route(f"/static{i}", static(i)) for i in STATIC_ROUTES]
+    routes += [Route(f"/items{i}/{{id:int}}", item(i)) for i in DYNAMIC_ROUTES]
+    return routes
+
+
+def create_app() -> Starlette:
+    """Build the app serving every scenario except ``hooks``."""
+    return Starlette(routes=scenario_routes(hello, search, _static, _item))
 
 
 def create_hooks_app() -> Starlette:

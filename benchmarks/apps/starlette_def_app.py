@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from benchmarks.apps.common import DYNAMIC_ROUTES, STATIC_ROUTES
-from benchmarks.apps.starlette_app import HookMiddleware, echo, form, upload
+from benchmarks.apps.starlette_app import HookMiddleware, scenario_routes
 
 
 def hello(request: Request) -> Response:
@@ -53,16 +52,7 @@ def _item(i: int) -> Callable[[Request], Response]:
 
 def create_app() -> Starlette:
     """Build the app serving every scenario except ``hooks``."""
-    routes = [
-        Route("/", hello),
-        Route("/search", search),
-        Route("/form", form, methods=["POST"]),
-        Route("/upload", upload, methods=["POST"]),
-        Route("/echo", echo, methods=["POST"]),
-    ]
-    routes += [Route(f"/static{i}", _static(i)) for i in STATIC_ROUTES]
-    routes += [Route(f"/items{i}/{{id:int}}", _item(i)) for i in DYNAMIC_ROUTES]
-    return Starlette(routes=routes)
+    return Starlette(routes=scenario_routes(hello, search, _static, _item))
 
 
 def create_hooks_app() -> Starlette:
