@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from werkzeug.routing import Rule as WerkzeugRule
 
-from ampulla import Ampulla, Blueprint, json, request
+from ampulla import Ampulla, Blueprint, Response, json, request
 
 
 def test_json_dump_and_load_use_the_app_provider(app: Ampulla) -> None:
@@ -108,3 +110,47 @@ def test_stream_with_context_closes_a_custom_iterator(app: Ampulla, protocol: st
 
     assert app.test_client(protocol=protocol).get("/?name=Ann").text == "Hello Ann"
     assert closed == [True]
+
+
+def test_a_whole_body_sets_content_length_at_once(
+    app: Ampulla, protocol: str, as_view: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> None:
+    # As Werkzeug: Response("...") and a view's str/bytes/dict answer carry Content-Length before they are sent,
+    # so after_request functions (size logging, compression thresholds) read content_length.
+    seen: list[tuple[int | None, str | None]] = []
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        seen.append((response.content_length, response.headers.get("Content-Length")))
+        return response
+
+    app.add_url_rule("/text", "text", as_view(lambda: "héllo"))
+    app.add_url_rule("/bytes", "bytes", as_view(lambda: b"abc"))
+    app.add_url_rule("/json", "json", as_view(lambda: {"a": 1}))
+    app.add_url_rule("/stream", "stream", as_view(lambda: Response(iter([b"a", b"bc"]))))
+    client = app.test_client(protocol=protocol)
+    assert client.get("/text").headers["Content-Length"] == "6"
+    assert client.get("/bytes").headers["Content-Length"] == "3"
+    json_response = client.get("/json")
+    assert json_response.headers["Content-Length"] == str(len(json_response.data))
+    assert client.get("/stream").data == b"abc"
+    assert seen[:3] == [(6, "6"), (3, "3"), (len(json_response.data), str(len(json_response.data)))]
+    assert seen[3] == (None, None)  # a streamed body has no length until it is sent
+
+
+def test_set_data_keeps_content_length_true() -> None:
+    response = Response("abc")
+    assert response.headers["Content-Length"] == "3"
+    response.set_data("abcdef")
+    assert response.content_length == 6
+    response.data = b""
+    assert response.headers["Content-Length"] == "0"
+
+    class NoLength(Response):
+        automatically_set_content_length = False
+
+    quiet = NoLength("abc")
+    assert "Content-Length" not in quiet.headers
+    quiet.set_data("abcdef")
+    assert "Content-Length" not in quiet.headers
+    assert Response().headers.get("Content-Length") is None  # no body given: computed when sent

@@ -636,3 +636,16 @@ def test_check_framing() -> None:
     for length, encoding in [("10", "chunked"), ("0", "gzip, chunked"), ("1,1", None), ("", None)]:
         error = check_framing(length, encoding)
         assert error is not None and error.code == 400
+
+
+def test_a_host_served_before_is_still_checked_against_later_settings(host_app: Ampulla, protocol: str) -> None:
+    # A Host already seen valid skips the syntax check, never TRUSTED_HOSTS or PROXY_FIX set afterwards.
+    assert call(host_app, protocol, "evil.test")[0] == 200
+    host_app.config["TRUSTED_HOSTS"] = TRUSTED
+    assert call(host_app, protocol, "evil.test")[0] == 400
+    host_app.config["TRUSTED_HOSTS"] = None
+    host_app.config["PROXY_FIX"] = {"x_host": 1}
+    status, _, body = call(host_app, protocol, "evil.test", {"X-Forwarded-Host": "www.example.org"})
+    assert status == 200
+    assert b'"host":"www.example.org"' in body.replace(b" ", b"")
+    assert call(host_app, protocol, "evil.test", {"X-Forwarded-Host": "bad host"})[0] == 400

@@ -41,8 +41,8 @@ from .cycle import OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle,
 from .endpoint import Endpoint, RequestPolicy
 from .exceptions import BadRequest, HTTPException, NotFound, error_response
 from .json import DefaultJSONProvider, JSONProvider
+from .proxy_fix import _VALID_HOSTS, check_request_host
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
-from .proxy_fix import check_request_host
 from .proxy_fix import host_is_trusted as host_is_trusted
 from .routing import BuildError, Map, MapAdapter, RequestRedirect, Rule, WebsocketMismatch
 from .scaffold import F, Scaffold, registering
@@ -776,10 +776,18 @@ class Ampulla(Scaffold):
         policy = self._policy
         if policy.version != self.config.version:
             policy = self._refresh_policy()
-        host_error = check_request_host(request, policy.proxy_fix, policy.trusted_hosts)
-        if host_error is not None:
-            request.routing_exception = host_error
-            return
+        # PERF: a WSGI request whose Host was seen valid before, without PROXY_FIX or TRUSTED_HOSTS, needs no
+        # check_request_host call (benchmarks/instructions.py: hello).
+        if (
+            request.scope is not None
+            or policy.proxy_fix
+            or policy.trusted_hosts
+            or request.environ.get("HTTP_HOST") not in _VALID_HOSTS
+        ):
+            host_error = check_request_host(request, policy.proxy_fix, policy.trusted_hosts)
+            if host_error is not None:
+                request.routing_exception = host_error
+                return
         try:
             url_map = self.url_map
             # PERF: the domain without an adapter unless subdomains or hosts are matched (benchmarks: hello).
@@ -787,12 +795,9 @@ class Ampulla(Scaffold):
                 domain = self._url_domain(ctx)
             else:
                 domain = url_map.default_subdomain
+            # The context gives the MapAdapter, made only for a redirect.
             rule, values = (url_map._compiled or url_map.compiled).match(
-                domain,
-                request.path,
-                "GET" if websocket else request.method,
-                websocket,
-                lambda: cast(MapAdapter, ctx.url_adapter),
+                domain, request.path, "GET" if websocket else request.method, websocket, ctx
             )
         except HTTPException as e:
             if (
@@ -913,7 +918,7 @@ class Ampulla(Scaffold):
         """The automatic ``OPTIONS`` answer: 200 with an ``Allow`` header."""
         ctx = _request_ctx("make_default_options_response")
         methods = self.url_map.compiled.allowed_methods(
-            self._url_domain(ctx), ctx.request.path, lambda: cast(MapAdapter, ctx.url_adapter)
+            self._url_domain(ctx), ctx.request.path, ctx
         )
         response = self.response_class()
         response.headers.set("Allow", ", ".join(sorted(methods)))

@@ -79,12 +79,14 @@ class AppContext:
     """
 
     # NOTE: "__dict__" among the slots: extensions keep their own attributes on contexts.
-    __slots__ = ("__dict__", "_g", "_tokens", "app", "owns_app_ctx")
+    __slots__ = ("__dict__", "_g", "_older_tokens", "_token", "app", "owns_app_ctx")
 
     def __init__(self, app: Ampulla) -> None:
         self.app = app
         self._g: _AppCtxGlobals | None = None
-        self._tokens: list[contextvars.Token[AppContext]] = []
+        # PERF: the token of the latest push; a list only for a context pushed again (benchmarks: hello).
+        self._token: contextvars.Token[AppContext] | None = None
+        self._older_tokens: list[contextvars.Token[AppContext]] | None = None
         self.owns_app_ctx = True
 
     @property
@@ -113,20 +115,40 @@ class AppContext:
     def url_adapter(self, value: MapAdapter | None) -> None:
         self.__dict__["_url_adapter"] = value
 
+    def _set(self) -> bool:
+        """Make this the active context; whether it was not active before (its first push)."""
+        earlier = self._token
+        self._token = _cv_ctx.set(self)
+        if earlier is None:
+            return True
+        if self._older_tokens is None:
+            self._older_tokens = [earlier]
+        else:
+            self._older_tokens.append(earlier)
+        return False
+
+    def _reset(self) -> None:
+        """Undo the latest push (restore the context that was active before it)."""
+        token = self._token
+        if token is None:
+            raise RuntimeError(f"{type(self).__name__} popped more often than pushed")
+        older = self._older_tokens
+        self._token = older.pop() if older else None
+        _cv_ctx.reset(token)
+
     def push(self) -> None:
         """Make this the active context."""
-        self._tokens.append(_cv_ctx.set(self))
-        if appcontext_pushed.receivers and len(self._tokens) == 1:
+        if self._set() and appcontext_pushed.receivers:
             send(appcontext_pushed, self.app)
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions and restore the previous context."""
-        last = len(self._tokens) == 1
+        last = not self._older_tokens
         try:
             if last and self.owns_app_ctx:
                 self.app.do_teardown_appcontext(exc)
         finally:
-            _cv_ctx.reset(self._tokens.pop())
+            self._reset()
         if last and appcontext_popped.receivers:
             send(appcontext_popped, self.app)
 
@@ -148,48 +170,48 @@ class RequestContext(AppContext):
         request: The request.
     """
 
+    # Attributes every request reads are slots set in __init__; the rest keep class-level defaults until set.
     __slots__ = (
         "_after_request_functions",
         "_holds",
         "_is_copy",
-        "_pending_exc",
         "_session",
-        "_teardown_pending",
         "async_mode",
         "background_tasks",
-        "flashes",
-        "loop",
         "plan",
         "preserved",
-        "read_body",
         "request",
-        "websocket",
     )
+
+    #: The flashed messages, once read or flashed in this request.
+    flashes: list[tuple[str, str]] | None = None
+    #: A teardown deferred while the context is held, and the exception it is to see.
+    _teardown_pending = False
+    _pending_exc: BaseException | None = None
+    #: The WebSocket of a WebSocket request.
+    websocket: Any = None
+    #: Under ASGI: the event loop of the request (``async def`` code called from a pool thread runs there).
+    loop: asyncio.AbstractEventLoop | None = None
+    #: Under ASGI: reads the body before the view.
+    read_body: Callable[[Request], Awaitable[None]] | None = None
 
     def __init__(self, app: Ampulla, request: Request) -> None:
         self.app = app
         self.request = request
         self._g = None
-        self._tokens = []
+        self._token = None
+        self._older_tokens = None
         self.owns_app_ctx = True
         self._session: SessionMixin | None = None
-        self.flashes: list[tuple[str, str]] | None = None
         self._after_request_functions: list[Callable[[Response], Response]] | None = None
         self.preserved = False
         self._holds = 0
-        self._teardown_pending = False
-        self._pending_exc: BaseException | None = None
         self.background_tasks: list[Callable[[], Any]] | None = None
-        self.websocket: Any = None
         self._is_copy = False
         #: Torn down by the async cycle (after the body was sent), not by :meth:`pop`.
         self.async_mode = False
         #: The endpoint's plan, once the cycle matched the request.
         self.plan: Endpoint | None = None
-        #: Under ASGI: the event loop of the request (``async def`` code called from a pool thread runs there).
-        self.loop: asyncio.AbstractEventLoop | None = None
-        #: Under ASGI: reads the body before the view.
-        self.read_body: Callable[[Request], Awaitable[None]] | None = None
 
     @property
     def session(self) -> SessionMixin:
@@ -213,9 +235,16 @@ class RequestContext(AppContext):
         if outer is not None and outer.app is self.app and not isinstance(outer, RequestContext):
             self._g = outer.g
             self.owns_app_ctx = False
-        self._tokens.append(_cv_ctx.set(self))
+        # PERF: AppContext._set inline (benchmarks/instructions.py: hello).
+        earlier = self._token
+        self._token = _cv_ctx.set(self)
+        if earlier is not None:
+            if self._older_tokens is None:
+                self._older_tokens = [earlier]
+            else:
+                self._older_tokens.append(earlier)
         # Under ASGI the cycle sends it on the event loop, where async receivers can be awaited.
-        if appcontext_pushed.receivers and self.owns_app_ctx and not self.async_mode and len(self._tokens) == 1:
+        elif appcontext_pushed.receivers and self.owns_app_ctx and not self.async_mode:
             send(appcontext_pushed, self.app)
 
     def hold(self) -> None:
@@ -238,7 +267,7 @@ class RequestContext(AppContext):
 
     def pop(self, exc: BaseException | None = None) -> None:
         """Run teardown functions (deferred while held), close uploads and restore the previous context."""
-        last = len(self._tokens) == 1
+        last = not self._older_tokens
         try:
             if last:
                 if self._holds > 0:
@@ -248,13 +277,17 @@ class RequestContext(AppContext):
                     # PERF: the cycle's teardown without the _teardown hop (benchmarks/instructions.py: hello).
                     (self.app._sync_cycle or self.app._cycles()[0]).teardown(self, exc)
         finally:
-            _cv_ctx.reset(self._tokens.pop())
+            # PERF: AppContext._reset inline (benchmarks/instructions.py: hello).
+            token = self._token
+            older = self._older_tokens
+            self._token = older.pop() if older else None
+            _cv_ctx.reset(token)  # type: ignore[arg-type]  # None (popped more often than pushed): TypeError
         if last and appcontext_popped.receivers and self.owns_app_ctx and not self._is_copy:
             send(appcontext_popped, self.app)
 
     def _leave(self) -> None:
         """Stop being the active context without tearing down (the async cycle tears down later)."""
-        _cv_ctx.reset(self._tokens.pop())
+        self._reset()
 
     def __enter__(self) -> RequestContext:
         self.push()

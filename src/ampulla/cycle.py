@@ -219,13 +219,19 @@ class SyncCycle:
         if not app._got_first_request:
             app._first_request()
         ctx = RequestContext(app, request)
-        if request.environ.get("ampulla.preserve_context"):
+        environ = request.environ
+        if environ.get("ampulla.preserve_context"):
             ctx.preserved = True
         ctx.push()
         error: BaseException | None = None
         try:
             try:
-                plan = self.match(ctx)
+                # PERF: self.match(ctx) inline (benchmarks/instructions.py: hello).
+                app._match_request(ctx, False)
+                plan = app._plans.get(request.endpoint) or app.endpoint_plan(request.endpoint)
+                ctx.plan = plan
+                if plan.body_limit is not NO_LIMIT_SET:
+                    request.max_content_length = plan.body_limit
                 response = self._full_dispatch(ctx, plan)
             except Exception as e:
                 error = e

@@ -352,7 +352,7 @@ class Response(ResponseHeaderProperties):
     json_module: Any = _json
     #: Whether the body is to be passed through untouched (set from the constructor's argument).
     direct_passthrough: bool = False
-    #: Whether :meth:`make_conditional` adds a ``Content-Length`` it can compute.
+    #: Whether :meth:`set_data` (a str or bytes body) and :meth:`make_conditional` set ``Content-Length``.
     automatically_set_content_length: bool = True
 
     def __init__(
@@ -382,10 +382,9 @@ class Response(ResponseHeaderProperties):
             self.status = status
         if response is None:
             self.response: Iterable[bytes] | list[bytes] = []
-        elif isinstance(response, str):
-            self.response = [response.encode("utf-8")]
-        elif isinstance(response, bytes | bytearray | memoryview):
-            self.response = [bytes(response)]
+        elif isinstance(response, str | bytes | bytearray | memoryview):
+            # As Werkzeug: a whole body sets Content-Length at once (after_request sees ``content_length``).
+            self.set_data(response)
         else:
             self.response = cast(Iterable[bytes], response)
 
@@ -395,7 +394,7 @@ class Response(ResponseHeaderProperties):
         # PERF: skips header parsing and status lookup (benchmarks/run.py: hello, route50).
         self = cls.__new__(cls)
         headers = Headers.__new__(Headers)
-        headers._list = [("Content-Type", content_type)]
+        headers._list = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         self.headers = headers
         self._status_code = status
         self._status_line = STATUS_LINES.get(status) or _status_line(status)
@@ -460,11 +459,12 @@ class Response(ResponseHeaderProperties):
         data = b"".join(self.response)
         return data.decode("utf-8", "replace") if as_text else data
 
-    def set_data(self, value: str | bytes) -> None:
-        """Replace the body."""
-        self.response = [value.encode("utf-8") if isinstance(value, str) else bytes(value)]
-        if "Content-Length" in self.headers:
-            self.headers.set("Content-Length", str(len(self.response[0])))
+    def set_data(self, value: str | bytes | bytearray | memoryview) -> None:
+        """Replace the body; ``Content-Length`` follows (unless :attr:`automatically_set_content_length` is off)."""
+        data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        self.response = [data]
+        if self.automatically_set_content_length:
+            self.headers.set("Content-Length", str(len(data)))
 
     data = property(get_data, set_data, doc="The body as bytes.")
 

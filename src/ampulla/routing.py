@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urljoin
 
 from werkzeug.routing import (
@@ -83,6 +83,24 @@ _SLASHES_RE = re.compile("/{2,}")
 _PLACEHOLDER_RE = re.compile(r"<([^>]+)>")
 # What a redirect keeps unencoded in its path: the WHATWG path-segment set, as Werkzeug.
 _PATH_SAFE = "!$&'()*+,/:;=@"
+
+
+class AdapterSource(Protocol):
+    """What holds a request's ``MapAdapter`` (a request context): the matcher asks it only to build a redirect."""
+
+    @property
+    def url_adapter(self) -> MapAdapter | None: ...
+
+
+#: Where the matcher gets the request's ``MapAdapter`` for a redirect: a function returning it, or its holder.
+Binder = Callable[[], MapAdapter] | AdapterSource
+
+
+def _adapter(bind: Binder) -> MapAdapter:
+    """The ``MapAdapter`` of ``bind``."""
+    adapter = bind() if callable(bind) else bind.url_adapter
+    assert adapter is not None  # a request context always has one
+    return adapter
 
 
 class _SlashRequired(Exception):
@@ -316,7 +334,7 @@ class CompiledMatcher:
         path_info: str,
         method: str,
         websocket: bool,
-        bind: Callable[[], MapAdapter],
+        bind: Binder,
     ) -> tuple[Rule, dict[str, Any]]:
         """See :meth:`Map.match_compiled`.
 
@@ -401,7 +419,7 @@ class CompiledMatcher:
         return values
 
     def _search(
-        self, domain: str, path: str, method: str, websocket: bool, seen: list[Any], bind: Callable[[], MapAdapter]
+        self, domain: str, path: str, method: str, websocket: bool, seen: list[Any], bind: Binder
     ) -> tuple[Rule, list[str]]:
         """The rule and raw values Werkzeug's matcher finds, or the redirect or error it leads to."""
         try:
@@ -422,17 +440,17 @@ class CompiledMatcher:
         return found
 
     @staticmethod
-    def _redirect_to_path(path: str, bind: Callable[[], MapAdapter]) -> NoReturn:
-        adapter = bind()
+    def _redirect_to_path(path: str, bind: Binder) -> NoReturn:
+        adapter = _adapter(bind)
         raise RequestRedirect(adapter.make_redirect_url(quote(path, safe=_PATH_SAFE), adapter.query_args or {}))
 
     def _redirect(
-        self, rule: Rule, values: dict[str, Any], domain: str, path: str, method: str, bind: Callable[[], MapAdapter]
+        self, rule: Rule, values: dict[str, Any], domain: str, path: str, method: str, bind: Binder
     ) -> None:
         """Raise the redirect ``MapAdapter.match`` raises for an alias, ``redirect_defaults`` or ``redirect_to``."""
         url_map = self.map
         if rule.alias and url_map.redirect_defaults:
-            adapter = bind()
+            adapter = _adapter(bind)
             raise RequestRedirect(
                 adapter.make_alias_redirect_url(
                     f"{domain}|{path}", rule.endpoint, values, method, adapter.query_args or {}
@@ -441,7 +459,7 @@ class CompiledMatcher:
         target = rule.redirect_to
         if not url_map.redirect_defaults and target is None:
             return
-        adapter = bind()
+        adapter = _adapter(bind)
         query_args = adapter.query_args or {}
         if url_map.redirect_defaults:
             url = adapter.get_default_redirect(rule, method, values, query_args)
@@ -460,7 +478,7 @@ class CompiledMatcher:
         netloc = f"{adapter.subdomain}.{adapter.server_name}" if adapter.subdomain else adapter.server_name
         raise RequestRedirect(urljoin(f"{adapter.url_scheme or 'http'}://{netloc}{adapter.script_name}", url))
 
-    def allowed_methods(self, domain: str, path_info: str, bind: Callable[[], MapAdapter]) -> list[str]:
+    def allowed_methods(self, domain: str, path_info: str, bind: Binder) -> list[str]:
         """The methods ``MapAdapter.allowed_methods`` lists for the path (sorted)."""
         try:
             self.match(domain, path_info, "--", False, bind)

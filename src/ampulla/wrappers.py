@@ -67,6 +67,12 @@ if TYPE_CHECKING:
 
 _EMPTY_DICT: ImmutableMultiDict[str, Any] = ImmutableMultiDict()
 #: (scheme, port) pairs whose port a host leaves out.
+#: Marks a cached value not computed yet (``None`` is a value).
+_UNSET: Any = object()
+#: Methods that need no ``str.upper()``.
+_UPPER_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
+#: ``object.__new__``: builds a request without running ``__init__``.
+_new_object = object.__new__
 _DEFAULT_PORTS = frozenset((("http", "80"), ("https", "443"), ("ws", "80"), ("wss", "443")))
 
 
@@ -340,26 +346,16 @@ class Request(RequestHeaderProperties):
     """
 
     # NOTE: "__dict__" among the slots: extensions keep their own attributes on the request.
+    # PERF: what every request sets or reads is a slot; the caches and overrides below keep class-level defaults
+    # until a request sets them (benchmarks/instructions.py: hello).
     __slots__ = (
         "__dict__",
-        "_access_route",
-        "_args",
-        "_content_length",
-        "_cookies",
-        "_data",
         "_files",
-        "_form",
         "_headers",
-        "_json",
-        "_stream",
         "app",
         "endpoint",
         "environ",
-        "forwarded_host",
         "input_stream",
-        "max_content_length_override",
-        "max_form_memory_size_override",
-        "max_form_parts_override",
         "method",
         "path",
         "query_string",
@@ -372,6 +368,21 @@ class Request(RequestHeaderProperties):
         "url_rule",
         "view_args",
     )
+
+    _args: ImmutableMultiDict[str, str] | None = None
+    _form: ImmutableMultiDict[str, str] | None = None
+    _cookies: ImmutableMultiDict[str, str] | None = None
+    _data: bytes | None = None
+    _stream: IO[bytes] | None = None
+    _json: Any = _UNSET
+    _access_route: list[str] | None = None
+    _content_length: int | object | None = _UNSET
+    #: Limits set for this request only (``request.max_content_length = ...``), else the app's.
+    max_content_length_override: int | object | None = _UNSET
+    max_form_memory_size_override: int | object | None = _UNSET
+    max_form_parts_override: int | object | None = _UNSET
+    #: The host trusted through ``PROXY_FIX`` (``""`` once a host was refused).
+    forwarded_host: str | None = None
 
     # Used when the request is not bound to an app (plain construction in tests or tools).
     default_max_content_length: int | None = 16 * 1024 * 1024
@@ -410,23 +421,11 @@ class Request(RequestHeaderProperties):
         self._init_lazy()
 
     def _init_lazy(self) -> None:
-        self._args: ImmutableMultiDict[str, str] | None = None
-        self._form: ImmutableMultiDict[str, str] | None = None
         self._files: ImmutableMultiDict[str, FileStorage] | None = None
-        self._cookies: ImmutableMultiDict[str, str] | None = None
-        self._data: bytes | None = None
-        self._stream: IO[bytes] | None = None
-        self._json: Any = _UNSET
         self.url_rule: Rule | None = None
         self.view_args: dict[str, Any] | None = None
         self.endpoint: str | None = None
         self.routing_exception: Exception | None = None
-        self.max_content_length_override: int | object | None = _UNSET
-        self.max_form_memory_size_override: int | object | None = _UNSET
-        self.max_form_parts_override: int | object | None = _UNSET
-        self.forwarded_host: str | None = None
-        self._access_route: list[str] | None = None
-        self._content_length: int | object | None = _UNSET
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any], app: Ampulla | None = None) -> Request:
@@ -435,31 +434,46 @@ class Request(RequestHeaderProperties):
         Raises:
             BadRequest: The path or script name is not valid UTF-8.
         """
-        # PERF: fill the slots directly; every other attribute is lazy (benchmarks/run.py: hello).
-        self = cls.__new__(cls)
+        # PERF: fill the slots directly, reading the keys PEP 3333 servers always set without method calls
+        # (benchmarks/instructions.py: hello).
+        self = _new_object(cls)
         self.environ = environ
         self.app = app
         self.scope = None
-        self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        path = environ.get("PATH_INFO") or "/"
+        try:
+            method = environ["REQUEST_METHOD"]
+            path = environ["PATH_INFO"] or "/"
+            root = environ["SCRIPT_NAME"]
+            query = environ["QUERY_STRING"]
+            self.scheme = environ["wsgi.url_scheme"]
+            self.input_stream = environ["wsgi.input"]
+        except KeyError:  # a hand-made environ without some of them
+            method = environ.get("REQUEST_METHOD", "GET")
+            path = environ.get("PATH_INFO") or "/"
+            root = environ.get("SCRIPT_NAME", "")
+            query = environ.get("QUERY_STRING", "")
+            self.scheme = environ.get("wsgi.url_scheme", "http")
+            self.input_stream = environ.get("wsgi.input")
+        self.method = method if method in _UPPER_METHODS else method.upper()
         if not path.isascii():
             path = _wsgi_decoding(path)
         self.path = path if path[0] == "/" else "/" + path
-        root = environ.get("SCRIPT_NAME", "")
-        self.root_path = root if root.isascii() else _wsgi_decoding(root)
-        self.query_string = environ.get("QUERY_STRING", "").encode("latin-1")
-        self.scheme = environ.get("wsgi.url_scheme", "http")
+        self.root_path = _wsgi_decoding(root) if root and not root.isascii() else root
+        self.query_string = query.encode("latin-1") if query else b""
         self.remote_addr = environ.get("REMOTE_ADDR")
         self.server = None
-        self.input_stream = environ.get("wsgi.input")
         self._headers = None
-        self._init_lazy()
+        self._files = None
+        self.url_rule = None
+        self.view_args = None
+        self.endpoint = None
+        self.routing_exception = None
         return self
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any], app: Ampulla | None = None) -> Request:
         """Build a request from an ASGI HTTP or WebSocket scope (the body is attached by the adapter)."""
-        self = cls.__new__(cls)
+        self = _new_object(cls)
         self.scope = scope
         self.environ = {}
         self.app = app
@@ -931,9 +945,6 @@ class Request(RequestHeaderProperties):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.path!r}>"
-
-
-_UNSET: Any = object()
 
 
 def _wsgi_decoding(value: str) -> str:
