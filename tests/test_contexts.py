@@ -688,3 +688,43 @@ def test_stream_with_context_keeps_the_request_until_the_stream_ends(app: Ampull
     assert response.text == ">/stream0;>/stream1;>/stream2;"
     assert events == ["chunk 0", "chunk 1", "chunk 2", "teardown"]
     assert not has_request_context()
+
+
+def test_proxies_forward_every_attribute_as_werkzeug_proxies_do(app: Ampulla, protocol: str) -> None:
+    from ampulla import Request
+    from ampulla.globals import LocalProxy, request_ctx
+
+    seen: dict[str, Any] = {}
+
+    @app.before_request
+    def remember() -> None:
+        g.user = "ann"
+        request.tag = "t"  # type: ignore[attr-defined]
+
+    @app.route("/p")
+    def view() -> str:
+        seen["is_request"] = isinstance(request, Request)
+        seen["class"] = request.__class__
+        seen["proxy"] = isinstance(request, LocalProxy)
+        seen["same"] = request._get_current_object() is request_ctx.request  # type: ignore[attr-defined]
+        seen["missing"] = hasattr(request, "no_such_attribute"), hasattr(g, "no_such_name")
+        seen["g"] = g.user, g.get("user"), "user" in g
+        return f"{request.tag} {request.args.get('q')}"  # type: ignore[attr-defined]
+
+    assert app.test_client(protocol=protocol).get("/p?q=1").text == "t 1"
+    assert seen == {
+        "is_request": True,
+        "class": Request,
+        "proxy": True,
+        "same": True,
+        "missing": (False, False),
+        "g": ("ann", "ann", True),
+    }
+    with app.app_context():
+        assert not hasattr(g, "user")  # a new app context, a new g
+        g.n = 1
+        assert g.n == 1 and g._get_current_object().n == 1  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="outside of request context"):
+        request.args  # noqa: B018
+    with pytest.raises(RuntimeError, match="outside of application context"):
+        g.user  # noqa: B018

@@ -962,7 +962,10 @@ class Ampulla(Scaffold):
         response_class = self.response_class
         # PERF: the common cases first, without tuple unpacking (benchmarks/run.py: hello).
         if isinstance(rv, str):
-            content_type = _TEXT_CONTENT_TYPES.get(response_class) or _text_content_type(response_class)
+            if response_class in _TEXT_CONTENT_TYPES:
+                content_type = _TEXT_CONTENT_TYPES[response_class]
+            else:
+                content_type = _text_content_type(response_class)
             return response_class._fast(rv.encode("utf-8"), 200, content_type)
         if isinstance(rv, Response):
             return rv
@@ -1145,9 +1148,9 @@ class Ampulla(Scaffold):
         return _redirect(location, code, self.response_class)
 
     # ------------------------------------------------------------------------------------------ protocols
-    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        """The WSGI application; wrap it with middleware as ``app.wsgi_app = Middleware(app.wsgi_app)``."""
-        return _wsgi.handle_wsgi(self, environ, start_response)
+    #: The WSGI application, ``app.wsgi_app(environ, start_response)``; wrap it with middleware as
+    #: ``app.wsgi_app = Middleware(app.wsgi_app)``. (PERF: the handler itself, no extra call.)
+    wsgi_app = _wsgi.handle_wsgi
 
     def __call__(self, scope_or_environ: dict[str, Any], receive_or_start: Any, send: Any = None) -> Any:
         """WSGI ``app(environ, start_response)`` or ASGI 3 ``await app(scope, receive, send)``."""

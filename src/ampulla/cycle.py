@@ -285,7 +285,8 @@ class SyncCycle:
                 request = ctx.request
                 view = plan.sync_view
                 if view is not None and request.routing_exception is None and request.method != "OPTIONS":
-                    rv = view(**request.view_args)  # type: ignore[arg-type]
+                    args = request.view_args
+                    rv = view(**args) if args else view()
                     if rv.__class__ is CoroutineType:  # a plain function wrapping an async view
                         rv = run_coroutine_sync(rv)
                 else:

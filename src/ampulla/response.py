@@ -62,6 +62,10 @@ def _status_line(code: int) -> str:
 
 # PERF: the status line of every registered code is computed once (benchmarks/run.py: hello).
 STATUS_LINES: dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+#: ``str(n)`` of small body sizes, for Content-Length.
+_SIZES = [str(n) for n in range(1024)]
+#: Builds an object without running its ``__init__``.
+_new_object = object.__new__
 
 
 def _enum_value(member: COOP | COEP) -> str:
@@ -391,13 +395,14 @@ class Response(ResponseHeaderProperties):
     @classmethod
     def _fast(cls, body: bytes, status: int, content_type: str) -> Response:
         """Build a response without argument checks (views returning str/bytes)."""
-        # PERF: skips header parsing and status lookup (benchmarks/run.py: hello, route50).
-        self = cls.__new__(cls)
-        headers = Headers.__new__(Headers)
-        headers._list = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        # PERF: skips header parsing and status lookup (benchmarks/instructions.py: hello, route50).
+        self = _new_object(cls)
+        headers = _new_object(Headers)
+        size = len(body)
+        headers._list = [("Content-Type", content_type), ("Content-Length", _SIZES[size] if size < 1024 else str(size))]
         self.headers = headers
         self._status_code = status
-        self._status_line = STATUS_LINES.get(status) or _status_line(status)
+        self._status_line = STATUS_LINES[status] if status in STATUS_LINES else _status_line(status)
         self._on_close = None
         self.response = [body]
         return self

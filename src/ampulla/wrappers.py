@@ -447,6 +447,7 @@ class Request(RequestHeaderProperties):
             query = environ["QUERY_STRING"]
             self.scheme = environ["wsgi.url_scheme"]
             self.input_stream = environ["wsgi.input"]
+            self.remote_addr = environ["REMOTE_ADDR"]
         except KeyError:  # a hand-made environ without some of them
             method = environ.get("REQUEST_METHOD", "GET")
             path = environ.get("PATH_INFO") or "/"
@@ -454,13 +455,13 @@ class Request(RequestHeaderProperties):
             query = environ.get("QUERY_STRING", "")
             self.scheme = environ.get("wsgi.url_scheme", "http")
             self.input_stream = environ.get("wsgi.input")
+            self.remote_addr = environ.get("REMOTE_ADDR")
         self.method = method if method in _UPPER_METHODS else method.upper()
         if not path.isascii():
             path = _wsgi_decoding(path)
         self.path = path if path[0] == "/" else "/" + path
         self.root_path = _wsgi_decoding(root) if root and not root.isascii() else root
         self.query_string = query.encode("latin-1") if query else b""
-        self.remote_addr = environ.get("REMOTE_ADDR")
         self.server = None
         self._headers = None
         self._files = None
