@@ -809,7 +809,8 @@ class Ampulla(Scaffold):
                     "WebSocket connections need an ASGI server: run the app with uvicorn or granian "
                     "(see docs/deployment.md); this WSGI server cannot upgrade connections."
                 )
-            request.routing_exception = e
+            # Without its traceback (frames of the router, which hold the request): no reference cycle per 404.
+            request.routing_exception = e.with_traceback(None)
             return
         request.url_rule = rule
         request.endpoint = rule.endpoint

@@ -48,11 +48,13 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
             error = _request_error(version, length, transfer_encoding)
             if error is not None:
+                del scope["ampulla.receive"]
                 await send_response(app, None, _refusal(error), scope, send, receive)
                 return
         try:
             request = app.request_class.from_scope(scope, app)  # type: ignore[arg-type]
         except HTTPException as e:
+            del scope["ampulla.receive"]
             await send_response(app, None, error_response(e), scope, send, receive)
             return
         request._headers = headers
@@ -70,6 +72,9 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         try:
             await send_response(app, ctx, response, scope, send, receive)
         finally:
+            # The server's receive is often a bound method of an object holding the scope: kept in the scope, each
+            # request would leave a reference cycle for the garbage collector (CPU under uvicorn).
+            del scope["ampulla.receive"]
             if ctx.preserved:
                 scope["ampulla._preserved_context"] = ctx
             teardown = cycle.finish(ctx)

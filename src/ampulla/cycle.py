@@ -191,6 +191,8 @@ class SyncCycle:
         self._teardown_appcontext = self._step("do_teardown_appcontext", self.teardown_appcontext,
                                                lambda ctx, exc: app.do_teardown_appcontext(exc))
 
+        #: ``do_teardown_request`` is overridden: it runs whether or not there are teardown functions.
+        self.custom_teardown_request = "do_teardown_request" in overridden
         #: No override around preprocessing, dispatch and response processing: the cycles may skip steps that
         #: have nothing to do for a plan, and call the view directly.
         self.plain = not overridden & {
@@ -243,6 +245,8 @@ class SyncCycle:
         finally:
             if not ctx.preserved:
                 ctx.pop(error)
+            # The exception's traceback holds this frame: no reference cycle through it.
+            error = None
 
     def match(self, ctx: RequestContext, websocket: bool = False) -> Endpoint:
         """Check the host, route the request and attach the endpoint's plan to the context."""
@@ -293,9 +297,13 @@ class SyncCycle:
                     rv = self.dispatch(ctx, plan)
         except Exception as e:
             rv = self._handle_user_exception(ctx, plan, e)
-        if plan.sync_after or ctx._after_request_functions or request_finished.receivers:
+        if ctx._after_request_functions or request_finished.receivers:
             return self.finalize(ctx, plan, rv, False)
+        # PERF: finalize and process_response inline: as they do without after_this_request functions and
+        # request_finished receivers (benchmarks/instructions.py: hooks).
         response = self._make_response(rv)
+        for hook in plan.sync_after:
+            response = hook(response)
         if ctx._session is not None or policy.security_headers:
             self.finish_response(ctx, response)
         return response
@@ -386,7 +394,10 @@ class SyncCycle:
             return self._handle_http_exception(ctx, plan, e)
         handler = find_error_handler(self.app, e, plan.blueprints)
         if handler is None:
-            raise e
+            try:
+                raise e
+            finally:
+                del e  # the traceback holds this frame: no reference cycle through it
         return ensure_sync(handler)(e)
 
     def handle_http_exception(self, ctx: RequestContext, plan: Endpoint, e: HTTPException) -> ResponseReturnValue:
@@ -427,7 +438,7 @@ class SyncCycle:
             return
         plan = ctx.plan or self.plan_of(ctx)
         try:
-            if plan.sync_teardown or request_tearing_down.receivers or self._teardown_request != self.teardown_request:
+            if plan.sync_teardown or request_tearing_down.receivers or self.custom_teardown_request:
                 self._teardown_request(ctx, plan, exc)
         finally:
             ctx.request.close()
@@ -538,6 +549,9 @@ class AsyncCycle(SyncCycle):
         if ctx._holds > 0:
             ctx._teardown_pending = True
             return None
+        exc = ctx._pending_exc
+        if exc is not None:
+            ctx._pending_exc = None  # its traceback holds frames that hold the context: no reference cycle
         plan = ctx.plan or self.plan_of(ctx)
         if (
             not plan.teardown
@@ -549,7 +563,7 @@ class AsyncCycle(SyncCycle):
         ):
             ctx.request.close()  # PERF: nothing to tear down (benchmarks/run.py --protocol asgi: hello)
             return None
-        return self.teardown(ctx, ctx._pending_exc)
+        return self.teardown(ctx, exc)
 
     # ------------------------------------------------------------------------------------------ steps
     async def full_dispatch(self, ctx: RequestContext, plan: Endpoint) -> Response:  # type: ignore[override]
@@ -682,7 +696,10 @@ class AsyncCycle(SyncCycle):
             return await self._handle_http_exception(ctx, plan, e)
         handler = find_error_handler(self.app, e, plan.blueprints)
         if handler is None:
-            raise e
+            try:
+                raise e
+            finally:
+                del e  # the traceback holds this frame: no reference cycle through it
         return await _call(handler, e)
 
     async def handle_http_exception(
