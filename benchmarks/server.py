@@ -400,6 +400,13 @@ class LoadResult:
         merged.server_cpu = statistics.fmean(r.server_cpu for r in rounds)
         return merged
 
+    @property
+    def per_cpu_second(self) -> float | None:
+        """Requests answered per CPU second of the server (all its processes): how much work each request cost
+        the server, less sensitive than req/s to other processes taking the cores."""
+        cpu = self.server_cpu * self.seconds
+        return self.requests / cpu if cpu > 0 else None
+
     def percentile_ms(self, q: float) -> float | None:
         """Latency percentile ``q`` (0-100) in milliseconds."""
         if len(self.latencies_ns) < 2:
@@ -516,7 +523,7 @@ def best_peer(results: Mapping[str, Mapping[str, LoadResult]], rows: Sequence[Ro
 def render(results: Mapping[str, Mapping[str, LoadResult]], rows: Sequence[Row], scenarios: Sequence[Scenario],
            markdown: bool) -> str:  # fmt: skip
     """One table per scenario; rows = framework under server: req/s, ratio to the best peer, latency, CPU."""
-    headers = ["server", "framework", "req/s", "vs best peer", "p50 ms", "p99 ms", "CPU s/c"]
+    headers = ["server", "framework", "req/s", "vs best peer", "p50 ms", "p99 ms", "CPU s/c", "req/CPU-s"]
     lines: list[str] = []
     for scenario in scenarios:
         table: list[list[str]] = []
@@ -525,7 +532,7 @@ def render(results: Mapping[str, Mapping[str, LoadResult]], rows: Sequence[Row],
             cells = [row.server.label, row.framework.label]
             if res is None or not res.ok:
                 reason = "-" if res is None else ("skipped" if res.error.startswith("skipped") else "FAIL")
-                table.append([*cells, reason, "-", "-", "-", "-"])
+                table.append([*cells, reason, "-", "-", "-", "-", "-"])
                 continue
             best = best_peer(results, rows, row.server.name, scenario.name)
             if best is None:
@@ -538,6 +545,7 @@ def render(results: Mapping[str, Mapping[str, LoadResult]], rows: Sequence[Row],
             table.append([
                 *cells, f"{res.rps:.0f}", ratio, "-" if p50 is None else f"{p50:.2f}",
                 "-" if p99 is None else f"{p99:.2f}", f"{res.server_cpu:.0%}/{res.client_cpu:.0%}",
+                    "-" if res.per_cpu_second is None else f"{res.per_cpu_second:.0f}",
             ])  # fmt: skip
         request = scenario.request
         target = request.path + (f"?{request.query}" if request.query else "")
@@ -559,7 +567,8 @@ def render(results: Mapping[str, Mapping[str, LoadResult]], rows: Sequence[Row],
         "req/s over the measured window (median round); 'vs best peer' = req/s divided by the best peer's on the",
         "same server in the same run (Flask or Falcon on the WSGI servers, Starlette or FastAPI on the ASGI ones;",
         "'(best)' marks that peer): above 1.00 is faster. Latency per request, client-side, over all rounds.",
-        "CPU s/c = share of one core used by the server (all its processes) / by the client.",
+        "CPU s/c = share of one core used by the server (all its processes) / by the client; req/CPU-s = requests",
+        "per CPU second of the server, over all rounds (what a request costs the server, whatever else ran).",
     ]
     return "\n".join(lines[1:])
 
@@ -759,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {"row": r.row, "scenario": r.scenario, "rps": r.rps, "round_rps": r.round_rps,
                  "requests": r.requests, "errors": r.errors, "reconnects": r.reconnects,
                  "p50_ms": r.percentile_ms(50), "p99_ms": r.percentile_ms(99), "server_cpu": r.server_cpu,
-                 "client_cpu": r.client_cpu, "error": r.error}
+                 "client_cpu": r.client_cpu, "per_cpu_second": r.per_cpu_second, "error": r.error}
                 for row in results.values() for r in row.values()
             ],
         }  # fmt: skip

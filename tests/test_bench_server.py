@@ -86,9 +86,7 @@ def _result(row: bench.Row, scenario: str, requests: int) -> bench.LoadResult:
 def test_ratio_is_to_the_best_peer_on_the_same_server() -> None:
     rows = bench.rows_for(["gunicorn-sync", "gunicorn-gthread"], ["ampulla", "flask", "falcon", "bare"])
     rps = {"gunicorn-sync": (120, 100, 150, 400), "gunicorn-gthread": (300, 200, 100, 400)}
-    results = {
-        row.key: {"hello": _result(row, "hello", rps[row.server.name][i % 4])} for i, row in enumerate(rows)
-    }
+    results = {row.key: {"hello": _result(row, "hello", rps[row.server.name][i % 4])} for i, row in enumerate(rows)}
     best = bench.best_peer(results, rows, "gunicorn-sync", "hello")
     assert best is not None and best[0].framework.name == "falcon" and best[1] == 150  # bare is no peer
     text = bench.render(results, rows, [bench.resolve_scenario("hello")], markdown=True)
@@ -146,3 +144,12 @@ def test_a_bare_app_under_each_server_answers_and_is_gone_after(server: str, tmp
             assert result.requests > 0 and result.errors == 0 and not result.error, result
             raise KeyError("stop here")  # a failure inside the block still stops the server
     assert not bench.group_alive(pid), (tmp_path / "log").read_text()
+
+
+def test_requests_per_server_cpu_second() -> None:
+    merged = bench.LoadResult.merge([
+        bench.LoadResult("r", "hello", requests=300, seconds=2.0, server_cpu=0.5),
+        bench.LoadResult("r", "hello", requests=100, seconds=2.0, server_cpu=1.5),
+    ])  # fmt: skip
+    assert merged.per_cpu_second == 400 / (1.0 * 4.0)  # 400 requests over 4 s at one core on average
+    assert bench.LoadResult("r", "hello", requests=10, seconds=1.0).per_cpu_second is None
