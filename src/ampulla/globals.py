@@ -199,7 +199,9 @@ class _GlobalsProxy(LocalProxy):
 
     def __setattr__(self, name: str, value: Any) -> None:
         ctx = _cv_ctx.get(None)
-        setattr(ctx._g if ctx is not None and ctx._g is not None else _lookup_g(), name, value)
+        if ctx is None:
+            raise RuntimeError(_NO_APP)
+        setattr(ctx._g if ctx._g is not None else ctx.g, name, value)
 
 
 current_app: Ampulla = cast("Ampulla", LocalProxy(_lookup_app, "current_app"))
