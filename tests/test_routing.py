@@ -334,3 +334,31 @@ def test_repeated_slashes_redirect_to_the_merged_path() -> None:
     strict = make_map(Rule("/a/b", endpoint="ab"), merge_slashes=False)
     with pytest.raises(NotFound):
         strict.match("/a//b")
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "expected"),
+    [
+        ("/n/<int:v>", "/n/" + "7" * 5000, NotFound),  # more digits than int() takes: 404, as Werkzeug
+        ("/n/<int:v>", "/n/" + "\u0661\u0662", {"v": 12}),  # any Unicode decimal digit, as Werkzeug's \\d+
+        ("/n/<int:v>", "/n/007", {"v": 7}),
+        ("/n/<int(min=5):v>", "/n/3", NotFound),
+        ("/n/<int(fixed_digits=3):v>", "/n/12", NotFound),
+        ("/n/<int(signed=True):v>", "/n/-4", {"v": -4}),
+        ("/s/<v>", "/s/x y", {"v": "x y"}),
+        ("/a/<any(x, y):v>", "/a/y", {"v": "y"}),
+        ("/p/<path:v>", "/p/a/b", {"v": "a/b"}),
+    ],
+)
+def test_converted_values_equal_werkzeugs(rule: str, path: str, expected: Any) -> None:
+    url_map = Map([Rule(rule, endpoint="e")])
+    adapter = url_map.bind("localhost")
+    if expected is NotFound:
+        with pytest.raises(NotFound):
+            url_map.match_compiled("", path)
+        with pytest.raises(NotFound):
+            adapter.match(path)
+        return
+    _, values = url_map.match_compiled("", path)
+    assert values == expected == adapter.match(path)[1]
+    assert type(values["v"]) is type(adapter.match(path)[1]["v"])
