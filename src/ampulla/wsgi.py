@@ -61,6 +61,10 @@ class _StreamingBody:
             self._response.close()
 
 
+#: Statuses sent without a body (1xx, 204, 304; the status setter refuses codes under 100).
+_BODILESS = frozenset((*range(100, 200), 204, 304))
+
+
 def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Send ``response`` through ``start_response`` and return the body iterable."""
     given = response.headers
@@ -68,7 +72,7 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
     headers: list[tuple[str, str]] = given._list if given.__class__ is Headers else header_pairs(given)
     body = response.response
     code = response._status_code
-    if code < 200 or code == 204 or code == 304:
+    if code in _BODILESS:
         # As Werkzeug: a 1xx, 204 or 304 carries no body, whatever the response holds (an error handler's JSON).
         start_response(response._status_line, bodiless_header_pairs(code, headers))
         response.close()
@@ -85,7 +89,7 @@ def to_wsgi(response: Response, environ: dict[str, Any], start_response: Callabl
         else:
             headers = [*headers, ("Content-Length", str(sum(map(len, body))))]
         start_response(response._status_line, headers)
-        if environ.get("REQUEST_METHOD") == "HEAD":
+        if "REQUEST_METHOD" in environ and environ["REQUEST_METHOD"] == "HEAD":
             response.close()
             return []
         if response._on_close:
