@@ -53,6 +53,10 @@ _M = TypeVar("_M", bound=MultiDict[Any, Any])
 K = TypeVar("K")
 V = TypeVar("V")
 
+_dict_get = dict.get
+_dict_new = dict.__new__
+_dict_update = dict.update
+
 
 class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
     """Werkzeug's :class:`~werkzeug.datastructures.ImmutableMultiDict` (``request.args``, ``form``, ``files``,
@@ -61,6 +65,17 @@ class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
     PERF: Werkzeug's ``get`` builds, raises and catches a ``BadRequestKeyError`` for a missing key, which costs more
     than the rest of a small request (benchmarks/instructions.py); the answers are the same.
     """
+
+    def __getitem__(self, key: K) -> V:
+        """The first value of ``key``; a missing key raises Werkzeug's ``BadRequestKeyError`` (a 400).
+
+        PERF: one dict lookup, where Werkzeug's looks the key up twice through ``super()`` (benchmarks/
+        instructions.py: form).
+        """
+        values: Any = _dict_get(self, key)
+        if values:
+            return values[0]  # type: ignore[no-any-return]
+        raise BadRequestKeyError(key)
 
     @overload  # type: ignore[override]
     def get(self, key: K) -> V | None: ...
@@ -75,7 +90,7 @@ class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
 
     def get(self, key: K, default: Any = None, type: Callable[[V], Any] | None = None) -> Any:
         """The first value of ``key`` (converted with ``type``), or ``default`` when absent or refused."""
-        values: Any = dict.get(self, key)
+        values: Any = _dict_get(self, key)
         if not values:
             return default
         if type is None:
@@ -87,7 +102,7 @@ class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
 
     def getlist(self, key: K, type: Callable[[V], Any] | None = None) -> list[Any]:
         """Every value of ``key`` (converted with ``type``; values it refuses are left out)."""
-        values: Any = dict.get(self, key)
+        values: Any = _dict_get(self, key)
         if values is None:
             return []
         if type is None:
@@ -100,9 +115,9 @@ def multidict_from_lists(cls: type[_M], data: dict[str, list[Any]]) -> _M:
 
     PERF: the parsers collect each key's values in a list already; this skips MultiDict's per-item loop.
     """
-    result = cls.__new__(cls)  # a dict subclass: empty without __init__, which would only call update()
-    dict.update(result, data)
-    return result
+    result: Any = _dict_new(cls)  # a dict subclass: empty without __init__, which would only call update()
+    _dict_update(result, data)
+    return result  # type: ignore[no-any-return]
 
 
 def _converted(value: Any, default: Any, type: Callable[[Any], Any] | None) -> Any:
@@ -126,6 +141,12 @@ def _converted_list(values: list[Any], type: Callable[[Any], Any] | None) -> lis
         except (ValueError, TypeError):
             pass
     return result
+
+
+#: Header names (``str`` exactly) that passed :func:`_check_header` when set on a :class:`Headers`. A name in it
+#: needs no check again; a value then needs one only when it is not printable ASCII (tab, CR, LF, NUL, non-ASCII).
+#: Bounded: names beyond it are checked each time.
+_CHECKED_NAMES: set[str] = set()
 
 
 def _check_header(name: str, value: str) -> None:
@@ -256,17 +277,21 @@ class Headers(_wz.Headers):
             return
         # PERF: Werkzeug's set() in one call, no second value check (benchmarks/instructions.py: hooks).
         value = value if value.__class__ is str else str(value)
-        _check_header(key, value)
+        if key not in _CHECKED_NAMES or not (value.isascii() and value.isprintable()):
+            _check_header(key, value)
+            if len(_CHECKED_NAMES) < 1024:
+                _CHECKED_NAMES.add(key)
         lines = self._list
         lower = key.lower()
-        index = 0
         for name, _ in lines:
             if name.lower() == lower:
                 break
-            index += 1
         else:
             lines.append((key, value))
             return
+        index = 0
+        while lines[index][0].lower() != lower:
+            index += 1
         lines[index] = (key, value)
         last = len(lines) - 1
         while last > index:
