@@ -51,7 +51,7 @@ from .datastructures import (
 )
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from .exceptions import ClientDisconnected as _WerkzeugClientDisconnected
-from .formparser import parse_form_data, parse_urlencoded
+from .formparser import parse_form_data, parse_urlencoded, parse_urlencoded_body
 from .http import parse_date, parse_if_range_header
 from .json import nesting_exceeds
 from .proxy_fix import _VALID_HOSTS, is_valid_host
@@ -542,10 +542,18 @@ class Request(RequestHeaderProperties):
             return app.config.get(key, default)
         return default
 
+    # PERF: the three limits read on every form request do what _limit does without calling it
+    # (benchmarks/instructions.py: form, query_json).
     @property
     def max_content_length(self) -> int | None:
         """The body size limit in bytes (``MAX_CONTENT_LENGTH``); settable per request."""
-        return self._limit(self.max_content_length_override, "MAX_CONTENT_LENGTH", self.default_max_content_length)
+        override = self.max_content_length_override
+        if override is not _UNSET:
+            return override  # type: ignore[return-value]
+        app = self.app
+        if app is not None:
+            return app.config.get("MAX_CONTENT_LENGTH", self.default_max_content_length)
+        return self.default_max_content_length
 
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
@@ -554,9 +562,13 @@ class Request(RequestHeaderProperties):
     @property
     def max_form_memory_size(self) -> int | None:
         """The limit for non-file form data held in memory (``MAX_FORM_MEMORY_SIZE``)."""
-        return self._limit(
-            self.max_form_memory_size_override, "MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size
-        )
+        override = self.max_form_memory_size_override
+        if override is not _UNSET:
+            return override  # type: ignore[return-value]
+        app = self.app
+        if app is not None:
+            return app.config.get("MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size)
+        return self.default_max_form_memory_size
 
     @max_form_memory_size.setter
     def max_form_memory_size(self, value: int | None) -> None:
@@ -565,7 +577,13 @@ class Request(RequestHeaderProperties):
     @property
     def max_form_parts(self) -> int | None:
         """The limit on the number of form fields and files (``MAX_FORM_PARTS``)."""
-        return self._limit(self.max_form_parts_override, "MAX_FORM_PARTS", self.default_max_form_parts)
+        override = self.max_form_parts_override
+        if override is not _UNSET:
+            return override  # type: ignore[return-value]
+        app = self.app
+        if app is not None:
+            return app.config.get("MAX_FORM_PARTS", self.default_max_form_parts)
+        return self.default_max_form_parts
 
     @max_form_parts.setter
     def max_form_parts(self, value: int | None) -> None:
@@ -590,18 +608,19 @@ class Request(RequestHeaderProperties):
     @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header."""
-        value: str | None = self.headers.get("Content-Type")
+        value: str | None
+        if self._headers is None and self.scope is None:
+            # PERF: straight from the environ, without building the headers view (benchmarks/instructions.py:
+            # form); an empty value is no header, as for EnvironHeaders.
+            value = self.environ.get("CONTENT_TYPE") or None
+            return value
+        value = self.headers.get("Content-Type")
         return value
 
     @property
     def mimetype(self) -> str:
         """The content type without parameters, lower-cased (``""`` when absent)."""
-        ct = self.content_type
-        if not ct:
-            return ""
-        if ";" not in ct and ct.islower() and ct.isprintable() and " " not in ct:
-            return ct  # PERF: the usual bare "application/json" (benchmarks/run.py --protocol asgi: json_echo)
-        return ct.split(";", 1)[0].strip().lower()
+        return _mimetype_of(self.content_type)
 
     @property
     def mimetype_params(self) -> dict[str, str]:
@@ -613,13 +632,18 @@ class Request(RequestHeaderProperties):
         """The ``Content-Length`` as an int, or ``None`` when absent or invalid."""
         length: Any = self._content_length
         if length is _UNSET:
-            value = self.headers.get("Content-Length")
+            if self._headers is None and self.scope is None:
+                # PERF: straight from the environ (an empty value reads as absent below, as for EnvironHeaders).
+                value = self.environ.get("CONTENT_LENGTH")
+            else:
+                value = self.headers.get("Content-Length")
             if value is None:
                 length = None
+            elif value.isdigit():
+                # Digits only: int() would also take "+5", "1_0" (and isdigit() non-ASCII digits).
+                length = int(value) if value.isascii() else None
             else:
-                if not value.isdigit():
-                    value = value.strip()
-                # Digits only: int() would also take "+5", "1_0" and non-ASCII digits.
+                value = value.strip()
                 length = int(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
         return length  # type: ignore[no-any-return]
@@ -851,7 +875,25 @@ class Request(RequestHeaderProperties):
         if length is not None and limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         content_type = self.content_type or ""
-        mimetype = self.mimetype
+        mimetype = _URLENCODED if content_type == _URLENCODED else _mimetype_of(content_type)
+        if mimetype == _URLENCODED and length is not None and self._data is None and self._stream is None:
+            raw = self.input_stream
+            if raw is not None:
+                # PERF: a urlencoded body of announced length is read in one call and parsed, without a
+                # LimitedStream and the chunked reader; limits and errors as in parse_form_data
+                # (benchmarks/instructions.py: form).
+                memory = self.max_form_memory_size
+                if memory is not None and length > memory:
+                    raise RequestEntityTooLarge(f"The form data is larger than the limit of {memory} bytes.")
+                body = _read_exactly(raw, length) if length else b""
+                self._data = b""  # what the body reads as once parsed, as for an exhausted stream
+                self._form = parse_urlencoded_body(
+                    body,
+                    parse_options_header(content_type)[1].get("charset") if ";" in content_type else None,
+                    max_pairs=self.max_form_parts,
+                )
+                self._files = _EMPTY_DICT
+                return
         if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form, files = parse_form_data(
                 io.BytesIO(self._data) if self._data is not None else self.stream,
@@ -946,6 +988,50 @@ class Request(RequestHeaderProperties):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.path!r}>"
+
+
+_URLENCODED = "application/x-www-form-urlencoded"
+
+
+def _mimetype_of(ct: str | None) -> str:
+    """The mimetype of a ``Content-Type`` value: without parameters, lower-cased (``""`` for ``None``)."""
+    if not ct:
+        return ""
+    if ";" not in ct and ct.islower() and ct.isprintable() and " " not in ct:
+        return ct  # PERF: the usual bare "application/json" (benchmarks/run.py --protocol asgi: json_echo)
+    return ct.split(";", 1)[0].strip().lower()
+
+
+def _read_exactly(raw: IO[bytes], length: int) -> bytes:
+    """``length`` bytes of ``raw`` (a server may give fewer per read); 400 when the body ends before them.
+
+    Raises:
+        ClientDisconnected: The body ended early (400).
+        HTTPException: What :func:`input_error` makes of an exception from ``raw.read``.
+    """
+    try:
+        # NOTE: at most 1 MiB asked at once: a buffered reader allocates what is asked before it reads, and
+        # without limits the announced length is the client's word.
+        data = raw.read(length if length <= 1 << 20 else 1 << 20)
+    except Exception as e:
+        raise input_error(e) from e
+    if len(data) < length:
+        chunks = [data]
+        received = len(data)
+        while received < length:
+            try:
+                data = raw.read(min(length - received, 1 << 20))
+            except Exception as e:
+                raise input_error(e) from e
+            if not data:
+                raise ClientDisconnected(
+                    f"The request body ended after {received} bytes, before the {length} announced by "
+                    "Content-Length."
+                )
+            chunks.append(data)
+            received += len(data)
+        data = b"".join(chunks)
+    return data
 
 
 def _wsgi_decoding(value: str) -> str:
