@@ -196,3 +196,14 @@ def test_invalid_escapes_cost_memory_in_proportion_to_the_text(text: str) -> Non
         tracemalloc.stop()
     # urllib took about 190 bytes per byte of such text (2.3 MB for 12,000 "%").
     assert peak < 20 * len(text)
+
+
+@given(st.lists(st.sampled_from(["%", "%4", "%41", "%e9", "%C3%A9", "%x4", "x", "\\", "\\x41", "\\n", "\n", "\x00",
+                                 "%%", "%0a", "%5C", "%5cx41", "a", "é", "\U0001f600"]), max_size=20).map("".join))
+def test_unquote_to_bytes_is_urllibs_with_backslashes_and_line_ends(text: str) -> None:
+    assert http.unquote_to_bytes(text) == urllib_unquote_to_bytes(text)
+
+
+def test_unquote_to_bytes_with_a_lone_surrogate_raises_as_before() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        http.unquote_to_bytes("%41\ud800")
