@@ -140,7 +140,7 @@ class AmpullaTemplate(Template):
         # PERF: Jinja keeps a template's globals as ChainMap(template's own, environment's) and copies it
         # key by key in Python on every render (twice: for the context and its key set), about 0.7 µs per
         # global. With no template-specific globals, the environment's plain dict has the same items and
-        # copies at C speed (benchmarks/template_bench.py: ~8 µs per render with Ampulla's 13 globals).
+        # copies at C speed (benchmarks/run.py --scenarios template: ~8 µs per render with Ampulla's 13 globals).
         if type(template_globals) is ChainMap and len(template_globals.maps) == 2 and not template_globals.maps[0]:
             template_globals = template_globals.maps[1]
         return new_context(self.environment, self.name, self.blocks, vars, shared, template_globals, locals)
@@ -155,16 +155,31 @@ class AmpullaEnvironment(BaseEnvironment):
     """
 
     template_class = AmpullaTemplate
+    # PERF: Ampulla's own state lives in slots, outside the instance dict. Jinja's environment sets 26
+    # attributes; CPython 3.11 keeps an instance's attributes in its class's shared key table only up to 28
+    # of them, beyond which the instance gets a dict of its own and every ``environment.getattr`` /
+    # ``environment.undefined`` the compiled templates do takes the slow attribute path: 1.7% of a render
+    # of the benchmark template (benchmarks/instructions.py --scenarios template).
+    __slots__ = ("_auto_reload_setting", "_processors", "frozen")
 
     def __init__(self, app: Ampulla, **options: Any) -> None:
         if "loader" not in options:
             options["loader"] = AmpullaLoader(app)
         super().__init__(**options)
-        self.app = app
+        self.app = app  # in the instance dict, as in Flask: an overlay shares it
         #: Set once the app has served its first request: from then on nothing is re-synchronised.
         self.frozen = False
         self._auto_reload_setting: bool | None = None
         self._processors: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]] = {}
+
+    def overlay(self, *args: Any, **kwargs: Any) -> BaseEnvironment:  # type: ignore[override]
+        """Jinja's ``overlay``, keeping the application's state (which Jinja's copy of the dict misses)."""
+        rv = super().overlay(*args, **kwargs)
+        if isinstance(rv, AmpullaEnvironment):
+            rv.frozen = self.frozen
+            rv._auto_reload_setting = self._auto_reload_setting
+            rv._processors = {}
+        return rv
 
 
 #: Flask's name for the application's environment class (``jinja_environment``): subclass it to customise.
@@ -289,7 +304,7 @@ def _build_context(
     if processors is None:
         processors = _processors(app, env, ctx)
     if not processors:
-        # PERF: the common case (benchmarks/template_bench.py): no copy, no calls.
+        # PERF: the common case (benchmarks/run.py --scenarios template): no copy, no calls.
         return context
     merged: dict[str, Any] = {}
     for func, is_async in processors:
