@@ -40,6 +40,20 @@ def checked_out(app: Ampulla, db: Database) -> int:
         return int(db.engine.pool.checkedout())
 
 
+def add_views(app: Ampulla, view_kind: str, *funcs: Any) -> None:
+    """Route ``/<name>`` to each function: as it is (``def``), or called from an ``async def`` view."""
+    for func_ in funcs:
+        if view_kind == "async":
+
+            async def view(func_: Any = func_) -> str:
+                return str(func_())
+
+            view.__name__ = func_.__name__
+            app.add_url_rule(f"/{func_.__name__}", view_func=view)
+        else:
+            app.add_url_rule(f"/{func_.__name__}", view_func=func_)
+
+
 def test_session_is_scoped_to_the_request(make_app: AppFactory, create_tables: Tables, protocol: str) -> None:
     app, db, Entry = counter_app(make_app, create_tables)
     seen: list[Session] = []
@@ -96,16 +110,7 @@ def test_uncommitted_work_and_errors_roll_back(
         db.session.flush()
         return "ok"
 
-    for func_ in (add_then_fail, add_without_commit):
-        if view_kind == "async":
-
-            async def view(func_: Any = func_) -> str:
-                return str(func_())
-
-            view.__name__ = func_.__name__
-            app.add_url_rule(f"/{func_.__name__}", view_func=view)
-        else:
-            app.add_url_rule(f"/{func_.__name__}", view_func=func_)
+    add_views(app, view_kind, add_then_fail, add_without_commit)
 
     client = app.test_client(protocol=protocol)
     assert client.get("/add_then_fail").status_code == 500
@@ -401,16 +406,7 @@ def test_asgi_teardown_closes_a_sqlite_read_on_the_loop(
         db.session.flush()
         return "ok"
 
-    for func_ in (read, write):
-        if view_kind == "async":
-
-            async def view(func_: Any = func_) -> str:
-                return str(func_())
-
-            view.__name__ = func_.__name__
-            app.add_url_rule(f"/{func_.__name__}", view_func=view)
-        else:
-            app.add_url_rule(f"/{func_.__name__}", view_func=func_)
+    add_views(app, view_kind, read, write)
 
     client = app.test_client(protocol="asgi")
     assert client.get("/read").get_data(as_text=True) == "kept"
