@@ -361,25 +361,6 @@ def test_registration_after_the_environment_exists_is_seen_before_the_first_requ
     assert get_jinja_env(app) is env
 
 
-def test_environment_adds_only_app_to_jinjas_instance_attributes(app: Ampulla, protocol: str) -> None:
-    """Ampulla's state lives in slots: CPython 3.11 keeps an instance's attributes in the class's shared key
-    table only up to a few more than Jinja's own 26, and past that every attribute read the compiled templates
-    make on the environment is slower. An overlay keeps the state (Jinja copies only the instance dict)."""
-    from jinja2 import Environment as JinjaEnvironment
-
-    @app.route("/")
-    def index() -> str:
-        return render_template_string("{{ 1 + 1 }}")
-
-    assert app.test_client(protocol=protocol).get("/").text == "2"
-    env = get_jinja_env(app)
-    assert env.frozen
-    assert set(vars(env)) - set(vars(JinjaEnvironment())) == {"app"}
-    overlay = env.overlay(trim_blocks=True)
-    assert overlay.app is app and overlay.frozen and overlay._processors == {}
-    assert overlay.from_string("{{ 40 + 2 }}").render() == "42"
-
-
 def test_environment_is_built_once_and_reused(app: Ampulla, protocol: str) -> None:
     envs = []
 

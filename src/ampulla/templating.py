@@ -155,31 +155,16 @@ class AmpullaEnvironment(BaseEnvironment):
     """
 
     template_class = AmpullaTemplate
-    # PERF: Ampulla's own state lives in slots, outside the instance dict. Jinja's environment sets 26
-    # attributes; CPython 3.11 keeps an instance's attributes in its class's shared key table only up to 28
-    # of them, beyond which the instance gets a dict of its own and every ``environment.getattr`` /
-    # ``environment.undefined`` the compiled templates do takes the slow attribute path: 1.7% of a render
-    # of the benchmark template (benchmarks/instructions.py --scenarios template).
-    __slots__ = ("_auto_reload_setting", "_processors", "frozen")
 
     def __init__(self, app: Ampulla, **options: Any) -> None:
         if "loader" not in options:
             options["loader"] = AmpullaLoader(app)
         super().__init__(**options)
-        self.app = app  # in the instance dict, as in Flask: an overlay shares it
+        self.app = app
         #: Set once the app has served its first request: from then on nothing is re-synchronised.
         self.frozen = False
         self._auto_reload_setting: bool | None = None
         self._processors: dict[str | None, tuple[tuple[Callable[..., Any], bool], ...]] = {}
-
-    def overlay(self, *args: Any, **kwargs: Any) -> BaseEnvironment:  # type: ignore[override]
-        """Jinja's ``overlay``, keeping the application's state (which Jinja's copy of the dict misses)."""
-        rv = super().overlay(*args, **kwargs)
-        if isinstance(rv, AmpullaEnvironment):
-            rv.frozen = self.frozen
-            rv._auto_reload_setting = self._auto_reload_setting
-            rv._processors = {}
-        return rv
 
 
 #: Flask's name for the application's environment class (``jinja_environment``): subclass it to customise.
