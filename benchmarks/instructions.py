@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=("wsgi", "asgi"), default="wsgi")
     parser.add_argument("--frameworks", default="ampulla")
-    parser.add_argument("--scenarios", default="hello,route50,query_json,form,json_echo,notfound,hooks")
+    parser.add_argument("--scenarios", default="hello,route50,query_json,form,json_echo,notfound,hooks,template,orm")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument(
         "--all-threads", action="store_true",

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE
+from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, ORM_USER_ID, orm_user
+from benchmarks.apps.template_common import PATH as TEMPLATE_PATH
+from benchmarks.apps.template_common import jinja_environment, render
 
 BodyKind = Literal["text", "json", "ignore"]
 
@@ -208,18 +210,22 @@ register(
     )
 )
 
-# ORM: one row by primary key from a 1,000-row SQLite table (apps in benchmarks/apps/orm_*.py; run alone
-# with `python -m benchmarks.apps.orm_bench`).
-from benchmarks.apps.orm_common import EXPECTED as ORM_EXPECTED  # noqa: E402
-from benchmarks.apps.orm_common import USER_ID as ORM_USER_ID  # noqa: E402
-
+register(
+    Scenario(
+        "template",
+        "GET /rows: a layout and a child template looping over 100 rows of escaped values (Jinja2)",
+        Request("GET", TEMPLATE_PATH),
+        factory="create_template_app",
+        expected=render(jinja_environment()),
+    )
+)
 register(
     Scenario(
         "orm",
-        "GET /users/<id>: one row by primary key from a 1,000-row table (SQLAlchemy ORM, SQLite)",
+        "GET /users/<id>: one row by primary key from a 1,000-row SQLite table (SQLAlchemy ORM)",
         Request("GET", f"/users/{ORM_USER_ID}"),
         factory="create_orm_app",
         body_kind="json",
-        expected=ORM_EXPECTED,
+        expected=orm_user(ORM_USER_ID),
     )
 )

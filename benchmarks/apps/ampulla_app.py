@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ampulla import Ampulla, g, jsonify, request
+from ampulla import Ampulla, g, jsonify, render_template, request
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import CONTEXT, PATH, TEMPLATE
 
 if TYPE_CHECKING:
     from ampulla import Response
@@ -70,6 +71,17 @@ def create_hooks_app() -> Ampulla:
     return app
 
 
+def create_template_app() -> Ampulla:
+    """Build the app for the ``template`` scenario (templates from ``apps/templates``, the default folder)."""
+    app = Ampulla(__name__)
+
+    @app.route(PATH)
+    def rows() -> str:
+        return render_template(TEMPLATE, **CONTEXT)
+
+    return app
+
+
 def _static_view(i: int) -> Callable[[], str]:
     def view() -> str:
         return f"static {i}"
@@ -83,4 +95,8 @@ def _item_view(i: int) -> Callable[[int], str]:
 
     return view
 
-from benchmarks.apps.orm_ampulla import create_orm_app  # noqa: E402,F401 - the orm scenario
+
+try:
+    from benchmarks.apps.orm_ampulla import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ampulla import Ampulla, g, jsonify, request
+from ampulla import Ampulla, g, jsonify, render_template, request
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import CONTEXT, PATH, TEMPLATE
 
 if TYPE_CHECKING:
     from ampulla import Response
@@ -70,6 +71,17 @@ def create_hooks_app() -> Ampulla:
     return app
 
 
+def create_template_app() -> Ampulla:
+    """Build the app for the ``template`` scenario with an ``async def`` view."""
+    app = Ampulla(__name__)
+
+    @app.route(PATH)
+    async def rows() -> str:
+        return render_template(TEMPLATE, **CONTEXT)
+
+    return app
+
+
 def _static_view(i: int) -> Callable[[], Awaitable[str]]:
     async def view() -> str:
         return f"static {i}"
@@ -82,3 +94,9 @@ def _item_view(i: int) -> Callable[[int], Awaitable[str]]:
         return f"item {i} {id}"
 
     return view
+
+
+try:
+    from benchmarks.apps.orm_ampulla_async import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import PATH as TEMPLATE_PATH
+from benchmarks.apps.template_common import jinja_environment, render
 
 Handler = Callable[[WSGIEnvironment], tuple[str, str, bytes]]
 
@@ -128,4 +130,14 @@ def create_hooks_app() -> WSGIApplication:
     """Build the app for the ``hooks`` scenario."""
     return _make_app({("GET", "/hooks"): _hooks}, hooks=True)
 
-from benchmarks.apps.orm_bare import create_orm_app  # noqa: E402,F401 - the orm scenario
+
+def create_template_app() -> WSGIApplication:
+    """Build the app for the ``template`` scenario: Jinja2 called from the bare callable, the yardstick."""
+    env = jinja_environment()
+    return _make_app({("GET", TEMPLATE_PATH): lambda environ: ("200 OK", _HTML, render(env).encode())})
+
+
+try:
+    from benchmarks.apps.orm_bare import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

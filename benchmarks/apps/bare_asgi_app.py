@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import PATH as TEMPLATE_PATH
+from benchmarks.apps.template_common import jinja_environment, render
 
 Scope = dict[str, Any]
 Message = MutableMapping[str, Any]
@@ -136,3 +138,15 @@ def create_app() -> ASGIApp:
 def create_hooks_app() -> ASGIApp:
     """Build the app for the ``hooks`` scenario."""
     return _make_app({("GET", "/hooks"): _hooks}, hooks=True)
+
+
+def create_template_app() -> ASGIApp:
+    """Build the app for the ``template`` scenario: Jinja2 called from the bare callable, the yardstick."""
+    env = jinja_environment()
+    return _make_app({("GET", TEMPLATE_PATH): lambda scope, body: (200, _HTML, render(env).encode())})
+
+
+try:
+    from benchmarks.apps.orm_bare_asgi import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

@@ -7,6 +7,7 @@ from typing import Any
 
 from bottle import BaseRequest, Bottle, request, response
 
+from benchmarks.apps import template_common
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
 
 #: Bottle's default (100 KiB) rejects the 100 KiB upload plus its title field with "Memory limit
@@ -69,6 +70,19 @@ def create_hooks_app() -> Bottle:
     @app.get("/hooks")
     def hooks() -> str:
         return f"x={request.x}"
+
+    return app
+
+
+def create_template_app() -> Bottle:
+    """Build the app for the ``template`` scenario: the shared Jinja2 environment (Bottle's own ``jinja2_template``
+    adapter does not autoescape by default)."""
+    app = Bottle()
+    env = template_common.jinja_environment()
+
+    @app.get(template_common.PATH)
+    def rows() -> str:
+        return template_common.render(env)
 
     return app
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import falcon
 
+from benchmarks.apps import template_common
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
 
 
@@ -101,6 +102,16 @@ class Hooked:
         _text(resp, f"x={req.context.x}")
 
 
+class Rows:
+    """``GET /rows``: the template scenario, Jinja2 called from the resource (Falcon has no templating)."""
+
+    def __init__(self) -> None:
+        self.env = template_common.jinja_environment()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _text(resp, template_common.render(self.env))
+
+
 def create_app() -> falcon.App[falcon.Request, falcon.Response]:
     """Build the app serving every scenario except ``hooks``."""
     app = falcon.App()
@@ -121,3 +132,16 @@ def create_hooks_app() -> falcon.App[falcon.Request, falcon.Response]:
     app = falcon.App(middleware=[HookMiddleware()])
     app.add_route("/hooks", Hooked())
     return app
+
+
+def create_template_app() -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the app for the ``template`` scenario."""
+    app = falcon.App()
+    app.add_route(template_common.PATH, Rows())
+    return app
+
+
+try:
+    from benchmarks.apps.orm_falcon import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import python_multipart  # noqa: F401 - the form parser it needs: when missing, the framework is skipped
 from fastapi import Body, Depends, FastAPI, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
 
+from benchmarks.apps import template_common
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
 
 
@@ -71,6 +73,18 @@ def create_hooks_app() -> FastAPI:
     return app
 
 
+def create_template_app() -> FastAPI:
+    """Build the app for the ``template`` scenario: ``TemplateResponse`` from an ``async def`` endpoint."""
+    app = FastAPI()
+    renderer = Jinja2Templates(env=template_common.jinja_environment())
+
+    @app.get(template_common.PATH, response_class=HTMLResponse)
+    async def rows(request: Request) -> HTMLResponse:
+        return renderer.TemplateResponse(request, template_common.TEMPLATE, template_common.CONTEXT)
+
+    return app
+
+
 def _static_view(i: int) -> Callable[[], Awaitable[HTMLResponse]]:
     async def view() -> HTMLResponse:
         return HTMLResponse(f"static {i}")
@@ -83,3 +97,9 @@ def _item_view(i: int) -> Callable[[int], Awaitable[HTMLResponse]]:
         return HTMLResponse(f"item {i} {id}")
 
     return view
+
+
+try:
+    from benchmarks.apps.orm_fastapi import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, jsonify, render_template, request
 
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import CONTEXT, PATH, TEMPLATE
 
 if TYPE_CHECKING:
     from flask import Response
@@ -71,6 +72,17 @@ def create_hooks_app() -> Flask:
     return app
 
 
+def create_template_app() -> Flask:
+    """Build the app for the ``template`` scenario (templates from ``apps/templates``, the default folder)."""
+    app = Flask(__name__)
+
+    @app.route(PATH)
+    def rows() -> str:
+        return render_template(TEMPLATE, **CONTEXT)
+
+    return app
+
+
 def _static_view(i: int) -> Callable[[], str]:
     def view() -> str:
         return f"static {i}"
@@ -83,6 +95,7 @@ def _item_view(i: int) -> Callable[[int], str]:
         return f"item {i} {id}"
 
     return view
+
 
 try:
     from benchmarks.apps.orm_flask import create_orm_app  # noqa: F401 - the orm scenario

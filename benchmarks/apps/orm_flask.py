@@ -6,29 +6,21 @@ from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Column, Integer, SmallInteger, String
 
-from benchmarks.apps.orm_common import make_database
+from benchmarks.apps.orm_common import RULE, UserColumns, database_uri, user_json
 
 
 def create_orm_app() -> Flask:
     """``GET /users/<id>``: one row by primary key through ``db.get_or_404``, answered as JSON."""
     app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + make_database("flask")
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri("flask")
     db = SQLAlchemy(app)
 
-    class User(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "user"
-        __table_args__ = {"sqlite_autoincrement": True}
-        id = Column(Integer, primary_key=True)
-        name = Column(String(64), unique=True)
-        email = Column(String(120), unique=True, default="")
-        role = Column(SmallInteger, default=0)
-        password = Column(String)
+    class User(UserColumns, db.Model):  # type: ignore[name-defined,misc]
+        pass
 
-    @app.route("/users/<int:user_id>")
+    @app.route(RULE)
     def show_user(user_id: int) -> dict[str, Any]:
-        user = db.get_or_404(User, user_id)
-        return {"id": user.id, "name": user.name, "email": user.email}
+        return user_json(db.get_or_404(User, user_id))
 
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Quart, Response, g, jsonify, request
+from quart import Quart, Response, g, jsonify, render_template, request
 
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
+from benchmarks.apps.template_common import CONTEXT, PATH, TEMPLATE
 
 
 def create_app() -> Quart:
@@ -65,6 +66,17 @@ def create_hooks_app() -> Quart:
     @app.route("/hooks")
     async def hooks() -> str:
         return f"x={g.x}"
+
+    return app
+
+
+def create_template_app() -> Quart:
+    """Build the app for the ``template`` scenario (``await render_template``, Quart's only form)."""
+    app = Quart(__name__)
+
+    @app.route(PATH)
+    async def rows() -> str:
+        return await render_template(TEMPLATE, **CONTEXT)
 
     return app
 

@@ -20,8 +20,10 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from benchmarks.apps import template_common
 from benchmarks.apps.common import DYNAMIC_ROUTES, HOOK_VALUE, STATIC_ROUTES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -140,3 +142,24 @@ def create_hooks_app() -> Starlette:
 def create_hooks_basehttp_app() -> Starlette:
     """Build the app for the ``hooks`` scenario with ``BaseHTTPMiddleware``."""
     return Starlette(routes=[Route("/hooks", hooked)], middleware=[Middleware(BaseHTTPHookMiddleware)])
+
+
+def templates() -> Jinja2Templates:
+    """Starlette's template renderer on the shared Jinja2 settings (it adds its ``url_for`` global)."""
+    return Jinja2Templates(env=template_common.jinja_environment())
+
+
+def create_template_app() -> Starlette:
+    """Build the app for the ``template`` scenario: ``TemplateResponse`` from an ``async def`` endpoint."""
+    renderer = templates()
+
+    async def rows(request: Request) -> Response:
+        return renderer.TemplateResponse(request, template_common.TEMPLATE, template_common.CONTEXT)
+
+    return Starlette(routes=[Route(template_common.PATH, rows)])
+
+
+try:
+    from benchmarks.apps.orm_starlette import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

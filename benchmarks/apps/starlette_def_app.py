@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from benchmarks.apps.starlette_app import HookMiddleware, scenario_routes
+from benchmarks.apps import template_common
+from benchmarks.apps.starlette_app import HookMiddleware, scenario_routes, templates
 
 
 def hello(request: Request) -> Response:
@@ -58,3 +59,19 @@ def create_app() -> Starlette:
 def create_hooks_app() -> Starlette:
     """Build the app for the ``hooks`` scenario (pure ASGI middleware, a ``def`` endpoint)."""
     return Starlette(routes=[Route("/hooks", hooked)], middleware=[Middleware(HookMiddleware)])
+
+
+def create_template_app() -> Starlette:
+    """Build the app for the ``template`` scenario: ``TemplateResponse`` from a ``def`` endpoint."""
+    renderer = templates()
+
+    def rows(request: Request) -> Response:
+        return renderer.TemplateResponse(request, template_common.TEMPLATE, template_common.CONTEXT)
+
+    return Starlette(routes=[Route(template_common.PATH, rows)])
+
+
+try:
+    from benchmarks.apps.orm_starlette_def import create_orm_app  # noqa: F401 - the orm scenario
+except ImportError:  # SQLAlchemy missing: only the orm scenario is n/a
+    pass

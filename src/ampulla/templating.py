@@ -140,7 +140,7 @@ class AmpullaTemplate(Template):
         # PERF: Jinja keeps a template's globals as ChainMap(template's own, environment's) and copies it
         # key by key in Python on every render (twice: for the context and its key set), about 0.7 µs per
         # global. With no template-specific globals, the environment's plain dict has the same items and
-        # copies at C speed (benchmarks/template_bench.py: ~8 µs per render with Ampulla's 13 globals).
+        # copies at C speed (benchmarks/run.py --scenarios template: ~8 µs per render with Ampulla's 13 globals).
         if type(template_globals) is ChainMap and len(template_globals.maps) == 2 and not template_globals.maps[0]:
             template_globals = template_globals.maps[1]
         return new_context(self.environment, self.name, self.blocks, vars, shared, template_globals, locals)
@@ -289,7 +289,7 @@ def _build_context(
     if processors is None:
         processors = _processors(app, env, ctx)
     if not processors:
-        # PERF: the common case (benchmarks/template_bench.py): no copy, no calls.
+        # PERF: the common case (benchmarks/run.py --scenarios template): no copy, no calls.
         return context
     merged: dict[str, Any] = {}
     for func, is_async in processors:

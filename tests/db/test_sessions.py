@@ -40,6 +40,20 @@ def checked_out(app: Ampulla, db: Database) -> int:
         return int(db.engine.pool.checkedout())
 
 
+def add_views(app: Ampulla, view_kind: str, *funcs: Any) -> None:
+    """Route ``/<name>`` to each function: as it is (``def``), or called from an ``async def`` view."""
+    for func_ in funcs:
+        if view_kind == "async":
+
+            async def view(func_: Any = func_) -> str:
+                return str(func_())
+
+            view.__name__ = func_.__name__
+            app.add_url_rule(f"/{func_.__name__}", view_func=view)
+        else:
+            app.add_url_rule(f"/{func_.__name__}", view_func=func_)
+
+
 def test_session_is_scoped_to_the_request(make_app: AppFactory, create_tables: Tables, protocol: str) -> None:
     app, db, Entry = counter_app(make_app, create_tables)
     seen: list[Session] = []
@@ -96,16 +110,7 @@ def test_uncommitted_work_and_errors_roll_back(
         db.session.flush()
         return "ok"
 
-    for func_ in (add_then_fail, add_without_commit):
-        if view_kind == "async":
-
-            async def view(func_: Any = func_) -> str:
-                return str(func_())
-
-            view.__name__ = func_.__name__
-            app.add_url_rule(f"/{func_.__name__}", view_func=view)
-        else:
-            app.add_url_rule(f"/{func_.__name__}", view_func=func_)
+    add_views(app, view_kind, add_then_fail, add_without_commit)
 
     client = app.test_client(protocol=protocol)
     assert client.get("/add_then_fail").status_code == 500
@@ -366,3 +371,48 @@ def test_dispose_waits_for_sessions_an_asgi_teardown_is_closing(
     [connection] = used
     with pytest.raises(Exception):  # noqa: B017  (each driver has its own error for a closed connection)
         connection.cursor().execute("SELECT 1")
+
+
+def test_asgi_teardown_closes_a_sqlite_read_on_the_loop(
+    make_app: AppFactory, create_tables: Tables, backend: str, view_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ASGI a session that only read from SQLite (which opens no transaction for a SELECT) closes on the
+    event loop at teardown: the close does no I/O, and a thread-pool hop would cost more than it. A session
+    holding uncommitted writes still closes in the thread pool, and both leave no connection checked out."""
+    if backend != "sqlite":
+        pytest.skip("the DBAPI's in_transaction attribute, read here, is sqlite3's")
+    from ampulla.db import extension
+
+    app, db, Entry = counter_app(make_app, create_tables)
+    with app.app_context():
+        db.session.add(Entry(label="kept"))
+        db.session.commit()
+    closes: list[tuple[str, bool]] = []
+    close_sync = extension._close_sync
+
+    def recording_close(session: Session) -> None:
+        closes.append((str(session.info.get("route")), asyncio._get_running_loop() is not None))
+        close_sync(session)
+
+    monkeypatch.setattr(extension, "_close_sync", recording_close)
+
+    def read() -> str:
+        db.session.info["route"] = "read"
+        return str(db.get_or_404(Entry, 1).label)
+
+    def write() -> str:
+        db.session.info["route"] = "write"
+        db.session.add(Entry(label="forgotten"))
+        db.session.flush()
+        return "ok"
+
+    add_views(app, view_kind, read, write)
+
+    client = app.test_client(protocol="asgi")
+    assert client.get("/read").get_data(as_text=True) == "kept"
+    assert closes == [("read", True)]  # closed during the teardown, on the loop
+    assert client.get("/write").get_data(as_text=True) == "ok"
+    assert checked_out(app, db) == 0
+    assert closes[1] == ("write", False)  # a ROLLBACK to send: in the thread pool
+    with app.app_context():
+        assert db.session.query(Entry).count() == 1

@@ -617,8 +617,11 @@ class Database:
         """Close a session at the end of its context, never blocking an event loop running in this thread."""
         if _is_async_session(session):
             self._close_async(session, loop)
-        elif loop is None or not session.in_transaction():
-            _close_sync(session)  # WSGI, or nothing to send to the database
+        elif loop is None or not session.in_transaction() or _closes_locally(session):
+            # WSGI, or nothing to send to the database. PERF: under ASGI, a session that only read from SQLite
+            # (in no transaction at the database) closes here: a thread-pool hop would cost more than the close
+            # itself (benchmarks/run.py --protocol asgi --scenarios orm).
+            _close_sync(session)
         else:
             # ASGI runs teardown on the event loop: the ROLLBACK and check-in happen in the thread pool.
             executor = getattr(ctx.app, "sync_executor", None)
@@ -924,6 +927,24 @@ def _is_async_session(session: object) -> TypeGuard[AsyncSession]:
 
 #: How long :meth:`Database.dispose` waits for sessions still closing in the thread pool (seconds).
 _CLOSE_WAIT = 10.0
+
+
+def _closes_locally(session: Session) -> bool:
+    """Whether closing ``session`` sends nothing to the database, so that it cannot block.
+
+    True when every DBAPI connection the session holds reports, through the DBAPI's optional
+    ``in_transaction`` attribute, that no transaction is open there: then the rollback on check-in does no
+    I/O. ``sqlite3`` has it, and opens no transaction for a ``SELECT``; drivers without the attribute (a
+    network database) always close in the thread pool under ASGI.
+    """
+    transaction = session.get_transaction()
+    if transaction is None:
+        return True
+    try:
+        holds = transaction._connections.values()  # SQLAlchemy 2: (Connection, Transaction, ...) per bind
+        return all(getattr(held[0].connection.dbapi_connection, "in_transaction", True) is False for held in holds)
+    except Exception:  # an invalidated connection, another SQLAlchemy layout: take the safe path
+        return False
 
 
 def _close_sync(session: Session) -> None:
