@@ -39,7 +39,6 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
     kind = scope["type"]
     if kind == "http":
         # PERF: the HTTP branch is here, not one coroutine deeper (benchmarks/instructions.py --protocol asgi).
-        scope["ampulla.receive"] = receive
         headers = ASGIHeaders(scope["headers"])
         mapping = headers._map
         length = mapping.get(b"content-length")
@@ -48,16 +47,16 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
             error = _request_error(version, length, transfer_encoding)
             if error is not None:
-                del scope["ampulla.receive"]
                 await send_response(app, None, _refusal(error), scope, send, receive)
                 return
         try:
             request = app.request_class.from_scope(scope, app)  # type: ignore[arg-type]
         except HTTPException as e:
-            del scope["ampulla.receive"]
             await send_response(app, None, error_response(e), scope, send, receive)
             return
         request._headers = headers
+        # For the request's body streaming; dropped when the request ends (below).
+        scope["ampulla.receive"] = receive
         if scope.get("ampulla.preserve_context"):
             request.environ["ampulla.preserve_context"] = True
         reader: Callable[[Request], Awaitable[None]] | None = None

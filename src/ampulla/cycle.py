@@ -221,8 +221,7 @@ class SyncCycle:
         if not app._got_first_request:
             app._first_request()
         ctx = RequestContext(app, request)
-        environ = request.environ
-        if environ.get("ampulla.preserve_context"):
+        if request.environ.get("ampulla.preserve_context"):
             ctx.preserved = True
         ctx.push()
         error: BaseException | None = None
