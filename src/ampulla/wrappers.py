@@ -58,6 +58,7 @@ from .proxy_fix import _VALID_HOSTS, is_valid_host
 from .response import STATUS_LINES as STATUS_LINES
 from .response import Response as Response
 from .response import _is_text as _is_text
+from .response import _new_object
 from .response import _status_line as _status_line
 from .scaffold import blueprint_chain
 
@@ -71,8 +72,6 @@ _EMPTY_DICT: ImmutableMultiDict[str, Any] = ImmutableMultiDict()
 _UNSET: Any = object()
 #: Methods that need no ``str.upper()``.
 _UPPER_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
-#: ``object.__new__``: builds a request without running ``__init__``.
-_new_object = object.__new__
 _DEFAULT_PORTS = frozenset((("http", "80"), ("https", "443"), ("ws", "80"), ("wss", "443")))
 
 
@@ -804,15 +803,8 @@ class Request(RequestHeaderProperties):
         limit = self.max_content_length
         if limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-        # PERF: one read instead of a LimitedStream (benchmarks/run.py: json_echo).
-        try:
-            data = raw.read(length) if length else b""
-        except Exception as e:
-            raise input_error(e) from e
-        if len(data) < length:
-            raise ClientDisconnected(
-                f"The request body ended after {len(data)} bytes, before the {length} announced by Content-Length."
-            )
+        # PERF: read whole instead of through a LimitedStream (benchmarks/run.py: json_echo).
+        data = _read_exactly(raw, length) if length else b""
         self._stream = io.BytesIO(b"")
         return data
 
