@@ -151,19 +151,32 @@ def _compile_state(state: Any, post: set[int]) -> _Node:
 # ``None`` for a rule that matched but is of the other kind (WebSocket or HTTP).
 
 
-def _end(
-    node: _Node, values: list[str], method: str, websocket: bool, seen: list[Any]
-) -> tuple[Rule, list[str]] | None:
-    """Every part consumed at ``node``: its first rule accepting the method, else a strict-slashes rule one
-    ``/`` further down (raises :class:`_SlashRequired`) or a non-strict one (matches)."""
-    for rule in node.rules:
+def _first_accepting(
+    rules: Iterable[Rule], method: str, websocket: bool, seen: list[Any], lax_only: bool
+) -> Rule | None:
+    """The first of ``rules`` (only those without strict slashes if ``lax_only``) taking ``method`` and of the
+    request's kind; what the others would have taken goes to ``seen``."""
+    for rule in rules:
+        if lax_only and rule.strict_slashes:
+            continue
         methods = rule.methods
         if methods is not None and method not in methods:
             seen.append(methods)
         elif rule.websocket != websocket:
             seen.append(None)
         else:
-            return rule, values
+            return rule
+    return None
+
+
+def _end(
+    node: _Node, values: list[str], method: str, websocket: bool, seen: list[Any]
+) -> tuple[Rule, list[str]] | None:
+    """Every part consumed at ``node``: its first rule accepting the method, else a strict-slashes rule one
+    ``/`` further down (raises :class:`_SlashRequired`) or a non-strict one (matches)."""
+    rule = _first_accepting(node.rules, method, websocket, seen, False)
+    if rule is not None:
+        return rule, values
     slash = node.static.get("")
     if slash is not None:
         for rule in slash.rules:
@@ -199,16 +212,9 @@ def _edges(
             if found is not None:
                 return found
     if i == last and not parts[i]:
-        for rule in node.rules:
-            if rule.strict_slashes:
-                continue
-            methods = rule.methods
-            if methods is not None and method not in methods:
-                seen.append(methods)
-            elif rule.websocket != websocket:
-                seen.append(None)
-            else:
-                return rule, values
+        rule = _first_accepting(node.rules, method, websocket, seen, True)
+        if rule is not None:
+            return rule, values
     return None
 
 
