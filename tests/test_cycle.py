@@ -510,3 +510,37 @@ def test_routing_errors_reach_handlers_traps_and_overrides(variant: Variant) -> 
     trapping.config.update(TRAP_HTTP_EXCEPTIONS=True, TESTING=True)
     with pytest.raises(NotFound):
         _client(trapping, variant).get("/missing")
+
+
+class _TextMaker(Ampulla):
+    def make_response(self, rv: Any) -> Response:
+        response = super().make_response(rv.upper() if isinstance(rv, str) else rv)
+        response.headers["X-Made-By"] = "subclass"
+        return response
+
+
+@pytest.mark.parametrize("how", ["subclass", "instance"])
+def test_an_overridden_make_response_makes_the_answer_of_a_text_view(protocol: str, as_view: Any, how: str) -> None:
+    if how == "subclass":
+        app: Ampulla = _TextMaker(__name__)
+    else:
+        app = Ampulla(__name__)
+        made = app.make_response
+
+        def make_response(rv: Any) -> Response:
+            response = made(rv + "?" if isinstance(rv, str) else rv)
+            response.headers["X-Made-By"] = "instance"
+            return response
+
+        app.make_response = make_response  # type: ignore[method-assign]
+
+    def hello() -> str:
+        return "hello"
+
+    app.route("/")(as_view(hello))
+    client = app.test_client(protocol=protocol)
+    for _ in range(2):  # the first request and the later ones (the cycles are built at the first)
+        response = client.get("/")
+        assert response.status_code == 200
+        assert response.headers["X-Made-By"] == how
+        assert response.get_data(as_text=True) == ("HELLO" if how == "subclass" else "hello?")

@@ -37,13 +37,14 @@ from .concurrency import is_async_callable as is_async_callable
 from .concurrency import run_coroutine_sync as run_coroutine_sync
 from .config import Config
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
-from .cycle import OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle, run_teardowns
+from .cycle import CALLED_POINTS, OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle, run_teardowns
 from .endpoint import Endpoint, RequestPolicy
 from .exceptions import BadRequest, HTTPException, NotFound, error_response
 from .json import DefaultJSONProvider, JSONProvider
 from .proxy_fix import _VALID_HOSTS, check_request_host
 from .proxy_fix import apply_proxy_fix as apply_proxy_fix
 from .proxy_fix import host_is_trusted as host_is_trusted
+from .response import _TEXT_CONTENT_TYPES, _text_content_type
 from .routing import BuildError, Map, MapAdapter, RequestRedirect, Rule, WebsocketMismatch
 from .scaffold import F, Scaffold, registering
 from .signals import appcontext_tearing_down
@@ -63,14 +64,6 @@ _UNSET: Any = object()
 
 
 # PERF: the Content-Type for views returning str, per response class (benchmarks/run.py: hello).
-_TEXT_CONTENT_TYPES: dict[type[Response], str] = {}
-
-
-def _text_content_type(response_class: type[Response]) -> str:
-    mimetype = response_class.default_mimetype or "text/html"
-    content_type = Response(b"", mimetype=mimetype).content_type or mimetype
-    _TEXT_CONTENT_TYPES[response_class] = content_type
-    return content_type
 
 
 def _make_cli_group(name: str) -> AppGroup:
@@ -659,7 +652,7 @@ class Ampulla(Scaffold):
                 if self._sync_cycle is None or self._async_cycle is None:
                     overridden = frozenset(
                         name
-                        for name in (*OVERRIDE_POINTS, *ROUTING_ERROR_POINTS)
+                        for name in (*OVERRIDE_POINTS, *ROUTING_ERROR_POINTS, *CALLED_POINTS)
                         if getattr(getattr(self, name), "__func__", None) is not Ampulla.__dict__[name]
                     )
                     self._sync_cycle = SyncCycle(self, overridden)
@@ -800,21 +793,25 @@ class Ampulla(Scaffold):
                 domain, request.path, "GET" if websocket else request.method, websocket, ctx
             )
         except HTTPException as e:
-            if (
-                isinstance(e, NotFound | WebsocketMismatch)
-                and request.scope is None
-                and request.headers.get("Upgrade", "").lower() == "websocket"
-            ):
-                e = BadRequest(
-                    "WebSocket connections need an ASGI server: run the app with uvicorn or granian "
-                    "(see docs/deployment.md); this WSGI server cannot upgrade connections."
-                )
-            # Without its traceback (frames of the router, which hold the request): no reference cycle per 404.
-            request.routing_exception = e.with_traceback(None)
+            self._routing_failed(request, e)
             return
         request.url_rule = rule
         request.endpoint = rule.endpoint
         request.view_args = values
+
+    def _routing_failed(self, request: Request, e: HTTPException) -> None:
+        """Keep the routing error of ``request`` to raise when dispatching."""
+        if (
+            isinstance(e, NotFound | WebsocketMismatch)
+            and request.scope is None
+            and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            e = BadRequest(
+                "WebSocket connections need an ASGI server: run the app with uvicorn or granian "
+                "(see docs/deployment.md); this WSGI server cannot upgrade connections."
+            )
+        # Without its traceback (frames of the router, which hold the request): no reference cycle per 404.
+        request.routing_exception = e.with_traceback(None)
 
     # ------------------------------------------------------------------------------------------ Flask's cycle
     # The methods below have Flask 3.1's signatures: override them (or set them on the instance) and every

@@ -68,6 +68,8 @@ OVERRIDE_POINTS = (
 #: Methods of the app that decide how a routing error is raised and whether it propagates; an application
 #: overriding one of them has its routing errors raised and handled as Flask does, step by step.
 ROUTING_ERROR_POINTS = ("raise_routing_exception", "trap_http_exception")
+#: Other methods of the app the cycles call; one overridden keeps the WSGI adapter on the general path.
+CALLED_POINTS = ("make_response",)
 
 BodyReader = Callable[["Request"], Awaitable[None]]
 
@@ -191,6 +193,9 @@ class SyncCycle:
         self._teardown_appcontext = self._step("do_teardown_appcontext", self.teardown_appcontext,
                                                lambda ctx, exc: app.do_teardown_appcontext(exc))
 
+        #: Nothing overridden (``make_response`` included): the WSGI adapter runs this cycle's steps inline, a
+        #: view's text answered without a ``make_response`` call (wsgi.handle_wsgi).
+        self.inline = not overridden
         #: ``do_teardown_request`` is overridden: it runs whether or not there are teardown functions.
         self.custom_teardown_request = "do_teardown_request" in overridden
         #: No override around preprocessing, dispatch and response processing: the cycles may skip steps that

@@ -67,6 +67,17 @@ _SIZES = [str(n) for n in range(1024)]
 #: Builds an object without running its ``__init__``.
 _new_object = object.__new__
 
+#: The ``Content-Type`` of a view's text, by response class (its ``default_mimetype`` with the charset).
+_TEXT_CONTENT_TYPES: dict[type[Response], str] = {}
+
+
+def _text_content_type(response_class: type[Response]) -> str:
+    """The ``Content-Type`` of a text body for ``response_class``, kept in :data:`_TEXT_CONTENT_TYPES`."""
+    mimetype = response_class.default_mimetype or "text/html"
+    content_type = Response(b"", mimetype=mimetype).content_type or mimetype
+    _TEXT_CONTENT_TYPES[response_class] = content_type
+    return content_type
+
 
 def _enum_value(member: COOP | COEP) -> str:
     return str(member.value)

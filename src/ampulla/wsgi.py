@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from .concurrency import run_background_tasks, run_coroutine_sync
+from .ctx import RequestContext, _cv_ctx
 from .datastructures import Headers, bodiless_header_pairs, header_pairs
+from .endpoint import NO_LIMIT_SET
 from .exceptions import HTTPException, error_response
-from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
+from .proxy_fix import _VALID_HOSTS, SUPPORTED_VERSIONS, check_framing, check_http_version
+from .response import _SIZES, _TEXT_CONTENT_TYPES, Response, _new_object
+from .signals import (
+    appcontext_popped,
+    appcontext_pushed,
+    appcontext_tearing_down,
+    request_finished,
+    request_started,
+    request_tearing_down,
+)
 
 if TYPE_CHECKING:
     from .app import Ampulla
-    from .wrappers import Response
+    from .wrappers import Request
 
 
 #: ``SERVER_SOFTWARE`` prefixes of servers that take no ``Connection`` header from the application: wsgiref's
@@ -128,15 +140,170 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
         error = check_http_version(environ["SERVER_PROTOCOL"])
         if error is not None:
             return _refuse(error, environ, start_response)
-    if "HTTP_TRANSFER_ENCODING" in environ or (environ.get("CONTENT_LENGTH")):
-        length = environ.get("CONTENT_LENGTH") or None
-        error = check_framing(None if length is None else str(length), environ.get("HTTP_TRANSFER_ENCODING"))
+    length = environ.get("CONTENT_LENGTH")
+    # PERF: check_framing's answer for a Content-Length of digits alone inline (benchmarks/instructions.py: form).
+    if "HTTP_TRANSFER_ENCODING" in environ or (
+        length and not (length.__class__ is str and length.isdigit() and length.isascii())
+    ):
+        error = check_framing(str(length) if length else None, environ.get("HTTP_TRANSFER_ENCODING"))
         if error is not None:
             return _refuse(error, environ, start_response)
+        length = None
     try:
         request = app.request_class.from_environ(environ, app)
     except HTTPException as e:  # undecodable path: answered before any hook runs
         return to_wsgi(error_response(e), environ, start_response)
+    if length:
+        request._content_length = int(length)  # checked above: digits only
+    if not app._got_first_request:
+        app._first_request()
+    cycle = app._sync_cycle or app._cycles()[0]
+    if (
+        not cycle.inline
+        or "ampulla.preserve_context" in environ
+        or appcontext_pushed.receivers
+        or request_started.receivers
+        or _cv_ctx.get(None) is not None
+    ):
+        return _handle(app, request, environ, start_response)
+    # PERF: the cycle of a plain application inline (SyncCycle.handle, RequestContext.__init__/push/pop,
+    # _match_request, full_dispatch, make_response and to_wsgi for their usual case; benchmarks/instructions.py:
+    # hello). Anything else goes to the general steps.
+    ctx = _new_object(RequestContext)
+    ctx.app = app
+    ctx.request = request
+    ctx._g = None
+    ctx._older_tokens = None
+    ctx.owns_app_ctx = True
+    ctx._session = None
+    ctx._after_request_functions = None
+    ctx.preserved = False
+    ctx._holds = 0
+    ctx.background_tasks = None
+    ctx._is_copy = False
+    ctx.async_mode = False
+    ctx.plan = None
+    ctx._token = _cv_ctx.set(ctx)
+    failure: BaseException | None = None
+    try:
+        try:
+            policy = app._policy
+            url_map = app.url_map
+            if (
+                policy.version != app.config.version
+                or policy.proxy_fix
+                or policy.trusted_hosts
+                or environ.get("HTTP_HOST") not in _VALID_HOSTS
+                or url_map.host_matching
+                or app.subdomain_matching
+            ):
+                app._match_request(ctx, False)
+                policy = app._policy
+            else:
+                try:
+                    rule, values = (url_map._compiled or url_map.compiled).match(
+                        url_map.default_subdomain, request.path, request.method, False, ctx
+                    )
+                    request.url_rule = rule
+                    request.endpoint = rule.endpoint
+                    request.view_args = values
+                except HTTPException as e:
+                    app._routing_failed(request, e)
+            plan = app._plans.get(request.endpoint) or app.endpoint_plan(request.endpoint)
+            ctx.plan = plan
+            if plan.body_limit is not NO_LIMIT_SET:
+                request.max_content_length = plan.body_limit
+            try:
+                rv = None
+                if plan.has_prelude or (policy.csrf and not plan.csrf_exempt):
+                    if plan.sync_url_value_preprocessors or policy.csrf:
+                        rv = cycle.preprocess(ctx, plan)
+                    else:
+                        for func in plan.sync_before:
+                            rv = func()
+                            if rv is not None:
+                                break
+                if rv is None:
+                    view = plan.sync_view
+                    if view is not None and request.routing_exception is None and request.method != "OPTIONS":
+                        args = request.view_args
+                        rv = view(**args) if args else view()
+                        if rv.__class__ is CoroutineType:  # a plain function wrapping an async view
+                            rv = run_coroutine_sync(rv)
+                    else:
+                        rv = cycle.dispatch(ctx, plan)
+            except Exception as e:
+                rv = cycle.handle_user_exception(ctx, plan, e)
+            if ctx._after_request_functions or request_finished.receivers:
+                response = cycle.finalize(ctx, plan, rv, False)
+            else:
+                response_class = app.response_class
+                if rv.__class__ is str and response_class in _TEXT_CONTENT_TYPES:
+                    # PERF: make_response's str branch (Response._fast) inline.
+                    data = rv.encode("utf-8")
+                    size = len(data)
+                    headers = _new_object(Headers)
+                    headers._list = [
+                        ("Content-Type", _TEXT_CONTENT_TYPES[response_class]),
+                        ("Content-Length", _SIZES[size] if size < 1024 else str(size)),
+                    ]
+                    response = _new_object(response_class)
+                    response.headers = headers
+                    response._status_code = 200
+                    response._status_line = "200 OK"
+                    response._on_close = None
+                    response.response = [data]
+                else:
+                    response = cycle._make_response(rv)
+                for hook in plan.sync_after:
+                    response = hook(response)
+                if ctx._session is not None or policy.security_headers:
+                    cycle.finish_response(ctx, response)
+        except Exception as e:
+            failure = e
+            response = cycle.handle_exception(ctx, cycle.plan_of(ctx), e)
+        except BaseException as e:  # pragma: no cover - KeyboardInterrupt, SystemExit
+            failure = e
+            raise
+    finally:
+        if (
+            ctx._holds
+            or ctx._older_tokens
+            or ctx.plan is None
+            or ctx.plan.sync_teardown
+            or request._files
+            or app.teardown_appcontext_funcs
+            or request_tearing_down.receivers
+            or appcontext_tearing_down.receivers
+            or appcontext_popped.receivers
+        ):
+            ctx.pop(failure)
+        else:
+            token = ctx._token
+            ctx._token = None
+            _cv_ctx.reset(token)
+        # The exception's traceback holds this frame: no reference cycle through it.
+        failure = None
+    if ctx.background_tasks:
+        response.call_on_close(lambda: run_background_tasks(app, ctx))
+    if response.__class__ is Response and not response._on_close and response._status_code not in _BODILESS:
+        body = response.response
+        if body.__class__ is list and len(body) == 1 and body[0].__class__ is bytes:
+            headers = response.headers
+            if headers.__class__ is Headers:
+                for name, _ in headers._list:
+                    if name == "Content-Length":
+                        if request.method == "HEAD":
+                            break
+                        start_response(response._status_line, headers._list)
+                        return body
+    return to_wsgi(response, environ, start_response)
+
+
+def _handle(
+    app: Ampulla, request: Request, environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
+    """The general path of :func:`handle_wsgi`: the cycle's ``handle``."""
     response, ctx = (app._sync_cycle or app._cycles()[0]).handle(request)
     if ctx.preserved:
         environ["ampulla._preserved_context"] = ctx
