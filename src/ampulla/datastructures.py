@@ -283,8 +283,11 @@ class Headers(_wz.Headers):
                 _CHECKED_NAMES.add(key)
         lines = self._list
         lower = key.lower()
+        size = len(key)
+        # PERF: names of another length differ (header names are ASCII): no lower() for them (instructions.py:
+        # hooks).
         for name, _ in lines:
-            if name.lower() == lower:
+            if len(name) == size and name.lower() == lower:
                 break
         else:
             lines.append((key, value))
