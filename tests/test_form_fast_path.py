@@ -208,6 +208,32 @@ def test_a_body_given_a_byte_at_a_time_is_read_whole() -> None:
     assert len(wsgi_input.asked) == len(body)  # one byte each, nothing asked past the announced length
 
 
+@pytest.mark.parametrize("length", ["43", " 43", "43 ", "\t43"])
+def test_a_content_length_with_blanks_around_it_is_read_as_its_number(length: str) -> None:
+    body = b"name=Alice&email=alice%40example.com&age=30"
+    status, answer = _wsgi(_form_app(), "/form", io.BytesIO(body), length)
+    assert status == 200
+    assert b'["name","Alice"],["email","alice@example.com"],["age","30"]' in answer
+
+
+@pytest.mark.parametrize("length", ["+43", "4 3", "0x2b", "43,43", "\u0664\u0663"])
+def test_a_content_length_that_is_not_one_number_is_400_before_the_view(length: str) -> None:
+    status, answer = _wsgi(_form_app(), "/form", UnreadableInput(), length)
+    assert status == 400
+    assert b"Content-Length" in answer
+
+
+def test_the_form_limits_of_the_config_apply_to_the_urlencoded_body() -> None:
+    body = b"a=1&b=2&c=3"
+    assert _wsgi(_form_app(MAX_FORM_PARTS=2), "/form", io.BytesIO(body), str(len(body)))[0] == 413
+    assert _wsgi(_form_app(MAX_FORM_PARTS=3), "/form", io.BytesIO(body), str(len(body)))[0] == 200
+    assert _wsgi(_form_app(MAX_FORM_MEMORY_SIZE=10), "/form", io.BytesIO(body), str(len(body)))[0] == 413
+    assert _wsgi(_form_app(MAX_CONTENT_LENGTH=10), "/form", io.BytesIO(body), str(len(body)))[0] == 413
+    # The limits set on the request in the view replace the app's.
+    assert _wsgi(_form_app(), "/limited", io.BytesIO(b"a=1&b=2&c=3"), "11")[0] == 413
+    assert _wsgi(_form_app(), "/limited", io.BytesIO(b"a=1"), "3")[0] == 200
+
+
 def test_a_body_shorter_than_its_content_length_is_400() -> None:
     status, answer = _wsgi(_form_app(), "/form", SlowInput(b"a=1", step=2), "10")
     assert status == 400
