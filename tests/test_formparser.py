@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ampulla import formparser
-from ampulla.datastructures import FileStorage, ImmutableMultiDict
+from ampulla.datastructures import FileStorage, Headers, ImmutableMultiDict
 from ampulla.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
 from ampulla.formparser import parse_form_data, parse_urlencoded
 
@@ -372,6 +372,30 @@ def test_multipart_fields_and_files() -> None:
     assert uploads[0].content_length == len(b"first file")
     assert uploads[0].headers["content-type"] == "text/plain"
     assert "upload" not in form and "title" not in files
+
+
+def test_a_file_part_keeps_its_header_lines_in_order_and_its_headers_refuse_bad_values() -> None:
+    body = (
+        b"--" + BOUNDARY.encode() + b"\r\n"
+        b'Content-Disposition: form-data; name="f"; filename="caf\xc3\xa9.txt"\r\n'
+        b"X-Extra: one\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"\r\n"
+        b"data\r\n"
+        b"--" + BOUNDARY.encode() + b"--\r\n"
+    )
+    upload = parse_multipart(body)[1]["f"]
+    assert upload.filename == "café.txt"
+    assert list(upload.headers.items()) == [
+        ("Content-Disposition", 'form-data; name="f"; filename="caf\xc3\xa9.txt"'),  # as sent, one char a byte
+        ("X-Extra", "one"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", "4"),
+    ]
+    assert (upload.content_type, upload.content_length, upload.read()) == ("text/plain; charset=utf-8", 4, b"data")
+    with pytest.raises(ValueError):
+        upload.headers["X-Extra"] = "a\r\nSet-Cookie: x=1"
+    assert isinstance(upload.headers, Headers)
 
 
 def test_file_without_content_type_has_none_as_in_werkzeug() -> None:
