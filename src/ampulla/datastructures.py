@@ -282,16 +282,19 @@ class Headers(_wz.Headers):
             if len(_CHECKED_NAMES) < 1024:
                 _CHECKED_NAMES.add(key)
         lines = self._list
-        lower = key.lower()
         size = len(key)
-        # PERF: names of another length differ (header names are ASCII): no lower() for them (instructions.py:
-        # hooks).
+        lower = ""
+        # PERF: names of another length differ (header names are ASCII): no lower() for them, nor for the new name
+        # when no line has its length (benchmarks/instructions.py: hooks).
         for name, _ in lines:
-            if len(name) == size and name.lower() == lower:
-                break
+            if len(name) == size:
+                lower = lower or key.lower()
+                if name.lower() == lower:
+                    break
         else:
             lines.append((key, value))
             return
+        lower = lower or key.lower()
         index = 0
         while lines[index][0].lower() != lower:
             index += 1
