@@ -607,3 +607,15 @@ def test_explain_template_loading_logs_the_search(
     messages = [record.getMessage() for record in caplog.records]
     assert any("'shop.html' found in " + str(tmp_path / "shop" / "templates") in m for m in messages)
     assert any("'nope.html' not found" in m and str(templates) in m for m in messages)
+
+
+def test_an_overlay_of_the_environment_renders_for_the_same_app(app: Ampulla, templates: Path) -> None:
+    write(templates, "over.html", "<< greeting >> {{ config['SECRET_KEY'] }}")
+    app.jinja_env.globals["greeting"] = "hi"
+    overlay = app.jinja_env.overlay(variable_start_string="<<", variable_end_string=">>")
+    assert overlay.app is app
+    assert overlay.frozen == app.jinja_env.frozen
+    with app.app_context():
+        assert overlay.get_template("over.html").render() == "hi {{ config['SECRET_KEY'] }}"
+    with app.test_request_context("/"):
+        assert render_template("over.html") == "<< greeting >> test-secret"  # the app's own environment
