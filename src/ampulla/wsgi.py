@@ -11,6 +11,7 @@ from .ctx import RequestContext, _cv_ctx
 from .datastructures import Headers, bodiless_header_pairs, header_pairs
 from .endpoint import NO_LIMIT_SET
 from .exceptions import HTTPException, error_response
+from .json import DefaultJSONProvider
 from .proxy_fix import _VALID_HOSTS, SUPPORTED_VERSIONS, check_framing, check_http_version
 from .response import _SIZES, _TEXT_CONTENT_TYPES, Response, _new_object
 from .signals import (
@@ -185,6 +186,8 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
     ctx.plan = None
     ctx._token = _cv_ctx.set(ctx)
     failure: BaseException | None = None
+    #: The text response made below, when it goes out as made (no hook, session or security header saw it).
+    direct: Response | None = None
     try:
         try:
             policy = app._policy
@@ -237,14 +240,29 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
             if ctx._after_request_functions or request_finished.receivers:
                 response = cycle.finalize(ctx, plan, rv, False)
             else:
+                # PERF: make_response's str, dict and list branches inline, with the default JSON provider's
+                # encoder and Response._fast (benchmarks/instructions.py: hello, query_json).
                 response_class = app.response_class
-                if rv.__class__ is str and response_class in _TEXT_CONTENT_TYPES:
-                    # PERF: make_response's str branch (Response._fast) inline.
-                    data = rv.encode("utf-8")
+                data: bytes | None = None
+                if rv.__class__ is str:
+                    if response_class in _TEXT_CONTENT_TYPES:
+                        data = rv.encode("utf-8")
+                        content_type = _TEXT_CONTENT_TYPES[response_class]
+                elif rv.__class__ is dict or rv.__class__ is list:
+                    provider = app.json
+                    if provider.__class__ is DefaultJSONProvider:
+                        compact = provider.compact
+                        if compact is None:
+                            compact = not app.config["DEBUG"]
+                        style = "compact" if compact else "pretty"
+                        encode = provider._encoders.get(style) or provider._encoder(style)
+                        data = encode(rv).encode("utf-8") + b"\n"
+                        content_type = provider.mimetype
+                if data is not None:
                     size = len(data)
                     headers = _new_object(Headers)
                     headers._list = [
-                        ("Content-Type", _TEXT_CONTENT_TYPES[response_class]),
+                        ("Content-Type", content_type),
                         ("Content-Length", _SIZES[size] if size < 1024 else str(size)),
                     ]
                     response = _new_object(response_class)
@@ -253,6 +271,8 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
                     response._status_line = "200 OK"
                     response._on_close = None
                     response.response = [data]
+                    if not plan.sync_after and ctx._session is None and not policy.security_headers:
+                        direct = response
                 else:
                     response = cycle._make_response(rv)
                 for hook in plan.sync_after:
@@ -286,6 +306,9 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
         failure = None
     if ctx.background_tasks:
         response.call_on_close(lambda: run_background_tasks(app, ctx))
+    elif direct is response and request.method != "HEAD":
+        start_response("200 OK", direct.headers._list)
+        return direct.response
     if response.__class__ is Response and not response._on_close and response._status_code not in _BODILESS:
         body = response.response
         if body.__class__ is list and len(body) == 1 and body[0].__class__ is bytes:
