@@ -18,6 +18,7 @@ import pytest
 
 from ampulla import Ampulla, abort, after_this_request, g, request
 from ampulla.exceptions import HTTPException, NotFound
+from ampulla.json import DefaultJSONProvider
 from ampulla.wrappers import Response
 
 
@@ -544,3 +545,53 @@ def test_an_overridden_make_response_makes_the_answer_of_a_text_view(protocol: s
         assert response.status_code == 200
         assert response.headers["X-Made-By"] == how
         assert response.get_data(as_text=True) == ("HELLO" if how == "subclass" else "hello?")
+
+
+class _UpperJSON(DefaultJSONProvider):
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(obj, **kwargs).upper()
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().response(*args, **kwargs)
+        response.set_data(self.dumps(args[0] if args else kwargs))
+        return response
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_dict_or_list_answer_is_json_in_the_providers_style(protocol: str, as_view: Any, debug: bool) -> None:
+    app = Ampulla(__name__)
+    app.debug = debug
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    def mapping() -> dict[str, Any]:
+        return {"b": 1, "a": [1, "é"]}
+
+    def sequence() -> list[Any]:
+        return [{"z": None}, 2]
+
+    app.route("/dict")(as_view(mapping))
+    app.route("/list")(as_view(sequence))
+    client = app.test_client(protocol=protocol)
+    for _ in range(2):  # the first request and the later ones
+        answer = client.get("/dict")
+        assert answer.status_code == 200
+        assert answer.mimetype == "application/json"
+        expected = '{\n  "b": 1,\n  "a": [\n    1,\n    "\\u00e9"\n  ]\n}\n' if debug else '{"b":1,"a":[1,"\\u00e9"]}\n'
+        assert answer.get_data(as_text=True) == expected
+        assert answer.headers["Content-Length"] == str(len(expected))
+        assert client.get("/list").get_data(as_text=True) == ('[\n  {\n    "z": null\n  },\n  2\n]\n' if debug
+                                                             else '[{"z":null},2]\n')
+        assert client.head("/dict").data == b""
+
+
+def test_a_dict_answer_goes_through_a_custom_json_provider(protocol: str, as_view: Any) -> None:
+    app = Ampulla(__name__)
+    app.json = _UpperJSON(app)
+
+    def mapping() -> dict[str, Any]:
+        return {"key": "value"}
+
+    app.route("/")(as_view(mapping))
+    client = app.test_client(protocol=protocol)
+    for _ in range(2):
+        assert client.get("/").get_data(as_text=True) == '{"KEY": "VALUE"}'

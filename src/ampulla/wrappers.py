@@ -49,9 +49,9 @@ from .datastructures import (
     Headers,
     ImmutableMultiDict,
 )
-from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge, UnsupportedMediaType
 from .exceptions import ClientDisconnected as _WerkzeugClientDisconnected
-from .formparser import _parse_pairs, parse_form_data, parse_urlencoded, parse_urlencoded_body
+from .formparser import _parse_pairs, parse_form_data, parse_urlencoded_body
 from .http import parse_date, parse_if_range_header
 from .json import nesting_exceeds
 from .proxy_fix import _VALID_HOSTS, is_valid_host
@@ -771,7 +771,15 @@ class Request(RequestHeaderProperties):
             if not self.query_string:
                 args = _EMPTY_DICT
             else:
-                args = parse_urlencoded(self.query_string, max_pairs=self.max_form_parts)
+                # PERF: parse_urlencoded and the max_form_parts property inline (benchmarks/instructions.py:
+                # query_json).
+                limit: Any = self.max_form_parts_override
+                if limit is _UNSET:
+                    app = self.app
+                    limit = self.default_max_form_parts
+                    if app is not None:
+                        limit = app.config.get("MAX_FORM_PARTS", limit)
+                args = _parse_pairs(self.query_string, "utf-8", limit, RequestURITooLarge, "query string")
             self._args = args
         return args
 
