@@ -336,7 +336,7 @@ class CompiledMatcher:
         for key, child in node.static.items():
             path = f"{prefix}/{key}"
             child.dynamic_above = node.dynamic_above or bool(child.dynamic)
-            if child.rules:
+            if child.rules and not path.startswith("//"):  # "//a" is matched as "/a": the full search
                 paths[path] = _entries(child.rules, (), self.post)
             self._index(child, path, paths)
 
@@ -368,15 +368,16 @@ class CompiledMatcher:
         full search.
         """
         known = self.domains.get(domain)
+        if known is not None:
+            # PERF: a path reached through static transitions only: one lookup, before the shape check below (the
+            # index holds no path starting with "//"; benchmarks: hello).
+            entries = known[1].get(path_info)
+            if entries is not None:
+                for rule, methods, rule_websocket, _ in entries:
+                    if (methods is None or method in methods) and rule_websocket == websocket:
+                        return rule, (dict(rule.defaults) if rule.defaults else {})
         if path_info[:1] == "/" and path_info[1:2] != "/":
             path = path_info
-            if known is not None:
-                # PERF: a path reached through static transitions only: one lookup (benchmarks: hello).
-                entries = known[1].get(path)
-                if entries is not None:
-                    for rule, methods, rule_websocket, _ in entries:
-                        if (methods is None or method in methods) and rule_websocket == websocket:
-                            return rule, (dict(rule.defaults) if rule.defaults else {})
         else:
             # As MapAdapter.match: one leading slash ("//a" is "/a").
             path = f"/{path_info.lstrip('/')}" if path_info else ""
