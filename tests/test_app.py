@@ -775,3 +775,65 @@ def test_oversized_body_is_413_for_form_access_whatever_the_type(app: Ampulla, c
         return str(len(request.form))
 
     assert client.post("/", data=b"x" * 200, content_type="application/octet-stream").status_code == 413
+
+
+# ---------------------------------------------------------------------------------------------- wsgi_app
+def _wsgi_get(app: Any, path: str = "/") -> tuple[str, dict[str, str], bytes]:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+               "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+               "HTTP_HOST": "localhost", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
+               "REMOTE_ADDR": "127.0.0.1"}  # fmt: skip
+    seen: list[Any] = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: seen.extend((status, headers))))
+    return seen[0], dict(seen[1]), body
+
+
+class _Tagging:
+    """WSGI middleware adding a header and counting calls."""
+
+    def __init__(self, inner: Callable[..., Any], tag: str) -> None:
+        self.inner, self.tag, self.calls = inner, tag, 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.calls += 1
+        return self.inner(environ, lambda s, h, e=None: start_response(s, [*h, ("X-Tag", self.tag)], e))
+
+
+def _hello_app(cls: type[Ampulla] = Ampulla) -> Ampulla:
+    app = cls(__name__)
+    app.route("/")(lambda: "hello")
+    return app
+
+
+def test_middleware_set_as_wsgi_app_serves_every_wsgi_call() -> None:
+    app = _hello_app()
+    assert _wsgi_get(app)[2] == b"hello"
+    app.wsgi_app = inner = _Tagging(app.wsgi_app, "inner")  # type: ignore[method-assign]
+    app.wsgi_app = outer = _Tagging(app.wsgi_app, "outer")  # type: ignore[method-assign]
+    assert app.wsgi_app is outer
+    for _ in range(2):
+        status, headers, body = _wsgi_get(app)
+        assert (status, body, headers["X-Tag"]) == ("200 OK", b"hello", "outer")  # the outer one adds last
+    assert (inner.calls, outer.calls) == (2, 2)
+    assert app.test_client().get("/").headers.getlist("X-Tag") == ["inner", "outer"]  # the test client too
+    del app.wsgi_app  # back to the app's own handler
+    assert "X-Tag" not in _wsgi_get(app)[1]
+    assert app.wsgi_app.__func__ is Ampulla.wsgi_app  # type: ignore[attr-defined]
+
+
+def test_a_subclass_overriding_wsgi_app_or_call_is_called() -> None:
+    class Wrapped(Ampulla):
+        def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            return _Tagging(super().wsgi_app, "subclass")(environ, start_response)
+
+    class Deeper(Wrapped):
+        pass
+
+    class Called(Ampulla):
+        def __call__(self, environ: Any, start_response: Any, send: Any = None) -> Any:
+            return _Tagging(super().__call__, "call")(environ, start_response)
+
+    assert _wsgi_get(_hello_app(Wrapped))[1]["X-Tag"] == "subclass"
+    assert _wsgi_get(_hello_app(Deeper))[1]["X-Tag"] == "subclass"
+    assert _wsgi_get(_hello_app(Called))[1]["X-Tag"] == "call"
+    assert _hello_app(Wrapped).test_client(protocol="asgi").get("/").text == "hello"  # ASGI has no wsgi_app

@@ -23,7 +23,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from types import GeneratorType, TracebackType
+from types import GeneratorType, MethodType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import quote
 
@@ -106,6 +106,29 @@ def _request_ctx(name: str) -> RequestContext:
     if not isinstance(ctx, RequestContext):
         raise RuntimeError(f"app.{name}() works while handling a request (in a request context)")
     return ctx
+
+
+class _WsgiApp:
+    """``app.wsgi_app``: the app's WSGI handler, or what was set in its place (middleware wrapping it)."""
+
+    def __get__(self, app: Ampulla | None, owner: type[Ampulla]) -> Callable[..., Any]:
+        if app is None:
+            return _wsgi.handle_wsgi
+        middleware = app.__dict__.get("_wsgi_middleware")
+        return middleware if middleware is not None else MethodType(_wsgi.handle_wsgi, app)
+
+    def __set__(self, app: Ampulla, value: Callable[..., Any]) -> None:
+        app.__dict__["_wsgi_middleware"] = value
+
+    def __delete__(self, app: Ampulla) -> None:
+        app.__dict__["_wsgi_middleware"] = None
+
+
+def _call_through_wsgi_app(app: Ampulla, environ: dict[str, Any], start_response: Any, send: Any = None) -> Any:
+    """``__call__`` of a subclass overriding ``wsgi_app``: WSGI calls go through it."""
+    if send is None:
+        return app.wsgi_app(environ, start_response)
+    return _asgi.handle_asgi(app, environ, start_response, send)
 
 
 class Ampulla(Scaffold):
@@ -225,6 +248,8 @@ class Ampulla(Scaffold):
         self.before_serving_funcs: list[Callable[..., Any]] = []
         self.after_serving_funcs: list[Callable[..., Any]] = []
         self._got_first_request = False
+        #: What was set as ``app.wsgi_app`` (middleware wrapping it), if anything.
+        self._wsgi_middleware: Callable[..., Any] | None = None
         #: Each endpoint's compiled plan (see :meth:`endpoint_plan`).
         self._plans: dict[str | None, Endpoint] = {}
         self._policy = RequestPolicy(self.config, -1)
@@ -1147,14 +1172,18 @@ class Ampulla(Scaffold):
 
     # ------------------------------------------------------------------------------------------ protocols
     #: The WSGI application, ``app.wsgi_app(environ, start_response)``; wrap it with middleware as
-    #: ``app.wsgi_app = Middleware(app.wsgi_app)``. (PERF: the handler itself, no extra call.)
-    wsgi_app = _wsgi.handle_wsgi
+    #: ``app.wsgi_app = Middleware(app.wsgi_app)`` (or override it in a subclass): ``app(environ,
+    #: start_response)`` then calls it.
+    wsgi_app = _WsgiApp()
 
-    def __call__(self, scope_or_environ: dict[str, Any], receive_or_start: Any, send: Any = None) -> Any:
-        """WSGI ``app(environ, start_response)`` or ASGI 3 ``await app(scope, receive, send)``."""
-        if send is None:
-            return self.wsgi_app(scope_or_environ, receive_or_start)
-        return _asgi.handle_asgi(self, scope_or_environ, receive_or_start, send)
+    #: WSGI ``app(environ, start_response)`` or ASGI 3 ``await app(scope, receive, send)``. (PERF: the WSGI
+    #: handler itself, without an ``app.wsgi_app`` call unless middleware replaced it; benchmarks: hello.)
+    __call__ = _wsgi.serve
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "wsgi_app" in cls.__dict__ and "__call__" not in cls.__dict__:
+            cls.__call__ = _call_through_wsgi_app  # type: ignore[method-assign]
 
     def run(
         self,

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Iterator
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from .asgi import handle_asgi
 from .concurrency import run_background_tasks, run_coroutine_sync
 from .ctx import RequestContext, _cv_ctx
 from .datastructures import Headers, bodiless_header_pairs, header_pairs
-from .endpoint import NO_LIMIT_SET
+from .endpoint import NO_LIMIT_SET, Endpoint
 from .exceptions import HTTPException, error_response
 from .json import DefaultJSONProvider
 from .proxy_fix import _VALID_HOSTS, SUPPORTED_VERSIONS, check_framing, check_http_version
@@ -130,12 +131,30 @@ def _refuse(error: HTTPException, environ: dict[str, Any], start_response: Calla
     return to_wsgi(response, environ, start_response)
 
 
+#: ``send`` given to :func:`serve` by :func:`handle_wsgi`: a WSGI call that looks for no middleware.
+_DIRECT: Any = object()
+
+
 def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """Serve one WSGI request with ``app``: this is ``app.wsgi_app(environ, start_response)``.
 
     A request with an unknown HTTP version (505), or with both ``Content-Length`` and ``Transfer-Encoding``
     or an invalid ``Content-Length`` (400), is answered before any hook runs.
     """
+    return serve(app, environ, start_response, _DIRECT)  # type: ignore[no-any-return]
+
+
+def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., Any], send: Any = None) -> Any:
+    """``Ampulla.__call__``: ``app(environ, start_response)`` (WSGI), ``await app(scope, receive, send)`` (ASGI 3).
+
+    A WSGI call goes to the middleware set as ``app.wsgi_app`` when there is one, else is served here: the
+    request cycle of a plain application inline, anything else through :meth:`SyncCycle.handle`.
+    """
+    if send is not None:
+        if send is not _DIRECT:
+            return handle_asgi(app, environ, start_response, send)
+    elif app._wsgi_middleware is not None:
+        return app._wsgi_middleware(environ, start_response)
     # PERF: membership tests rather than dict.get calls for the usual environ (benchmarks/instructions.py: hello).
     if "SERVER_PROTOCOL" in environ and environ["SERVER_PROTOCOL"] not in SUPPORTED_VERSIONS:
         error = check_http_version(environ["SERVER_PROTOCOL"])
@@ -188,6 +207,7 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
     failure: BaseException | None = None
     #: The text response made below, when it goes out as made (no hook, session or security header saw it).
     direct: Response | None = None
+    plan: Endpoint | None = None
     try:
         try:
             policy = app._policy
@@ -289,8 +309,8 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
         if (
             ctx._holds
             or ctx._older_tokens
-            or ctx.plan is None
-            or ctx.plan.sync_teardown
+            or plan is None
+            or plan.sync_teardown
             or request._files
             or app.teardown_appcontext_funcs
             or request_tearing_down.receivers
@@ -313,13 +333,14 @@ def handle_wsgi(app: Ampulla, environ: dict[str, Any], start_response: Callable[
         body = response.response
         if body.__class__ is list and len(body) == 1 and body[0].__class__ is bytes:
             headers = response.headers
-            if headers.__class__ is Headers:
-                for name, _ in headers._list:
-                    if name == "Content-Length":
-                        if request.method == "HEAD":
-                            break
-                        start_response(response._status_line, headers._list)
-                        return body
+            if headers.__class__ is Headers and request.method != "HEAD":
+                lines = headers._list
+                # PERF: the Content-Length of a response made above is its second line (instructions.py: hooks).
+                if (len(lines) > 1 and lines[1][0] == "Content-Length") or any(
+                    name == "Content-Length" for name, _ in lines
+                ):
+                    start_response(response._status_line, lines)
+                    return body
     return to_wsgi(response, environ, start_response)
 
 
