@@ -10,6 +10,7 @@ redirect URL, the same 405 methods, the same 400 (WebSocket mismatch) or 404.
 
 from __future__ import annotations
 
+import re
 import uuid
 import warnings
 from typing import Any
@@ -100,6 +101,10 @@ def segment(draw: st.DrawFn, names: list[str]) -> str:
     if shape == "v-p":
         return var() + "." + draw(st.sampled_from(["json", "x"]))
     return var() + "-" + var()
+
+
+#: The variable names of a rule string or a ``redirect_to`` string.
+_PLACEHOLDER = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
 
 
 @st.composite
@@ -366,6 +371,10 @@ def test_url_for_builds_as_werkzeug(data: st.DataObject) -> None:
     rules = []
     for spec in specs:
         spec = {k: v for k, v in spec.items() if k not in ("alias", "websocket")}
+        target = spec.get("redirect_to")
+        if target is not None and not set(_PLACEHOLDER.findall(target)) <= set(_PLACEHOLDER.findall(spec["string"])):
+            # Matching the test request to such a rule raises KeyError, as with Flask and Werkzeug: not a build case.
+            del spec["redirect_to"]
         try:
             app.add_url_rule(spec.pop("string"), view_func=None, **spec)
         except (ValueError, TypeError, LookupError, AssertionError):
