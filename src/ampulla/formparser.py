@@ -44,7 +44,7 @@ _new_object = object.__new__
 __all__ = ["ReadableStream", "parse_form_data", "parse_urlencoded", "parse_urlencoded_body"]
 
 #: Bytes requested from the stream per read.
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 256 * 1024
 #: Longest accepted multipart part header line (name and value).
 MAX_PART_HEADER_SIZE = 8 * 1024
 #: Most headers accepted in one multipart part (RFC 7578 needs at most three).
@@ -472,14 +472,28 @@ def _parse_multipart(
                     if spool is not None:
                         size = spool.tell()
                         spool.seek(0)
-                        content_type = next(
-                            (_header_text(v) for k, v in part_headers if k == "Content-Type"), None
-                        )
+                        content_type = None
+                        general = False
+                        for key, text in part_headers:  # names as the parser gives them: title case
+                            if key == "Content-Type":
+                                general = general or content_type is not None or not text.isascii()
+                                if content_type is None:
+                                    content_type = _header_text(text)
+                            elif key == "Content-Length":
+                                general = True
                         # PERF: the parser's header lines as they are (names checked by the parser, values by the
                         # search above), without Headers' per-line checks (benchmarks/instructions.py: upload).
                         headers = _new_object(Headers)
                         headers._list = list(part_headers)
-                        storage = FileStorage(cast(IO[bytes], spool), filename, name, content_type, size, headers)
+                        if general:
+                            storage = FileStorage(
+                                cast(IO[bytes], spool), filename, name, content_type, size, headers
+                            )
+                        else:
+                            # What FileStorage's Content-Type and Content-Length settings come to here: the one
+                            # ASCII Content-Type line stays as it is, the size is added.
+                            headers._list.append(("Content-Length", str(size)))
+                            storage = FileStorage(cast(IO[bytes], spool), filename, name, headers=headers)
                         spool = None
                         files.setdefault(name, []).append(storage)
                     else:
