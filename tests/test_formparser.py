@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ampulla import formparser
+from ampulla import Ampulla, formparser, request
 from ampulla.datastructures import FileStorage, Headers, ImmutableMultiDict
 from ampulla.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
 from ampulla.formparser import parse_form_data, parse_urlencoded
@@ -952,3 +952,56 @@ def test_arbitrary_query_string_text_gives_a_result_or_a_4xx(text: str) -> None:
         assert exc.code in (400, 414)
     else:
         assert all(isinstance(v, str) for _, v in result.items(multi=True))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        f"multipart/form-data; boundary={BOUNDARY}",  # as browsers send it
+        f'multipart/form-data; boundary="{BOUNDARY}"',
+        f"Multipart/Form-Data; boundary={BOUNDARY}; charset=utf-8",
+        f"multipart/form-data;boundary={BOUNDARY}",
+        f"multipart/form-data; boundary={BOUNDARY} ",
+    ],
+)
+def test_every_shape_of_the_multipart_content_type_reads_the_same_form(protocol: str, content_type: str) -> None:
+    app = Ampulla(__name__)
+
+    @app.post("/")
+    def upload() -> Any:
+        f = request.files["f"]
+        return {"t": request.form["t"], "f": [f.filename, f.read().decode(), list(f.headers.items())]}
+
+    body = encode_multipart([("t", "x", None, None), ("f", "data", "a.txt", "text/plain")])
+    answer = app.test_client(protocol=protocol).post("/", data=body, content_type=content_type)
+    assert answer.json == {"t": "x", "f": ["a.txt", "data", [
+        ["Content-Disposition", 'form-data; name="f"; filename="a.txt"'],
+        ["Content-Type", "text/plain"],
+        ["Content-Length", "4"],
+    ]]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lines", "content_type", "expected"),
+    [
+        # Two Content-Type lines: the first one is the file's; the second goes (as FileStorage sets it).
+        (b"Content-Type: text/plain\r\nContent-Type: image/png\r\n", "text/plain",
+         [("Content-Type", "text/plain"), ("Content-Length", "4")]),
+        # A Content-Length line in the part (the parser checks it): one line, the size received.
+        (b"Content-Length: 4\r\nX-A: 1\r\n", None, [("Content-Length", "4"), ("X-A", "1")]),
+        # A non-ASCII Content-Type value (UTF-8 on the wire): decoded.
+        ("Content-Type: text/plain; x=é\r\n".encode(), "text/plain; x=é",
+         [("Content-Type", "text/plain; x=é"), ("Content-Length", "4")]),
+    ],
+)  # fmt: skip
+def test_a_file_part_with_unusual_header_lines_gets_filestorages_headers(
+    lines: bytes, content_type: str | None, expected: list[tuple[str, str]]
+) -> None:
+    body = (
+        b"--" + BOUNDARY.encode() + b'\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n'
+        + lines + b"\r\ndata\r\n--" + BOUNDARY.encode() + b"--\r\n"
+    )
+    upload = parse_multipart(body)[1]["f"]
+    assert upload.content_type == content_type
+    assert list(upload.headers.items())[1:] == expected
+    assert upload.content_length == 4
