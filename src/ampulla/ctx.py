@@ -79,7 +79,11 @@ class AppContext:
     """
 
     # NOTE: "__dict__" among the slots: extensions keep their own attributes on contexts.
-    __slots__ = ("__dict__", "_g", "_older_tokens", "_token", "app", "owns_app_ctx")
+    __slots__ = ("__dict__", "_g", "_older_tokens", "_token", "app")
+
+    #: Whether popping this context runs the ``teardown_appcontext`` functions (not for a request context inside
+    #: an app context of the same app). PERF: a class default, set on the instance only when it differs.
+    owns_app_ctx = True
 
     def __init__(self, app: Ampulla) -> None:
         self.app = app
@@ -87,7 +91,6 @@ class AppContext:
         # PERF: the token of the latest push; a list only for a context pushed again (benchmarks: hello).
         self._token: contextvars.Token[AppContext] | None = None
         self._older_tokens: list[contextvars.Token[AppContext]] | None = None
-        self.owns_app_ctx = True
 
     @property
     def g(self) -> _AppCtxGlobals:
@@ -174,14 +177,18 @@ class RequestContext(AppContext):
     __slots__ = (
         "_after_request_functions",
         "_holds",
-        "_is_copy",
         "_session",
         "async_mode",
         "background_tasks",
         "plan",
-        "preserved",
         "request",
     )
+
+    # PERF: rarely changed flags as class defaults, set on the instance only when they differ (no store per request).
+    #: Kept after the request by the test client (``with client:``).
+    preserved = False
+    #: A copy made by ``copy_current_request_context``.
+    _is_copy = False
 
     #: The flashed messages, once read or flashed in this request.
     flashes: list[tuple[str, str]] | None = None
@@ -201,13 +208,10 @@ class RequestContext(AppContext):
         self._g = None
         self._token = None
         self._older_tokens = None
-        self.owns_app_ctx = True
         self._session: SessionMixin | None = None
         self._after_request_functions: list[Callable[[Response], Response]] | None = None
-        self.preserved = False
         self._holds = 0
         self.background_tasks: list[Callable[[], Any]] | None = None
-        self._is_copy = False
         #: Torn down by the async cycle (after the body was sent), not by :meth:`pop`.
         self.async_mode = False
         #: The endpoint's plan, once the cycle matched the request.

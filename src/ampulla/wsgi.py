@@ -194,13 +194,10 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
     ctx.request = request
     ctx._g = None
     ctx._older_tokens = None
-    ctx.owns_app_ctx = True
     ctx._session = None
     ctx._after_request_functions = None
-    ctx.preserved = False
     ctx._holds = 0
     ctx.background_tasks = None
-    ctx._is_copy = False
     ctx.async_mode = False
     ctx.plan = None
     ctx._token = _cv_ctx.set(ctx)
