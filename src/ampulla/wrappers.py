@@ -381,6 +381,8 @@ class Request(RequestHeaderProperties):
     max_content_length_override: int | object | None = _UNSET
     max_form_memory_size_override: int | object | None = _UNSET
     max_form_parts_override: int | object | None = _UNSET
+    #: One of the three above was set (PERF: one test for the form fast path).
+    _own_limits = False
     #: The host trusted through ``PROXY_FIX`` (``""`` once a host was refused).
     forwarded_host: str | None = None
 
@@ -558,6 +560,7 @@ class Request(RequestHeaderProperties):
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
         self.max_content_length_override = value
+        self._own_limits = True
 
     @property
     def max_form_memory_size(self) -> int | None:
@@ -573,6 +576,7 @@ class Request(RequestHeaderProperties):
     @max_form_memory_size.setter
     def max_form_memory_size(self, value: int | None) -> None:
         self.max_form_memory_size_override = value
+        self._own_limits = True
 
     @property
     def max_form_parts(self) -> int | None:
@@ -588,6 +592,7 @@ class Request(RequestHeaderProperties):
     @max_form_parts.setter
     def max_form_parts(self, value: int | None) -> None:
         self.max_form_parts_override = value
+        self._own_limits = True
 
     @property
     def max_json_depth(self) -> int | None:
@@ -869,17 +874,18 @@ class Request(RequestHeaderProperties):
         return cast(bytes, self.get_data())
 
     def _load_form_data(self) -> None:
-        if self._form is not None:
-            return
+        if self._form is None:
+            self._parse_form_body()
+
+    def _parse_form_body(self) -> None:
+        """Parse the body into ``_form`` and ``_files`` (both unset: they are always set together)."""
         app = self.app
         if (
             self.scope is None
             and app is not None
             and self._data is None
             and self._stream is None
-            and self.max_content_length_override is _UNSET
-            and self.max_form_memory_size_override is _UNSET
-            and self.max_form_parts_override is _UNSET
+            and not self._own_limits
             and self.environ.get("CONTENT_TYPE") == _URLENCODED
             and self.input_stream is not None
         ):
@@ -963,7 +969,7 @@ class Request(RequestHeaderProperties):
         """Fields of a urlencoded or multipart body: ``request.form["name"]`` (400 when missing)."""
         form = self._form
         if form is None:
-            self._load_form_data()
+            self._parse_form_body()
             form = self._form
             assert form is not None
         return form
@@ -972,7 +978,7 @@ class Request(RequestHeaderProperties):
     def files(self) -> ImmutableMultiDict[str, FileStorage]:
         """Uploaded files of a multipart body, by field name."""
         if self._files is None:
-            self._load_form_data()
+            self._parse_form_body()
         assert self._files is not None
         return self._files
 
