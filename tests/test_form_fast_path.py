@@ -24,6 +24,7 @@ from ampulla.datastructures import Headers, ImmutableMultiDict, _check_header
 from ampulla.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
 from ampulla.formparser import _parse_escaped_pairs, parse_urlencoded, parse_urlencoded_body
 from ampulla.testing import TestResponse
+from ampulla.wrappers import Request
 
 URLENCODED = "application/x-www-form-urlencoded"
 
@@ -419,3 +420,16 @@ def test_a_json_body_given_a_byte_at_a_time_is_read_whole_and_a_short_one_is_400
     status, answer = _wsgi(app, "/echo", SlowInput(b"{}", step=1), "10", "application/json")
     assert status == 400
     assert b"ended after 2 bytes" in answer
+
+
+@pytest.mark.parametrize("digits", [20, 4301, 20000])
+def test_a_content_length_of_thousands_of_digits_is_over_the_limit_not_a_500(digits: int) -> None:
+    app = _form_app()
+    huge = "1" * digits
+    assert _wsgi(app, "/form", io.BytesIO(b"x=y"), huge)[0] == 413
+    assert _wsgi(_form_app(MAX_CONTENT_LENGTH=None), "/form", io.BytesIO(b"x=y"), huge)[0] == 413  # form memory
+    assert _wsgi(app, "/name", io.BytesIO(b"name=z"), "0" * 30 + "6") == (200, b"z")  # leading zeros: 6
+    # The property (ASGI requests read it too) gives a number over any limit, not a ValueError.
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "CONTENT_LENGTH": huge, "wsgi.input": io.BytesIO()}
+    length = Request.from_environ(environ).content_length
+    assert length is not None and length > 10**18

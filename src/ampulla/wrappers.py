@@ -646,10 +646,10 @@ class Request(RequestHeaderProperties):
                 length = None
             elif value.isdigit():
                 # Digits only: int() would also take "+5", "1_0" (and isdigit() non-ASCII digits).
-                length = int(value) if value.isascii() else None
+                length = _length_of(value) if value.isascii() else None
             else:
                 value = value.strip()
-                length = int(value) if value and value.isascii() and value.isdigit() else None
+                length = _length_of(value) if value and value.isascii() and value.isdigit() else None
             self._content_length = length
         return length  # type: ignore[no-any-return]
 
@@ -1061,6 +1061,17 @@ def _mimetype_of(ct: str | None) -> str:
     if ";" not in ct and ct.islower() and ct.isprintable() and " " not in ct:
         return ct  # PERF: the usual bare "application/json" (benchmarks/run.py --protocol asgi: json_echo)
     return ct.split(";", 1)[0].strip().lower()
+
+
+#: The length given for a Content-Length of more than 19 significant digits (``int()`` refuses more than 4,300):
+#: more than any limit and any body.
+_TOO_LONG = 1 << 64
+
+
+def _length_of(digits: str) -> int:
+    """The number an ASCII Content-Length of digits alone stands for, without converting thousands of digits."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 19 else _TOO_LONG
 
 
 def _read_exactly(raw: IO[bytes], length: int) -> bytes:

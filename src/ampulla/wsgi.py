@@ -23,6 +23,7 @@ from .signals import (
     request_started,
     request_tearing_down,
 )
+from .wrappers import _length_of
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -174,7 +175,7 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
     except HTTPException as e:  # undecodable path: answered before any hook runs
         return to_wsgi(error_response(e), environ, start_response)
     if length:
-        request._content_length = int(length)  # checked above: digits only
+        request._content_length = _length_of(length)  # checked above: ASCII digits only
     if not app._got_first_request:
         app._first_request()
     cycle = app._sync_cycle or app._cycles()[0]
