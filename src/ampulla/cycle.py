@@ -282,6 +282,7 @@ class SyncCycle:
                 rv = self._handle_user_exception(ctx, plan, e)
             return self._finalize(ctx, plan, rv, False)  # type: ignore[no-any-return]
         # PERF: the same steps, skipping the calls that have nothing to do (benchmarks/instructions.py: hello).
+        # NOTE: wsgi.serve runs these steps inline for WSGI requests: a change here is a change there too.
         policy = self.app._policy
         try:
             if request_started.receivers:
