@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -111,24 +111,25 @@ class UnreadableStream:
 
 
 @pytest.fixture(autouse=True)
-def spools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tempfile.SpooledTemporaryFile[bytes]]]:
-    """Every SpooledTemporaryFile the parser creates, to check none is left open after an error.
+def spools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[IO[bytes]]]:
+    """Every file the parser creates for a file part (in memory or spooled), to check none is left open after an
+    error.
 
     Files that tests got back are closed at teardown (the request does that in the framework), so that no
     ResourceWarning surfaces in a later test.
     """
-    created: list[tempfile.SpooledTemporaryFile[bytes]] = []
-    original = tempfile.SpooledTemporaryFile
+    created: list[IO[bytes]] = []
+    original = formparser._new_file
 
-    def tracking(*args: Any, **kwargs: Any) -> tempfile.SpooledTemporaryFile[bytes]:
-        spool: tempfile.SpooledTemporaryFile[bytes] = original(*args, **kwargs)
-        created.append(spool)
-        return spool
+    def tracking(threshold: int, content_length: int | None) -> IO[bytes]:
+        file = original(threshold, content_length)
+        created.append(file)
+        return file
 
-    monkeypatch.setattr(formparser.tempfile, "SpooledTemporaryFile", tracking)
+    monkeypatch.setattr(formparser, "_new_file", tracking)
     yield created
-    for spool in created:
-        spool.close()
+    for file in created:
+        file.close()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -559,6 +560,17 @@ def test_small_file_stays_in_memory_and_large_file_is_spooled_to_disk() -> None:
     assert files["large"].content_length == len(large)
 
 
+def test_a_body_announced_within_the_threshold_keeps_its_files_in_memory() -> None:
+    body = encode_multipart([("f", b"x" * 100, "f", None)])
+    stream = parse_multipart(body, spool_threshold=len(body))[1]["f"].stream
+    assert isinstance(stream, io.BytesIO)  # as Werkzeug: the files cannot grow past the announced body
+    assert stream.read() == b"x" * 100
+    spooled = parse_multipart(body, spool_threshold=len(body) - 1)[1]["f"].stream
+    assert isinstance(spooled, tempfile.SpooledTemporaryFile) and spooled._rolled is False  # type: ignore[attr-defined]
+    unannounced = parse_multipart(body, content_length=None, spool_threshold=len(body))[1]["f"].stream
+    assert isinstance(unannounced, tempfile.SpooledTemporaryFile)
+
+
 def test_spool_threshold_is_configurable() -> None:
     body = encode_multipart([("f", b"x" * 100, "f", None)])
     assert parse_multipart(body, spool_threshold=50)[1]["f"].stream._rolled is True  # type: ignore[attr-defined]
@@ -618,7 +630,7 @@ def test_exactly_max_parts_is_accepted() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _assert_all_closed(spools: list[tempfile.SpooledTemporaryFile[bytes]]) -> None:
+def _assert_all_closed(spools: list[IO[bytes]]) -> None:
     assert spools, "the test should have created files"
     assert all(spool.closed for spool in spools)
 
@@ -655,7 +667,7 @@ def test_garbage_body_is_400() -> None:
         parse_multipart(b"this is not multipart at all" * 100)
 
 
-def test_truncated_bodies_are_400_at_every_cut(spools: list[tempfile.SpooledTemporaryFile[bytes]]) -> None:
+def test_truncated_bodies_are_400_at_every_cut(spools: list[IO[bytes]]) -> None:
     body = encode_multipart([("a", "value", None, None), ("f", b"file\r\ncontent", "f.txt", "text/plain")])
     complete_from = len(body) - 2  # the final CRLF is epilogue
     for cut in range(1, len(body) + 1):
@@ -755,7 +767,7 @@ def test_too_many_headers_in_one_part_is_400() -> None:
 
 
 def test_thousands_of_parts_over_the_limit_is_413_and_closes_files(
-    spools: list[tempfile.SpooledTemporaryFile[bytes]],
+    spools: list[IO[bytes]],
 ) -> None:
     parts: list[tuple[str, str | bytes, str | None, str | None]] = []
     for i in range(5000):
@@ -786,7 +798,7 @@ def test_memory_limit_applies_per_field() -> None:
 
 
 def test_invalid_utf8_field_is_400_and_closes_files(
-    spools: list[tempfile.SpooledTemporaryFile[bytes]],
+    spools: list[IO[bytes]],
 ) -> None:
     body = encode_multipart([("f", b"ok", "f.txt", None), ("text", b"caf\xe9", None, None)])
     with pytest.raises(BadRequest) as info:
@@ -809,7 +821,7 @@ def test_non_ascii_charset_field_is_400() -> None:
 
 
 def test_stream_error_midway_propagates_and_closes_files(
-    spools: list[tempfile.SpooledTemporaryFile[bytes]],
+    spools: list[IO[bytes]],
 ) -> None:
     body = encode_multipart([("f", b"x" * 10_000, "a.bin", None), ("g", b"y" * 700_000, "b.bin", None)])
     stream = ExplodingStream(body[:400_000], RequestEntityTooLarge("The body is over MAX_CONTENT_LENGTH."))
@@ -820,7 +832,7 @@ def test_stream_error_midway_propagates_and_closes_files(
 
 
 def test_multipart_errors_never_leak_temporary_files(
-    spools: list[tempfile.SpooledTemporaryFile[bytes]],
+    spools: list[IO[bytes]],
 ) -> None:
     body = encode_multipart([("f", b"x" * 600_000, "a.bin", None)])
     with pytest.raises(BadRequest):
@@ -910,14 +922,14 @@ _fragments = st.sampled_from(
 def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], step: int) -> None:
     body = b"".join(pieces)
     created: list[Any] = []
-    original = formparser._new_spool
+    original = formparser._new_file
 
-    def tracking(threshold: int) -> Any:
-        spool = original(threshold)
+    def tracking(threshold: int, content_length: int | None) -> Any:
+        spool = original(threshold, content_length)
         created.append(spool)
         return spool
 
-    formparser._new_spool = tracking  # type: ignore[assignment]
+    formparser._new_file = tracking  # type: ignore[assignment]
     try:
         form, files = parse_form_data(
             ChunkedStream(body, step), MULTIPART, {"boundary": BOUNDARY}, None, max_form_parts=5
@@ -930,7 +942,7 @@ def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], st
         assert all(isinstance(v, str) for _, v in form.items(multi=True))
         assert all(isinstance(f, FileStorage) for _, f in files.items(multi=True))
     finally:
-        formparser._new_spool = original
+        formparser._new_file = original
         for spool in created:
             spool.close()
 

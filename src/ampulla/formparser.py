@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import io
 import re
 import tempfile
 from collections.abc import Generator, Iterator
@@ -295,12 +296,18 @@ def _close_all(files: dict[str, list[FileStorage]], current: IO[bytes] | None) -
             storage.close()
 
 
-def _new_spool(threshold: int) -> tempfile.SpooledTemporaryFile[bytes]:
-    # The caller owns the file: it goes into a FileStorage or is closed by _close_all on error.
+def _new_file(threshold: int, content_length: int | None) -> IO[bytes]:
+    """The file a file part is written to: in memory when the whole body is announced within ``threshold`` (it
+    cannot grow past it; Werkzeug does the same), else a temporary file kept in memory up to ``threshold``.
+
+    The caller owns the file: it goes into a FileStorage or is closed by _close_all on error.
+    """
+    if content_length is not None and content_length <= threshold:
+        return io.BytesIO()  # PERF: no SpooledTemporaryFile wrapper (benchmarks/run.py: upload)
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=max(threshold, 0))  # noqa: SIM115
     if threshold <= 0:
         spool.rollover()  # max_size=0 would mean "never roll over"
-    return spool
+    return cast(IO[bytes], spool)
 
 
 _Segment = multipart.MultipartSegment
@@ -449,7 +456,7 @@ def _parse_multipart(
     filename: str | None = None
     part_headers: list[tuple[str, str]] = []
     part_charset: str | None = None
-    spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+    spool: IO[bytes] | None = None
     field_chunks: list[bytes] = []
     field_size = 0
     received = 0
@@ -486,14 +493,12 @@ def _parse_multipart(
                         headers = _new_object(Headers)
                         headers._list = list(part_headers)
                         if general:
-                            storage = FileStorage(
-                                cast(IO[bytes], spool), filename, name, content_type, size, headers
-                            )
+                            storage = FileStorage(spool, filename, name, content_type, size, headers)
                         else:
                             # What FileStorage's Content-Type and Content-Length settings come to here: the one
                             # ASCII Content-Type line stays as it is, the size is added.
                             headers._list.append(("Content-Length", str(size)))
-                            storage = FileStorage(cast(IO[bytes], spool), filename, name, headers=headers)
+                            storage = FileStorage(spool, filename, name, headers=headers)
                         spool = None
                         files.setdefault(name, []).append(storage)
                     else:
@@ -529,7 +534,7 @@ def _parse_multipart(
                         if "filename*" in disposition.lower():
                             filename = parse_options_header(disposition)[1].get("filename")
                     if filename is not None:
-                        spool = _new_spool(spool_threshold)
+                        spool = _new_file(spool_threshold, content_length)
                     else:
                         part_charset = event.charset
                 else:  # a chunk of the current part's content
@@ -607,8 +612,9 @@ def parse_form_data(
     ``application/x-www-form-urlencoded`` bodies follow :func:`parse_urlencoded` (a ``charset`` parameter is
     honoured). ``multipart/form-data`` bodies are streamed through :class:`multipart.PushMultipartParser`:
     a part whose ``Content-Disposition`` has a ``filename`` (even ``""``) becomes a
-    :class:`~ampulla.datastructures.FileStorage` whose ``stream`` is a ``SpooledTemporaryFile`` rewound to
-    the start (kept in memory up to ``spool_threshold`` bytes, then on disk); other parts become text,
+    :class:`~ampulla.datastructures.FileStorage` whose ``stream`` is rewound to the start: an ``io.BytesIO``
+    when ``content_length`` is within ``spool_threshold`` (as Werkzeug), else a ``SpooledTemporaryFile`` (kept
+    in memory up to ``spool_threshold`` bytes, then on disk); other parts become text,
     decoded with the part's ``charset``, else the form's ``_charset_`` field, else the body's ``charset``
     parameter, else UTF-8. Other mimetypes give two empty dicts and leave the stream untouched. On any error
     every file opened so far is closed (its temporary file deleted) before the exception propagates.
