@@ -879,65 +879,39 @@ class Request(RequestHeaderProperties):
 
     def _parse_form_body(self) -> None:
         """Parse the body into ``_form`` and ``_files`` (both unset: they are always set together)."""
+        length: Any = self._content_length  # PERF: set by the WSGI adapter, else the property (instructions.py: form)
+        if length is _UNSET:
+            length = self.content_length
         app = self.app
-        if (
-            self.scope is None
-            and app is not None
-            and self._data is None
-            and self._stream is None
-            and not self._own_limits
-            and self.environ.get("CONTENT_TYPE") == _URLENCODED
-            and self.input_stream is not None
-        ):
-            # PERF: a WSGI urlencoded body without charset, read and parsed with the app's limits read at once
-            # rather than through the properties (benchmarks/instructions.py: form); as the path below.
-            length = self._content_length
-            if length is _UNSET:
-                length = self.content_length
-            if length is not None:
-                config = app.config
-                limit = config.get("MAX_CONTENT_LENGTH", self.default_max_content_length)
-                if limit is not None and length > limit:
-                    raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-                memory = config.get("MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size)
-                if memory is not None and length > memory:
-                    raise RequestEntityTooLarge(f"The form data is larger than the limit of {memory} bytes.")
-                body = _read_exactly(self.input_stream, length) if length else b""  # type: ignore[arg-type]
-                self._data = b""  # what the body reads as once parsed, as for an exhausted stream
-                self._form = (
-                    _parse_pairs(
-                        body,
-                        "utf-8",
-                        config.get("MAX_FORM_PARTS", self.default_max_form_parts),
-                        RequestEntityTooLarge,
-                        "form",
-                    )
-                    if body
-                    else ImmutableMultiDict()
-                )
-                self._files = _EMPTY_DICT
-                return
-        length = self.content_length
-        limit = self.max_content_length
+        if self._own_limits or app is None:
+            limit, memory, parts = self.max_content_length, self.max_form_memory_size, self.max_form_parts
+        else:
+            # PERF: what the three properties answer without per-request limits, read at once.
+            config = app.config
+            limit = config.get("MAX_CONTENT_LENGTH", self.default_max_content_length)
+            memory = config.get("MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size)
+            parts = config.get("MAX_FORM_PARTS", self.default_max_form_parts)
         if length is not None and limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         content_type = self.content_type or ""
-        simple = _SIMPLE_MULTIPART.fullmatch(content_type)
-        if simple is not None:
-            # PERF: a browser's multipart Content-Type, read without the general header parser (what it gives;
-            # benchmarks/instructions.py: upload).
-            mimetype = "multipart/form-data"
-            options = {"boundary": simple[1]}
+        options: dict[str, str] | None = None
+        if content_type == _URLENCODED:
+            mimetype = _URLENCODED
         else:
-            mimetype = _URLENCODED if content_type == _URLENCODED else _mimetype_of(content_type)
-            options = None
+            simple = _SIMPLE_MULTIPART.fullmatch(content_type)
+            if simple is not None:
+                # PERF: a browser's multipart Content-Type, read without the general header parser (what it
+                # gives; benchmarks/instructions.py: upload).
+                mimetype = "multipart/form-data"
+                options = {"boundary": simple[1]}
+            else:
+                mimetype = _mimetype_of(content_type)
         if mimetype == _URLENCODED and length is not None and self._data is None and self._stream is None:
             raw = self.input_stream
             if raw is not None:
                 # PERF: a urlencoded body of announced length is read in one call and parsed, without a
                 # LimitedStream and the chunked reader; limits and errors as in parse_form_data
                 # (benchmarks/instructions.py: form).
-                memory = self.max_form_memory_size
                 if memory is not None and length > memory:
                     raise RequestEntityTooLarge(f"The form data is larger than the limit of {memory} bytes.")
                 body = _read_exactly(raw, length) if length else b""
@@ -945,7 +919,7 @@ class Request(RequestHeaderProperties):
                 self._form = parse_urlencoded_body(
                     body,
                     parse_options_header(content_type)[1].get("charset") if ";" in content_type else None,
-                    max_pairs=self.max_form_parts,
+                    max_pairs=parts,
                 )
                 self._files = _EMPTY_DICT
                 return
@@ -957,8 +931,8 @@ class Request(RequestHeaderProperties):
                 mimetype,
                 options,
                 length,
-                max_form_memory_size=self.max_form_memory_size,
-                max_form_parts=self.max_form_parts,
+                max_form_memory_size=memory,
+                max_form_parts=parts,
             )
             self._form, self._files = form, files
         else:
