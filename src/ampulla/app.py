@@ -63,9 +63,6 @@ ResponseReturnValue = Any
 _UNSET: Any = object()
 
 
-# PERF: the Content-Type for views returning str, per response class (benchmarks/run.py: hello).
-
-
 def _make_cli_group(name: str) -> AppGroup:
     from .cli import AppGroup
 

@@ -194,7 +194,7 @@ class SyncCycle:
                                                lambda ctx, exc: app.do_teardown_appcontext(exc))
 
         #: Nothing overridden (``make_response`` included): the WSGI adapter runs this cycle's steps inline, a
-        #: view's text answered without a ``make_response`` call (wsgi.handle_wsgi).
+        #: view's text answered without a ``make_response`` call (wsgi.serve).
         self.inline = not overridden
         #: ``do_teardown_request`` is overridden: it runs whether or not there are teardown functions.
         self.custom_teardown_request = "do_teardown_request" in overridden

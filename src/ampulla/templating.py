@@ -174,10 +174,8 @@ class AmpullaEnvironment(BaseEnvironment):
         """Jinja's overlay (an environment sharing this one's data, with some options changed), for the same app."""
         rv: AmpullaEnvironment = super().overlay(*args, **kwargs)
         # Jinja copies the instance __dict__; the slots above are copied here.
-        rv.app = self.app
-        rv.frozen = self.frozen
-        rv._auto_reload_setting = self._auto_reload_setting
-        rv._processors = self._processors
+        for name in AmpullaEnvironment.__slots__:
+            setattr(rv, name, getattr(self, name))
         return rv
 
 
