@@ -200,11 +200,14 @@ class DefaultJSONProvider(JSONProvider):
         if args and kwargs:
             raise TypeError("jsonify() takes either args or kwargs (positional or keyword arguments), not both")
         obj: Any = kwargs if kwargs else (args[0] if len(args) == 1 else (list(args) if args else None))
+        return self._app.response_class._fast(self._body(obj), 200, self.mimetype)
+
+    def _body(self, obj: Any) -> bytes:
+        """The body of :meth:`response` for ``obj``: compact unless in debug mode, newline-terminated."""
         compact = self.compact
         if compact is None:
             compact = not self._app.config["DEBUG"]  # PERF: not the debug property (instructions.py: query_json)
-        text = self._encoder("compact" if compact else "pretty")(obj)
-        return self._app.response_class._fast(text.encode("utf-8") + b"\n", 200, self.mimetype)
+        return self._encoder("compact" if compact else "pretty")(obj).encode("utf-8") + b"\n"
 
 
 def _app() -> Ampulla | None:

@@ -258,8 +258,8 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
             if ctx._after_request_functions or request_finished.receivers:
                 response = cycle.finalize(ctx, plan, rv, False)
             else:
-                # PERF: make_response's str, dict and list branches inline, with the default JSON provider's
-                # encoder and Response._fast (benchmarks/instructions.py: hello, query_json).
+                # PERF: make_response's str, dict and list branches inline (the default JSON provider's body) and
+                # Response._fast (benchmarks/instructions.py: hello, query_json).
                 response_class = app.response_class
                 data: bytes | None = None
                 if rv.__class__ is str:
@@ -268,13 +268,8 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
                         content_type = _TEXT_CONTENT_TYPES[response_class]
                 elif rv.__class__ is dict or rv.__class__ is list:
                     provider = app.json
-                    if provider.__class__ is DefaultJSONProvider:
-                        compact = provider.compact
-                        if compact is None:
-                            compact = not app.config["DEBUG"]
-                        style = "compact" if compact else "pretty"
-                        encode = provider._encoders.get(style) or provider._encoder(style)
-                        data = encode(rv).encode("utf-8") + b"\n"
+                    if provider.__class__ is DefaultJSONProvider:  # a subclass may override response()
+                        data = provider._body(rv)
                         content_type = provider.mimetype
                 if data is not None:
                     size = len(data)
