@@ -203,6 +203,7 @@ class RequestContext(AppContext):
     read_body: Callable[[Request], Awaitable[None]] | None = None
 
     def __init__(self, app: Ampulla, request: Request) -> None:
+        # NOTE: wsgi.serve sets these slots itself, without this call: a slot added here is added there too.
         self.app = app
         self.request = request
         self._g = None

@@ -27,6 +27,7 @@ from .wrappers import _length_of
 
 if TYPE_CHECKING:
     from .app import Ampulla
+    from .cycle import SyncCycle
     from .wrappers import Request
 
 
@@ -186,7 +187,7 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
         or request_started.receivers
         or _cv_ctx.get(None) is not None
     ):
-        return _handle(app, request, environ, start_response)
+        return _handle(app, cycle, request, environ, start_response)
     # PERF: the cycle of a plain application inline (SyncCycle.handle, RequestContext.__init__/push/pop,
     # _match_request, full_dispatch, make_response and to_wsgi for their usual case; benchmarks/instructions.py:
     # hello). Anything else goes to the general steps.
@@ -339,10 +340,10 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
 
 
 def _handle(
-    app: Ampulla, request: Request, environ: dict[str, Any], start_response: Callable[..., Any]
+    app: Ampulla, cycle: SyncCycle, request: Request, environ: dict[str, Any], start_response: Callable[..., Any]
 ) -> Iterable[bytes]:
-    """The general path of :func:`handle_wsgi`: the cycle's ``handle``."""
-    response, ctx = (app._sync_cycle or app._cycles()[0]).handle(request)
+    """The general path of :func:`serve`: the cycle's ``handle``."""
+    response, ctx = cycle.handle(request)
     if ctx.preserved:
         environ["ampulla._preserved_context"] = ctx
     if ctx.background_tasks:
