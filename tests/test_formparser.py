@@ -119,14 +119,20 @@ def spools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[IO[bytes]]]:
     ResourceWarning surfaces in a later test.
     """
     created: list[IO[bytes]] = []
-    original = formparser._new_file
+    new_file, memory_file = formparser._new_file, formparser._memory_file
 
-    def tracking(threshold: int, content_length: int | None) -> IO[bytes]:
-        file = original(threshold, content_length)
+    def tracking_spool(threshold: int) -> IO[bytes]:
+        file = new_file(threshold)
         created.append(file)
         return file
 
-    monkeypatch.setattr(formparser, "_new_file", tracking)
+    def tracking_memory(data: bytes) -> IO[bytes]:
+        file = memory_file(data)
+        created.append(file)
+        return file
+
+    monkeypatch.setattr(formparser, "_new_file", tracking_spool)
+    monkeypatch.setattr(formparser, "_memory_file", tracking_memory)
     yield created
     for file in created:
         file.close()
@@ -571,6 +577,27 @@ def test_a_body_announced_within_the_threshold_keeps_its_files_in_memory() -> No
     assert isinstance(unannounced, tempfile.SpooledTemporaryFile)
 
 
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+def test_in_memory_files_hold_every_chunk_and_behave_as_files(step: int) -> None:
+    first, second = bytes(range(256)) * 40, b"\r\n-" * 500  # the second looks like delimiters cut short
+    body = encode_multipart(
+        [("a", first, "a.bin", None), ("b", second, "b.bin", "application/octet-stream"), ("t", b"text", None, None)]
+    )
+    form, files = parse_form_data(ChunkedStream(body, step), MULTIPART, {"boundary": BOUNDARY}, len(body))
+    assert form["t"] == "text"
+    for key, content in (("a", first), ("b", second)):
+        storage = files[key]
+        assert isinstance(storage.stream, io.BytesIO)
+        assert storage.content_length == len(content)
+        assert storage.read() == content
+        storage.seek(0)
+        assert storage.read(3) == content[:3]
+        storage.stream.write(b"XYZ")  # a file like any other: writable; the content read before is unchanged
+        storage.seek(0)
+        assert storage.read(6) == content[:3] + b"XYZ"
+    assert files["a"].filename == "a.bin" and files["b"].mimetype == "application/octet-stream"
+
+
 def test_spool_threshold_is_configurable() -> None:
     body = encode_multipart([("f", b"x" * 100, "f", None)])
     assert parse_multipart(body, spool_threshold=50)[1]["f"].stream._rolled is True  # type: ignore[attr-defined]
@@ -922,14 +949,20 @@ _fragments = st.sampled_from(
 def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], step: int) -> None:
     body = b"".join(pieces)
     created: list[Any] = []
-    original = formparser._new_file
+    new_file, memory_file = formparser._new_file, formparser._memory_file
 
-    def tracking(threshold: int, content_length: int | None) -> Any:
-        spool = original(threshold, content_length)
+    def tracking_spool(threshold: int) -> Any:
+        spool = new_file(threshold)
         created.append(spool)
         return spool
 
-    formparser._new_file = tracking  # type: ignore[assignment]
+    def tracking_memory(data: bytes) -> Any:
+        file = memory_file(data)
+        created.append(file)
+        return file
+
+    formparser._new_file = tracking_spool  # type: ignore[assignment]
+    formparser._memory_file = tracking_memory  # type: ignore[assignment]
     try:
         form, files = parse_form_data(
             ChunkedStream(body, step), MULTIPART, {"boundary": BOUNDARY}, None, max_form_parts=5
@@ -942,7 +975,7 @@ def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], st
         assert all(isinstance(v, str) for _, v in form.items(multi=True))
         assert all(isinstance(f, FileStorage) for _, f in files.items(multi=True))
     finally:
-        formparser._new_file = original
+        formparser._new_file, formparser._memory_file = new_file, memory_file  # type: ignore[assignment]
         for spool in created:
             spool.close()
 

@@ -296,18 +296,25 @@ def _close_all(files: dict[str, list[FileStorage]], current: IO[bytes] | None) -
             storage.close()
 
 
-def _new_file(threshold: int, content_length: int | None) -> IO[bytes]:
-    """The file a file part is written to: in memory when the whole body is announced within ``threshold`` (it
-    cannot grow past it; Werkzeug does the same), else a temporary file kept in memory up to ``threshold``.
+def _new_file(threshold: int) -> IO[bytes]:
+    """The temporary file a file part is written to as it arrives: kept in memory up to ``threshold`` bytes,
+    then on disk.
 
     The caller owns the file: it goes into a FileStorage or is closed by _close_all on error.
     """
-    if content_length is not None and content_length <= threshold:
-        return io.BytesIO()  # PERF: no SpooledTemporaryFile wrapper (benchmarks/run.py: upload)
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=max(threshold, 0))  # noqa: SIM115
     if threshold <= 0:
         spool.rollover()  # max_size=0 would mean "never roll over"
     return cast(IO[bytes], spool)
+
+
+def _memory_file(data: bytes) -> IO[bytes]:
+    """The in-memory file of a file part whose whole content is ``data``.
+
+    ``io.BytesIO`` shares ``data`` until something writes to the file, and a whole ``read()`` from the start
+    returns ``data`` itself: the content is not copied.
+    """
+    return io.BytesIO(data)
 
 
 _Segment = multipart.MultipartSegment
@@ -449,6 +456,9 @@ def _parse_multipart(
         raise BadRequest(f"The multipart/form-data boundary is invalid: {exc}") from None
 
     # Field values stay bytes until the end, when the `_charset_` field (if any) is known.
+    # As Werkzeug: when the whole body is announced within the threshold, no file part can grow past it, so
+    # file parts are gathered in memory like fields (content is never written to a file and read back).
+    in_memory = content_length is not None and content_length <= spool_threshold
     fields: list[tuple[str, bytes, str | None]] = []
     files: dict[str, list[FileStorage]] = {}
     parts = 0
@@ -456,8 +466,9 @@ def _parse_multipart(
     filename: str | None = None
     part_headers: list[tuple[str, str]] = []
     part_charset: str | None = None
-    spool: IO[bytes] | None = None
-    field_chunks: list[bytes] = []
+    is_file = False  # whether the current part is a file part
+    spool: IO[bytes] | None = None  # the current file part's temporary file, when not in memory
+    chunks: list[bytes] = []  # the current part's content, when not spooled
     field_size = 0
     received = 0
     remaining = content_length
@@ -476,9 +487,16 @@ def _parse_multipart(
             # An empty chunk tells the parser the input ended; it raises if the body is incomplete.
             for event in parser.parse(chunk):
                 if event is None:  # end of the current part
-                    if spool is not None:
-                        size = spool.tell()
-                        spool.seek(0)
+                    if is_file:
+                        if spool is None:
+                            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                            chunks = []
+                            size = len(data)
+                            file = _memory_file(data)
+                        else:
+                            file, spool = spool, None
+                            size = file.tell()
+                            file.seek(0)
                         content_type = None
                         general = False
                         for key, text in part_headers:  # names as the parser gives them: title case
@@ -493,18 +511,17 @@ def _parse_multipart(
                         headers = _new_object(Headers)
                         headers._list = list(part_headers)
                         if general:
-                            storage = FileStorage(spool, filename, name, content_type, size, headers)
+                            storage = FileStorage(file, filename, name, content_type, size, headers)
                         else:
                             # What FileStorage's Content-Type and Content-Length settings come to here: the one
                             # ASCII Content-Type line stays as it is, the size is added.
                             headers._list.append(("Content-Length", str(size)))
-                            storage = FileStorage(spool, filename, name, headers=headers)
-                        spool = None
+                            storage = FileStorage(file, filename, name, headers=headers)
                         files.setdefault(name, []).append(storage)
                     else:
-                        raw = field_chunks[0] if len(field_chunks) == 1 else b"".join(field_chunks)
+                        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                         fields.append((name, raw, part_charset))
-                        field_chunks = []
+                        chunks = []
                         field_size = 0
                 elif isinstance(event, multipart.MultipartSegment):  # a new part's headers
                     parts += 1
@@ -533,13 +550,16 @@ def _parse_multipart(
                         disposition = _header_text(event.header("Content-Disposition", ""))
                         if "filename*" in disposition.lower():
                             filename = parse_options_header(disposition)[1].get("filename")
-                    if filename is not None:
-                        spool = _new_file(spool_threshold, content_length)
-                    else:
+                    is_file = filename is not None
+                    if not is_file:
                         part_charset = event.charset
+                    elif not in_memory:
+                        spool = _new_file(spool_threshold)
                 else:  # a chunk of the current part's content
                     if spool is not None:
                         spool.write(event)
+                    elif is_file:
+                        chunks.append(event)
                     else:
                         field_size += len(event)
                         if max_form_memory_size is not None and field_size > max_form_memory_size:
@@ -547,7 +567,7 @@ def _parse_multipart(
                                 f"The form field {name[:100]!r} is larger than the limit of "
                                 f"{max_form_memory_size} bytes."
                             )
-                        field_chunks.append(event)
+                        chunks.append(event)
             if not chunk:
                 break
     except multipart.MultipartError as exc:
