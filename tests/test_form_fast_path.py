@@ -7,6 +7,7 @@ with strict UTF-8, Werkzeug's ``ImmutableMultiDict`` and ``Headers``), limits an
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
@@ -200,6 +201,37 @@ def _wsgi(app: Ampulla, path: str, wsgi_input: Any, length: str | None, content_
     return int(status[0][:3]), body
 
 
+def _asgi(app: Ampulla, path: str, body: bytes | None, length: str | None, content_type: str = URLENCODED) -> tuple[
+    int, bytes
+]:
+    """One ASGI request with this Content-Length header as it is; ``body=None``: the body must not be asked for."""
+    headers = [(b"host", b"localhost"), (b"content-type", content_type.encode())]
+    if length is not None:
+        headers.append((b"content-length", length.encode("utf-8")))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 50000), "server": ("localhost", 80),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        assert body is not None, "the body must not be read"
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _post_raw(protocol: str, app: Ampulla, path: str, body: bytes | None, length: str | None) -> tuple[int, bytes]:
+    if protocol == "asgi":
+        return _asgi(app, path, body, length)
+    return _wsgi(app, path, UnreadableInput() if body is None else io.BytesIO(body), length)
+
+
 def test_a_body_given_a_byte_at_a_time_is_read_whole() -> None:
     body = b"name=Alice&email=alice%40example.com&age=30"
     wsgi_input = SlowInput(body, step=1)
@@ -209,17 +241,19 @@ def test_a_body_given_a_byte_at_a_time_is_read_whole() -> None:
     assert len(wsgi_input.asked) == len(body)  # one byte each, nothing asked past the announced length
 
 
-@pytest.mark.parametrize("length", ["43", " 43", "43 ", "\t43"])
-def test_a_content_length_with_blanks_around_it_is_read_as_its_number(length: str) -> None:
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+@pytest.mark.parametrize("length", ["43", " 43", "43 ", "\t43", "0043"])
+def test_a_content_length_with_blanks_around_it_is_read_as_its_number(protocol: str, length: str) -> None:
     body = b"name=Alice&email=alice%40example.com&age=30"
-    status, answer = _wsgi(_form_app(), "/form", io.BytesIO(body), length)
+    status, answer = _post_raw(protocol, _form_app(), "/form", body, length)
     assert status == 200
     assert b'["name","Alice"],["email","alice@example.com"],["age","30"]' in answer
 
 
-@pytest.mark.parametrize("length", ["+43", "4 3", "0x2b", "43,43", "\u0664\u0663"])
-def test_a_content_length_that_is_not_one_number_is_400_before_the_view(length: str) -> None:
-    status, answer = _wsgi(_form_app(), "/form", UnreadableInput(), length)
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+@pytest.mark.parametrize("length", ["+43", "4 3", "0x2b", "43,43", "\u0664\u0663", "-1", "4_3"])
+def test_a_content_length_that_is_not_one_number_is_400_before_the_view(protocol: str, length: str) -> None:
+    status, answer = _post_raw(protocol, _form_app(), "/form", None, length)
     assert status == 400
     assert b"Content-Length" in answer
 
@@ -422,13 +456,16 @@ def test_a_json_body_given_a_byte_at_a_time_is_read_whole_and_a_short_one_is_400
     assert b"ended after 2 bytes" in answer
 
 
-@pytest.mark.parametrize("digits", [20, 4301, 20000])
-def test_a_content_length_of_thousands_of_digits_is_over_the_limit_not_a_500(digits: int) -> None:
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+@pytest.mark.parametrize("digits", [19, 20, 4301, 20000])
+def test_a_content_length_of_thousands_of_digits_is_over_the_limit_not_a_500(protocol: str, digits: int) -> None:
     app = _form_app()
     huge = "1" * digits
-    assert _wsgi(app, "/form", io.BytesIO(b"x=y"), huge)[0] == 413
-    assert _wsgi(_form_app(MAX_CONTENT_LENGTH=None), "/form", io.BytesIO(b"x=y"), huge)[0] == 413  # form memory
-    assert _wsgi(app, "/name", io.BytesIO(b"name=z"), "0" * 30 + "6") == (200, b"z")  # leading zeros: 6
+    assert _post_raw(protocol, app, "/form", b"x=y", huge)[0] == 413
+    unlimited = _form_app(MAX_CONTENT_LENGTH=None)
+    assert _post_raw(protocol, unlimited, "/form", b"x=y", huge)[0] == 413  # the form memory limit
+    assert _post_raw(protocol, app, "/name", b"name=z", "0" * 30 + "6") == (200, b"z")  # leading zeros: 6
+    assert _post_raw(protocol, app, "/name", b"name=z", "0" * 18 + "6") == (200, b"z")
     # The property (ASGI requests read it too) gives a number over any limit, not a ValueError.
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "CONTENT_LENGTH": huge, "wsgi.input": io.BytesIO()}
     length = Request.from_environ(environ).content_length

@@ -19,7 +19,7 @@ from .concurrency import run_background_tasks_async
 from .datastructures import _WIRE_NAMES, ASGIHeaders, Headers, bodiless_header_pairs, header_pairs, wire_name
 from .exceptions import HTTPException, RequestEntityTooLarge, error_response
 from .proxy_fix import SUPPORTED_VERSIONS, check_framing, check_http_version
-from .wrappers import ClientDisconnected, Request, Response
+from .wrappers import ClientDisconnected, Request, Response, _length_of
 
 if TYPE_CHECKING:
     from .app import Ampulla
@@ -44,7 +44,11 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         length = mapping.get(b"content-length")
         transfer_encoding = mapping.get(b"transfer-encoding")
         version = scope.get("http_version", "1.1")
-        if length is not None or transfer_encoding is not None or version not in SUPPORTED_VERSIONS:
+        if (
+            transfer_encoding is not None
+            or version not in SUPPORTED_VERSIONS
+            or (length is not None and not length.isdigit())  # bytes.isdigit(): ASCII digits only
+        ):
             error = _request_error(version, length, transfer_encoding)
             if error is not None:
                 await send_response(app, None, _refusal(error), scope, send, receive)
@@ -55,6 +59,10 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
             await send_response(app, None, error_response(e), scope, send, receive)
             return
         request._headers = headers
+        if length is not None and length.isdigit():
+            # PERF: the length just checked, kept for the body reader and the request (the property would look
+            # it up again; benchmarks/run.py --protocol asgi: json_echo).
+            request._content_length = int(length) if len(length) <= 19 else _length_of(length.decode("ascii"))
         # For the request's body streaming; dropped when the request ends (below).
         scope["ampulla.receive"] = receive
         if scope.get("ampulla.preserve_context"):
