@@ -480,7 +480,8 @@ class Request(RequestHeaderProperties):
         self.scope = scope
         self.environ = {}
         self.app = app
-        self.method = scope.get("method", "GET").upper()
+        method = scope.get("method", "GET")
+        self.method = method if method in _UPPER_METHODS else method.upper()
         root = scope.get("root_path", "")
         path = scope["path"]
         if root and path.startswith(root):
@@ -496,7 +497,12 @@ class Request(RequestHeaderProperties):
         self.server = (server[0], server[1]) if server else None
         self.input_stream = None
         self._headers = None
-        self._init_lazy()
+        # PERF: _init_lazy inline (benchmarks/run.py --protocol asgi: hello). NOTE: a change there is one here too.
+        self._files = None
+        self.url_rule = None
+        self.view_args = None
+        self.endpoint = None
+        self.routing_exception = None
         return self
 
     async def stream_async(self, chunk_size: int = 65536) -> AsyncIterator[bytes]:
