@@ -54,6 +54,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _dict_get = dict.get
+_dict_getitem: Callable[[Any, Any], Any] = dict.__getitem__
 _dict_new = dict.__new__
 _dict_update = dict.update
 
@@ -72,10 +73,11 @@ class ImmutableMultiDict(_wz.ImmutableMultiDict[K, V]):
         PERF: one dict lookup, where Werkzeug's looks the key up twice through ``super()`` (benchmarks/
         instructions.py: form).
         """
-        values: Any = _dict_get(self, key)
-        if values:
-            return values[0]  # type: ignore[no-any-return]
-        raise BadRequestKeyError(key)
+        try:
+            # PERF: no test on the way to the value (benchmarks/instructions.py: form); an empty list is as missing.
+            return _dict_getitem(self, key)[0]  # type: ignore[no-any-return]
+        except (KeyError, IndexError):
+            raise BadRequestKeyError(key) from None
 
     @overload  # type: ignore[override]
     def get(self, key: K) -> V | None: ...
