@@ -38,7 +38,7 @@ import multipart  # type: ignore[import-untyped]
 
 from .datastructures import FileStorage, Headers, ImmutableMultiDict, multidict_from_lists
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
-from .http import _escape_decode, parse_options_header, unquote, unquote_to_bytes
+from .http import parse_options_header, unquote, unquote_to_bytes
 
 _new_object = object.__new__
 
@@ -143,17 +143,8 @@ def _parse_pairs(
         # PERF: no escape here stands for a separator ("&" or "="), so the whole text can be decoded at once,
         # then split: UTF-8 never uses an ASCII byte inside a multi-byte sequence, so this gives what decoding
         # each key and value does (benchmarks/instructions.py: form).
-        spaced = text.replace("+", " ") if "+" in text else text
-        if "\\" in spaced:
-            raw = unquote_to_bytes(spaced)
-        else:
-            # PERF: unquote_to_bytes' own fast path, without the call (benchmarks/run.py: form).
-            try:
-                raw = _escape_decode(spaced.replace("%", "\\x"))[0]
-            except ValueError:  # an invalid escape ("%zz", a "%" at the end): unquote_to_bytes keeps it
-                raw = unquote_to_bytes(spaced)
         try:
-            decoded = raw.decode("utf-8")
+            decoded = unquote_to_bytes(text.replace("+", " ") if "+" in text else text).decode("utf-8")
         except UnicodeError:
             return _parse_escaped_pairs(text, charset, max_pairs, too_many, what)  # it names the field
         text = decoded

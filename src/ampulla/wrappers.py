@@ -52,7 +52,7 @@ from .datastructures import (
 )
 from .exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge, UnsupportedMediaType
 from .exceptions import ClientDisconnected as _WerkzeugClientDisconnected
-from .formparser import _parse_pairs, _resolve_charset, parse_form_data
+from .formparser import _parse_pairs, parse_form_data, parse_urlencoded_body
 from .http import parse_date, parse_if_range_header
 from .json import nesting_exceeds
 from .proxy_fix import _VALID_HOSTS, is_valid_host
@@ -925,18 +925,11 @@ class Request(RequestHeaderProperties):
                     raise RequestEntityTooLarge(f"The form data is larger than the limit of {memory} bytes.")
                 body = _read_exactly(raw, length) if length else b""
                 self._data = b""  # what the body reads as once parsed, as for an exhausted stream
-                if not body:
-                    self._form = ImmutableMultiDict()
-                else:
-                    # PERF: what parse_urlencoded_body does, without the call (benchmarks/run.py: form).
-                    charset = parse_options_header(content_type)[1].get("charset") if ";" in content_type else None
-                    self._form = _parse_pairs(
-                        body,
-                        "utf-8" if charset is None else _resolve_charset(charset),
-                        parts,
-                        RequestEntityTooLarge,
-                        "form",
-                    )
+                self._form = parse_urlencoded_body(
+                    body,
+                    parse_options_header(content_type)[1].get("charset") if ";" in content_type else None,
+                    max_pairs=parts,
+                )
                 self._files = _EMPTY_DICT
                 return
         if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
