@@ -44,11 +44,8 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
         length = mapping.get(b"content-length")
         transfer_encoding = mapping.get(b"transfer-encoding")
         version = scope.get("http_version", "1.1")
-        if (
-            transfer_encoding is not None
-            or version not in SUPPORTED_VERSIONS
-            or (length is not None and not length.isdigit())  # bytes.isdigit(): ASCII digits only
-        ):
+        digits = length is not None and length.isdigit()  # bytes.isdigit(): ASCII digits only
+        if transfer_encoding is not None or version not in SUPPORTED_VERSIONS or (length is not None and not digits):
             error = _request_error(version, length, transfer_encoding)
             if error is not None:
                 await send_response(app, None, _refusal(error), scope, send, receive)
@@ -59,7 +56,7 @@ async def handle_asgi(app: Ampulla, scope: Scope, receive: Receive, send: Send) 
             await send_response(app, None, error_response(e), scope, send, receive)
             return
         request._headers = headers
-        if length is not None and length.isdigit():
+        if length is not None and digits:
             # PERF: the length just checked, kept for the body reader and the request (the property would look
             # it up again; benchmarks/run.py --protocol asgi: json_echo).
             request._content_length = int(length) if len(length) <= 19 else _length_of(length.decode("ascii"))
