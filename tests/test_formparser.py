@@ -945,8 +945,9 @@ _fragments = st.sampled_from(
 
 
 @settings(max_examples=300)
-@given(st.lists(st.one_of(_fragments, st.binary(max_size=20)), max_size=30), st.integers(1, 64))
-def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], step: int) -> None:
+@given(st.lists(st.one_of(_fragments, st.binary(max_size=20)), max_size=30), st.integers(1, 64), st.booleans())
+def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], step: int, announced: bool) -> None:
+    # An announced length within the spool threshold takes the in-memory file path, an unknown one the spooled.
     body = b"".join(pieces)
     created: list[Any] = []
     new_file, memory_file = formparser._new_file, formparser._memory_file
@@ -965,7 +966,11 @@ def test_hostile_multipart_bodies_give_a_result_or_a_4xx(pieces: list[bytes], st
     formparser._memory_file = tracking_memory  # type: ignore[assignment]
     try:
         form, files = parse_form_data(
-            ChunkedStream(body, step), MULTIPART, {"boundary": BOUNDARY}, None, max_form_parts=5
+            ChunkedStream(body, step),
+            MULTIPART,
+            {"boundary": BOUNDARY},
+            len(body) if announced else None,
+            max_form_parts=5,
         )
     except HTTPException as exc:
         assert exc.code is not None and 400 <= exc.code < 500, exc
