@@ -497,12 +497,7 @@ class Request(RequestHeaderProperties):
         self.server = (server[0], server[1]) if server else None
         self.input_stream = None
         self._headers = None
-        # PERF: _init_lazy inline (benchmarks/run.py --protocol asgi: hello). NOTE: a change there is one here too.
-        self._files = None
-        self.url_rule = None
-        self.view_args = None
-        self.endpoint = None
-        self.routing_exception = None
+        self._init_lazy()
         return self
 
     async def stream_async(self, chunk_size: int = 65536) -> AsyncIterator[bytes]:
