@@ -36,7 +36,8 @@ from .concurrency import ensure_sync as _ensure_sync
 from .concurrency import is_async_callable as is_async_callable
 from .concurrency import run_coroutine_sync as run_coroutine_sync
 from .config import Config
-from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
+from .ctx import AppContext, RequestContext, _AppCtxGlobals
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .cycle import CALLED_POINTS, OVERRIDE_POINTS, ROUTING_ERROR_POINTS, AsyncCycle, SyncCycle, run_teardowns
 from .endpoint import Endpoint, RequestPolicy
 from .exceptions import BadRequest, HTTPException, NotFound, error_response
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from .sessions import SessionInterface, SessionMixin
     from .templating import AmpullaEnvironment
     from .testing import AmpullaClient, AmpullaCliRunner
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 ResponseReturnValue = Any
 _UNSET: Any = object()
@@ -986,7 +989,7 @@ class Ampulla(Scaffold):
                 content_type = _TEXT_CONTENT_TYPES[response_class]
             else:
                 content_type = _text_content_type(response_class)
-            return response_class._fast(rv.encode("utf-8"), 200, content_type)
+            return response_class._fast(rv.encode(), 200, content_type)
         if isinstance(rv, Response):
             return rv
         if isinstance(rv, dict | list):

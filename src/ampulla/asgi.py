@@ -252,7 +252,7 @@ async def send_response(
         if len(body) == 1 and isinstance(body[0], bytes):
             data = body[0]
         else:
-            data = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in body)
+            data = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in body)
         if not has_length and status >= 200 and status not in (204, 304):
             headers.append((b"content-length", str(len(data)).encode("latin-1")))
         try:
@@ -345,7 +345,7 @@ async def _stream_body(app: Ampulla, body: Any, send: Send, receive: Receive) ->
 
     async def pump() -> None:
         async for chunk in iterator:
-            data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+            data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -489,7 +489,7 @@ class WebSocket:
         if "websocket.http.response" in (self.scope.get("extensions") or {}):
             response = error_response(error)
             headers, has_length = _encode_headers(response)
-            body = b"".join(c if isinstance(c, bytes) else str(c).encode("utf-8") for c in response.response)
+            body = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in response.response)
             if not has_length:
                 headers.append((b"content-length", str(len(body)).encode("latin-1")))
             await self._send(

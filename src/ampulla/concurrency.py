@@ -18,10 +18,13 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .ctx import RequestContext, _cv_ctx
+from .ctx import RequestContext
+from .ctx import _cv_ctx as _imported_cv_ctx
 
 if TYPE_CHECKING:
     from .app import Ampulla
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 
 def is_async_callable(func: Any) -> bool:

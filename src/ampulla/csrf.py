@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
-from .ctx import RequestContext, _cv_ctx
+from .ctx import RequestContext
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .exceptions import BadRequest
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .wrappers import Request
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 __all__ = ["CSRFError", "csrf_check", "csrf_exempt", "generate_csrf", "validate_csrf"]
 

@@ -31,7 +31,8 @@ from urllib.parse import quote
 
 from .concurrency import ensure_sync, is_async_callable, run_coroutine_sync
 from .csrf import csrf_check
-from .ctx import RequestContext, _cv_ctx
+from .ctx import RequestContext
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .endpoint import NO_LIMIT_SET, Endpoint, ViewKind
 from .exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from .routing import RequestRedirect
@@ -51,6 +52,8 @@ from .signals import (
 if TYPE_CHECKING:
     from .app import Ampulla, ResponseReturnValue
     from .wrappers import Request, Response
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 #: Flask's override points the cycles honour, by the name of the app's method.
 OVERRIDE_POINTS = (

@@ -89,7 +89,7 @@ def error_response(error: HTTPException, response_class: type[Response] | None =
         # PERF: a class's default page is rendered and encoded once.
         body = _DEFAULT_BODIES.get(kind)
         if body is None:
-            body = _DEFAULT_BODIES[kind] = error.get_body().encode("utf-8")
+            body = _DEFAULT_BODIES[kind] = error.get_body().encode()
         response = cls._fast(body, code, headers[0][1])
         if len(headers) > 1:
             response.headers.extend(headers[1:])

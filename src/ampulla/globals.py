@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from .ctx import AppContext, RequestContext, _AppCtxGlobals, _cv_ctx
+from .ctx import AppContext, RequestContext, _AppCtxGlobals
+from .ctx import _cv_ctx as _imported_cv_ctx
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .asgi import WebSocket
     from .sessions import SessionMixin
     from .wrappers import Request
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 _NO_APP = (
     "Working outside of application context. Code that uses current_app or g needs an active application: "

@@ -86,7 +86,7 @@ def unquote_to_bytes(text: str) -> bytes:
     # PERF: "%" tested on the text: ``bytes in bytes`` first tries the operand as an int, raising and clearing a
     # TypeError (about 2,000 instructions; benchmarks/instructions.py: form).
     if "%" not in text:
-        return text.encode("utf-8")
+        return text.encode()
     if "\\" not in text:
         # PERF: without backslashes, the escapes as "\xXX" are all that the C escape decoder sees: a third of the
         # regex substitution's cost, which calls back into Python per escape (benchmarks/instructions.py: form).
@@ -94,7 +94,7 @@ def unquote_to_bytes(text: str) -> bytes:
             return _escape_decode(text.replace("%", "\\x"))[0]
         except ValueError:  # an invalid escape ("%zz", a "%" at the end): the regex keeps it as it is
             pass
-    return _ESCAPE_RE.sub(_escaped_byte, text.encode("utf-8"))
+    return _ESCAPE_RE.sub(_escaped_byte, text.encode())
 
 
 def unquote(text: str, charset: str = "utf-8", errors: str = "strict") -> str:

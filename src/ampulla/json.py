@@ -18,11 +18,13 @@ from datetime import date, datetime
 from itertools import accumulate
 from typing import IO, TYPE_CHECKING, Any
 
-from .ctx import _cv_ctx
+from .ctx import _cv_ctx as _imported_cv_ctx
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .wrappers import Response
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 
 def _default(o: Any) -> Any:
@@ -113,7 +115,7 @@ class JSONProvider:
         else:
             obj = list(args)
         return self._app.response_class._fast(
-            self.dumps(obj).encode("utf-8") + b"\n", 200, "application/json"
+            self.dumps(obj).encode() + b"\n", 200, "application/json"
         )
 
 
@@ -207,7 +209,7 @@ class DefaultJSONProvider(JSONProvider):
         compact = self.compact
         if compact is None:
             compact = not self._app.config["DEBUG"]  # PERF: not the debug property (instructions.py: query_json)
-        return self._encoder("compact" if compact else "pretty")(obj).encode("utf-8") + b"\n"
+        return self._encoder("compact" if compact else "pretty")(obj).encode() + b"\n"
 
 
 def _app() -> Ampulla | None:

@@ -17,11 +17,14 @@ import logging
 import sys
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from ampulla.ctx import RequestContext, _cv_ctx
+from ampulla.ctx import RequestContext
+from ampulla.ctx import _cv_ctx as _imported_cv_ctx
 from ampulla.globals import LocalProxy
 
 if TYPE_CHECKING:
     from ampulla.app import Ampulla
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 __all__ = ["create_logger", "default_handler", "has_level_handler", "wsgi_errors_stream"]
 

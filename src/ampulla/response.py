@@ -44,13 +44,15 @@ from werkzeug.http import (
 from werkzeug.sansio.http import is_resource_modified
 from werkzeug.utils import header_property
 
-from .ctx import _cv_ctx
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .datastructures import EnvironHeaders, Headers
 from .exceptions import RequestedRangeNotSatisfiable
 from .http import parse_date
 
 if TYPE_CHECKING:
     from .wrappers import Request
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 
 def _status_line(code: int) -> str:
@@ -468,7 +470,7 @@ class Response(ResponseHeaderProperties):
         """
         body = self.response
         if not isinstance(body, list):
-            self.response = [c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in body]
+            self.response = [c.encode() if isinstance(c, str) else bytes(c) for c in body]
             close = getattr(body, "close", None)
             if close is not None:
                 close()  # read to the end (a file of send_file's does not close itself)
@@ -477,7 +479,7 @@ class Response(ResponseHeaderProperties):
 
     def set_data(self, value: str | bytes | bytearray | memoryview) -> None:
         """Replace the body; ``Content-Length`` follows (unless :attr:`automatically_set_content_length` is off)."""
-        data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        data = value.encode() if isinstance(value, str) else bytes(value)
         self.response = [data]
         if self.automatically_set_content_length:
             self.headers.set("Content-Length", str(len(data)))
@@ -520,7 +522,7 @@ class Response(ResponseHeaderProperties):
     def iter_encoded(self) -> Iterator[bytes]:
         """The body as bytes chunks."""
         for chunk in self.response:
-            yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+            yield chunk.encode() if isinstance(chunk, str) else chunk
 
     # ---------------------------------------------------------------------------------------- headers
     @property
@@ -568,7 +570,7 @@ class Response(ResponseHeaderProperties):
         body = self.response
         if not isinstance(body, list):
             return None
-        return sum(len(chunk.encode("utf-8")) if isinstance(chunk, str) else len(chunk) for chunk in body)
+        return sum(len(chunk.encode()) if isinstance(chunk, str) else len(chunk) for chunk in body)
 
     @property
     def location(self) -> str | None:
@@ -766,7 +768,7 @@ class Response(ResponseHeaderProperties):
         self.headers["Content-Length"] = str(stop - start)
         body = self.response
         if isinstance(body, list):
-            data = b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in body)
+            data = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in body)
             self.response = [data[start:stop]]
         else:
             self.response = _ByteRange(body, start, stop - start)
@@ -851,7 +853,7 @@ class _ByteRange:
             self._iter = iter(body)
         while self._length > 0:
             chunk = next(self._iter)
-            data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+            data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
             if self._start >= len(data):
                 self._start -= len(data)
                 continue

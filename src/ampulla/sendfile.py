@@ -20,9 +20,12 @@ from werkzeug.security import safe_join
 from werkzeug.utils import send_file as _werkzeug_send_file
 from werkzeug.wsgi import FileWrapper
 
-from .ctx import RequestContext, _cv_ctx
+from .ctx import RequestContext
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .exceptions import NotFound
 from .wrappers import Request, Response
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 __all__ = ["CHUNK_SIZE", "send_file", "send_from_directory"]
 

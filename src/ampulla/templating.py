@@ -23,11 +23,14 @@ from jinja2 import BaseLoader, FileSystemLoader, Template, TemplateNotFound
 from jinja2 import Environment as BaseEnvironment
 from jinja2.runtime import Context, new_context
 
-from .ctx import AppContext, RequestContext, _cv_ctx
+from .ctx import AppContext, RequestContext
+from .ctx import _cv_ctx as _imported_cv_ctx
 from .signals import before_render_template, send, send_async, template_rendered
 
 if TYPE_CHECKING:
     from .app import Ampulla
+
+_cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 __all__ = [
     "AmpullaEnvironment",

@@ -63,7 +63,7 @@ def scope_from_environ(environ: dict[str, Any], kind: str = "http") -> dict[str,
         "http_version": "1.1",
         "scheme": scheme,
         "path": root + path,
-        "raw_path": (root + path).encode("utf-8"),
+        "raw_path": (root + path).encode(),
         "root_path": root,
         "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
         "headers": headers,
@@ -162,7 +162,7 @@ def encode_multipart(fields: Iterable[tuple[str, Any]], boundary: str | None = N
                 stream, filename = value, os.path.basename(getattr(value, "name", "") or "")
             data = stream.read()
             if isinstance(data, str):
-                data = data.encode("utf-8")
+                data = data.encode()
             quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
             out.write(
                 f'Content-Disposition: form-data; name="{name}"; filename="{quoted}"\r\n'
@@ -171,7 +171,7 @@ def encode_multipart(fields: Iterable[tuple[str, Any]], boundary: str | None = N
             out.write(data)
         else:
             out.write(f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
-            out.write(value if isinstance(value, bytes) else str(value).encode("utf-8"))
+            out.write(value if isinstance(value, bytes) else str(value).encode())
         out.write(b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"

@@ -430,7 +430,7 @@ def _encode_value(value: Any) -> Any:
 
 def encode_cursor(values: Sequence[Any]) -> str:
     """An opaque, URL-safe cursor for the key values of the last item of a page."""
-    raw = json.dumps([_encode_value(v) for v in values], separators=(",", ":")).encode("utf-8")
+    raw = json.dumps([_encode_value(v) for v in values], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
