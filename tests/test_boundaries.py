@@ -3,15 +3,21 @@
 The facade (``ampulla.app``: ``app(...)``, ``test_client``, ``cli``, ``run``) and the adapters reach them; the
 core modules (the cycles, plans, wrappers, routing, sessions, templating...) import none of them, not even
 inside a function. Imports for the type checker only (``if TYPE_CHECKING:``) do not count.
+
+And a rule of the source for speed: no method is called on an object a module imported by name.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import BuiltinFunctionType, FunctionType, ModuleType
+
+from ampulla.globals import LocalProxy
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ampulla"
 #: The facade and the edges: they may import anything of Ampulla.
@@ -99,3 +105,39 @@ print(json.dumps({"status": status[0], "body": chunks.decode(), "modules": sorte
     assert {"ampulla.cycle", "ampulla.endpoint", "ampulla.wsgi"} <= loaded
     assert not loaded & {"ampulla.testing", "ampulla.cli", "ampulla.servers", "ampulla.flask_patch", "click"}
     assert not any(m.startswith(("jinja2", "sqlalchemy", "ampulla.db")) for m in loaded)  # loaded when used
+
+
+def _imported_objects(path: Path) -> dict[str, object]:
+    """The names ``path`` binds at module level by ``from ... import``, to the objects they name.
+
+    Modules, classes and functions are left out (calling their attributes makes no bound method), and so are
+    the context proxies (every attribute of theirs is looked up on the object behind them anyway).
+    """
+    module = importlib.import_module("ampulla." + _module_name(path).removesuffix(".__init__"))
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                name = alias.asname or alias.name
+                value = getattr(module, name, None)
+                if not issubclass(type(value), ModuleType | type | FunctionType | BuiltinFunctionType | LocalProxy):
+                    found[name] = value
+    return found
+
+
+def test_methods_are_never_called_on_an_imported_object() -> None:
+    # CPython 3.11 compiles ``name.method(...)`` on a name bound by an import as an attribute load then a call,
+    # making a bound method on each call (it expects a module there); ``ctx._cv_ctx`` is therefore imported under
+    # another name and assigned. Five such calls cost 5% of a request with hooks.
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        imported = _imported_objects(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in imported
+            ):
+                offenders.append(f"{_module_name(path)}:{node.lineno} {ast.unparse(node.func)}")
+    assert offenders == []

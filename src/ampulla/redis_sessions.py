@@ -33,13 +33,15 @@ from itsdangerous import BadSignature, Signer
 
 from .ctx import _cv_ctx as _imported_cv_ctx
 from .exceptions import ServiceUnavailable, error_response
-from .sessions import SecureCookieSession, SessionInterface, SessionMixin, session_json_serializer
+from .sessions import SecureCookieSession, SessionInterface, SessionMixin
+from .sessions import session_json_serializer as _imported_serializer
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .wrappers import Request, Response
 
 _cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
+session_json_serializer = _imported_serializer  # PERF: assigned, not imported (as _cv_ctx)
 
 __all__ = ["RedisClient", "RedisSession", "RedisSessionInterface", "SessionStoreUnavailable"]
 

@@ -34,11 +34,14 @@ from werkzeug.wsgi import get_current_url
 from .concurrency import run_coroutine_sync
 from .ctx import RequestContext, current_context
 from .datastructures import FileStorage
-from .wrappers import STATUS_LINES, Response
+from .wrappers import STATUS_LINES as _imported_status_lines
+from .wrappers import Response
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .sessions import SessionMixin
+
+_STATUS_LINES = _imported_status_lines  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
 
 # ---------------------------------------------------------------------------------------------- ASGI driving
@@ -124,7 +127,7 @@ async def _run_request(app: Ampulla, environ: dict[str, Any]) -> tuple[int, list
 def run_asgi_request(app: Ampulla, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """Run one request described by a WSGI environ through the app's ASGI callable (test client)."""
     status, headers, body = run_coroutine_sync(_run_request(app, environ))
-    return STATUS_LINES.get(status, f"{status} UNKNOWN"), headers, body
+    return _STATUS_LINES.get(status, f"{status} UNKNOWN"), headers, body
 
 
 def _is_file(value: Any) -> bool:
