@@ -664,12 +664,29 @@ def _assert_all_closed(spools: list[IO[bytes]]) -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"boundary": ""}, {"boundary": "bad\nboundary"}, {"boundary": "x" * 201}, {"boundary": "trailing "}],
+    [
+        {},
+        {"boundary": ""},
+        {"boundary": "bad\nboundary"},
+        {"boundary": "x" * 201},
+        {"boundary": "trailing "},
+        {"boundary": "tab\there"},
+        {"boundary": "del\x7f"},
+        {"boundary": " "},
+    ],
 )
 def test_missing_or_invalid_boundary_is_400(options: dict[str, str]) -> None:
     with pytest.raises(BadRequest) as info:
         parse_form_data(io.BytesIO(b"--x\r\n"), MULTIPART, options, 5)
     assert "boundary" in (info.value.description or "")
+
+
+@pytest.mark.parametrize("boundary", ["x" * 200, "a b", "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "1"])
+def test_any_printable_ascii_boundary_of_1_to_200_characters_is_accepted(boundary: str) -> None:
+    body = encode_multipart([("a", "1", None, None)], boundary=boundary)
+    form, files = parse_form_data(io.BytesIO(body), MULTIPART, {"boundary": boundary}, len(body))
+    assert form.to_dict() == {"a": "1"}
+    assert not files
 
 
 def test_non_ascii_boundary_is_400() -> None:
