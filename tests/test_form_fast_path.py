@@ -269,6 +269,55 @@ def test_the_form_limits_of_the_config_apply_to_the_urlencoded_body() -> None:
     assert _wsgi(_form_app(), "/limited", io.BytesIO(b"a=1"), "3")[0] == 200
 
 
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_a_limit_changed_in_the_config_applies_from_the_next_form_and_within_a_request(protocol: str) -> None:
+    app = _form_app(MAX_FORM_PARTS=3)
+    tighten_in_hook = False
+
+    @app.before_request
+    def tighten() -> None:
+        if tighten_in_hook:
+            app.config["MAX_FORM_PARTS"] = 2  # after the request's policy was read
+
+    body = b"a=1&b=2&c=3"
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200
+    app.config["MAX_FORM_PARTS"] = 2
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 413
+    app.config["MAX_FORM_PARTS"] = 3
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200
+    tighten_in_hook = True
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 413
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_a_limit_missing_from_the_config_is_the_request_class_default(protocol: str) -> None:
+    class FewParts(Request):
+        default_max_form_parts = 2
+
+    app = _form_app()
+    body = b"a=1&b=2&c=3"
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200
+    app.request_class = FewParts
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200  # the config's MAX_FORM_PARTS
+    del app.config["MAX_FORM_PARTS"]
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 413
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+@pytest.mark.parametrize("name", ["max_content_length", "max_form_memory_size", "max_form_parts"])
+def test_a_request_class_answering_a_limit_itself_is_asked_for_it(protocol: str, name: str) -> None:
+    # As Flask's Request: its form parsing reads the limits through these properties, which a subclass may
+    # override (per-endpoint limits, say).
+    tight = type("Tight", (Request,), {name: property(lambda self: 2)})
+    assert tight._own_limits and not Request._own_limits
+    app = _form_app()
+    app.request_class = tight
+    body = b"a=1&b=2&c=3"
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 413
+    app.request_class = Request
+    assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200
+
+
 def test_a_body_shorter_than_its_content_length_is_400() -> None:
     status, answer = _wsgi(_form_app(), "/form", SlowInput(b"a=1", step=2), "10")
     assert status == 400

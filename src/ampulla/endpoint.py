@@ -164,9 +164,11 @@ class RequestPolicy:
         security_headers: ``SECURITY_HEADERS``.
         may_trap: An HTTP error may propagate like an unhandled exception (``TRAP_HTTP_EXCEPTIONS``,
             ``TRAP_BAD_REQUEST_ERRORS``, or debug mode, where a missing form key propagates).
+        form_limits: ``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE`` and ``MAX_FORM_PARTS``, or ``None`` when the
+            config lacks one of them (the request class's defaults then apply).
     """
 
-    __slots__ = ("csrf", "may_trap", "proxy_fix", "security_headers", "trusted_hosts", "version")
+    __slots__ = ("csrf", "form_limits", "may_trap", "proxy_fix", "security_headers", "trusted_hosts", "version")
 
     def __init__(self, config: Mapping[str, Any], version: int) -> None:
         self.version = version
@@ -177,6 +179,12 @@ class RequestPolicy:
         trap_bad_request = config.get("TRAP_BAD_REQUEST_ERRORS")
         self.may_trap = bool(
             config.get("TRAP_HTTP_EXCEPTIONS") or trap_bad_request or (trap_bad_request is None and config.get("DEBUG"))
+        )
+        names = ("MAX_CONTENT_LENGTH", "MAX_FORM_MEMORY_SIZE", "MAX_FORM_PARTS")
+        self.form_limits: tuple[int | None, int | None, int | None] | None = (
+            (config["MAX_CONTENT_LENGTH"], config["MAX_FORM_MEMORY_SIZE"], config["MAX_FORM_PARTS"])
+            if all(name in config for name in names)
+            else None
         )
 
 

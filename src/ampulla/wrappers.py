@@ -381,7 +381,8 @@ class Request(RequestHeaderProperties):
     max_content_length_override: int | object | None = _UNSET
     max_form_memory_size_override: int | object | None = _UNSET
     max_form_parts_override: int | object | None = _UNSET
-    #: One of the three above was set (PERF: one test for the form fast path).
+    #: One of the three above was set, or the class answers the limits itself (PERF: one test for the form fast
+    #: path).
     _own_limits = False
     #: The host trusted through ``PROXY_FIX`` (``""`` once a host was refused).
     forwarded_host: str | None = None
@@ -421,6 +422,13 @@ class Request(RequestHeaderProperties):
         self.scope = scope
         self.app = app
         self._init_lazy()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that answers one of the form limits itself is asked for all three: the form fast path reads
+        # the app's config only for classes that leave the limits properties as they are.
+        if any(getattr(cls, name) is not getattr(Request, name) for name in _LIMIT_PROPERTIES):
+            cls._own_limits = True
 
     def _init_lazy(self) -> None:
         self._files: ImmutableMultiDict[str, FileStorage] | None = None
@@ -890,14 +898,23 @@ class Request(RequestHeaderProperties):
         if self._own_limits or app is None:
             limit, memory, parts = self.max_content_length, self.max_form_memory_size, self.max_form_parts
         else:
-            # PERF: what the three properties answer without per-request limits, read at once.
+            # PERF: what the three properties answer without per-request limits: as the request policy read
+            # them while it is current, else read at once (benchmarks/instructions.py: form).
+            policy = app._policy
             config = app.config
-            limit = config.get("MAX_CONTENT_LENGTH", self.default_max_content_length)
-            memory = config.get("MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size)
-            parts = config.get("MAX_FORM_PARTS", self.default_max_form_parts)
+            limits = policy.form_limits if policy.version == config.version else None
+            if limits is not None:
+                limit, memory, parts = limits
+            else:
+                limit = config.get("MAX_CONTENT_LENGTH", self.default_max_content_length)
+                memory = config.get("MAX_FORM_MEMORY_SIZE", self.default_max_form_memory_size)
+                parts = config.get("MAX_FORM_PARTS", self.default_max_form_parts)
         if length is not None and limit is not None and length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-        content_type = self.content_type or ""
+        # PERF: the content_type property's environ case inline (benchmarks/instructions.py: form).
+        content_type = (
+            self.environ.get("CONTENT_TYPE") if self._headers is None and self.scope is None else self.content_type
+        ) or ""
         options: dict[str, str] | None = None
         if content_type == _URLENCODED:
             mimetype = _URLENCODED
@@ -1050,6 +1067,10 @@ def _length_of(digits: str) -> int:
     """The number an ASCII Content-Length of digits alone stands for, without converting thousands of digits."""
     significant = digits.lstrip("0")
     return int(significant or "0") if len(significant) <= 19 else _TOO_LONG
+
+
+#: The properties answering the form limits (a subclass overriding one sets ``_own_limits``).
+_LIMIT_PROPERTIES = ("max_content_length", "max_form_memory_size", "max_form_parts")
 
 
 def _read_exactly(raw: IO[bytes], length: int) -> bytes:
