@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 from ampulla import Ampulla, request
 from ampulla.datastructures import Headers, ImmutableMultiDict, _check_header
 from ampulla.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, RequestURITooLarge
-from ampulla.formparser import _parse_escaped_pairs, parse_urlencoded, parse_urlencoded_body
+from ampulla.formparser import (
+    CHUNK_SIZE,
+    SPOOL_THRESHOLD,
+    _parse_escaped_pairs,
+    parse_urlencoded,
+    parse_urlencoded_body,
+)
 from ampulla.testing import TestResponse
 from ampulla.wrappers import Request
 
@@ -316,6 +322,47 @@ def test_a_request_class_answering_a_limit_itself_is_asked_for_it(protocol: str,
     assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 413
     app.request_class = Request
     assert _post_raw(protocol, app, "/form", body, str(len(body)))[0] == 200
+
+
+def _multipart(file_size: int) -> tuple[bytes, str]:
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nreport\r\n"
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n"
+        + bytes(range(256)) * (file_size // 256)
+        + b"\r\n--b--\r\n"
+    )
+    return body, "multipart/form-data; boundary=b"
+
+
+@pytest.mark.parametrize(
+    ("file_size", "at_once"), [(256, True), (SPOOL_THRESHOLD - 1024, True), (SPOOL_THRESHOLD + 1024, False)]
+)
+def test_a_multipart_body_within_the_spool_threshold_is_asked_for_whole(file_size: int, at_once: bool) -> None:
+    body, content_type = _multipart(file_size)
+    app = _form_app()
+
+    @app.route("/upload", methods=["POST"])
+    def upload() -> Any:
+        data = request.files["file"].read()
+        same = data == bytes(range(256)) * (file_size // 256)
+        return {"title": request.form["title"], "size": len(data), "same": same, "data": request.get_data().decode(),
+                "stream": request.stream.read().decode()}
+
+    wsgi_input = SlowInput(body, step=1 << 20 if at_once else 64 * 1024)
+    status, answer = _wsgi(app, "/upload", wsgi_input, str(len(body)), content_type)
+    assert status == 200
+    assert json.loads(answer) == {"title": "report", "size": file_size, "same": True, "data": "", "stream": ""}
+    if at_once:
+        assert wsgi_input.asked == [len(body)]
+    else:
+        assert max(wsgi_input.asked) <= CHUNK_SIZE
+
+
+def test_a_multipart_body_shorter_than_its_content_length_is_400() -> None:
+    body, content_type = _multipart(256)
+    status, answer = _wsgi(_form_app(), "/form", SlowInput(body, step=100), str(len(body) + 10), content_type)
+    assert status == 400
+    assert f"ended after {len(body)} bytes".encode() in answer
 
 
 def test_a_body_shorter_than_its_content_length_is_400() -> None:

@@ -46,6 +46,8 @@ __all__ = ["ReadableStream", "parse_form_data", "parse_urlencoded", "parse_urlen
 
 #: Bytes requested from the stream per read.
 CHUNK_SIZE = 256 * 1024
+#: File parts of a body announced within this many bytes are kept in memory (Werkzeug's default threshold).
+SPOOL_THRESHOLD = 500 * 1024
 #: Longest accepted multipart part header line (name and value).
 MAX_PART_HEADER_SIZE = 8 * 1024
 #: Most headers accepted in one multipart part (RFC 7578 needs at most three).
@@ -628,7 +630,7 @@ def parse_form_data(
     *,
     max_form_memory_size: int | None = 500_000,
     max_form_parts: int | None = 1_000,
-    spool_threshold: int = 500 * 1024,
+    spool_threshold: int = SPOOL_THRESHOLD,
 ) -> tuple[ImmutableMultiDict[str, str], ImmutableMultiDict[str, FileStorage]]:
     """Parse a request body into form fields and uploaded files.
 
