@@ -728,3 +728,62 @@ def test_proxies_forward_every_attribute_as_werkzeug_proxies_do(app: Ampulla, pr
         request.args  # noqa: B018
     with pytest.raises(RuntimeError, match="outside of application context"):
         g.user  # noqa: B018
+
+
+def _wsgi_upload(app: Ampulla, path: str, body: bytes, content_type: str) -> tuple[str, bytes]:
+    """One POST through ``app(environ, start_response)``, as a WSGI server makes it (the adapter's own path)."""
+    import io
+
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "localhost", "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+    }  # fmt: skip
+    status: list[str] = []
+    answer = b"".join(app(environ, lambda s, h, e=None: status.append(s)))  # type: ignore[arg-type]
+    return status[0], answer
+
+
+@pytest.mark.parametrize("size", [10, 600 * 1024], ids=["in-memory", "spooled"])
+def test_uploads_are_closed_when_the_request_ends(app: Ampulla, protocol: str, as_view: View, size: int) -> None:
+    kept: list[Any] = []
+
+    @app.route("/upload", methods=["POST"])
+    @as_view
+    def receive() -> str:
+        kept.append(request.files["f"])
+        return str(len(request.files["f"].read()))
+
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f.bin\"\r\n\r\n" + b"x" * size
+            + b"\r\n--b--\r\n")  # fmt: skip
+    content_type = "multipart/form-data; boundary=b"
+    if protocol == "wsgi":
+        status, answer = _wsgi_upload(app, "/upload", body, content_type)
+        assert (status, answer) == ("200 OK", str(size).encode())
+    else:
+        response = app.test_client(protocol="asgi").post("/upload", data=body, content_type=content_type)
+        assert (response.status_code, response.text) == (200, str(size))
+    [upload] = kept
+    assert upload.stream.closed
+
+
+def test_a_request_class_overriding_close_is_closed_after_every_request(app: Ampulla, protocol: str) -> None:
+    closed: list[str] = []
+
+    class Tracked(app.request_class):  # type: ignore[name-defined,misc]
+        def close(self) -> None:
+            closed.append(self.path)
+            super().close()
+
+    app.request_class = Tracked
+
+    @app.route("/", methods=["GET", "POST"])
+    def index() -> str:
+        return "ok"
+
+    if protocol == "wsgi":
+        assert _wsgi_upload(app, "/", b"", "text/plain") == ("200 OK", b"ok")
+    else:
+        assert app.test_client(protocol="asgi").get("/").text == "ok"
+    assert closed == ["/"]

@@ -384,6 +384,8 @@ class Request(RequestHeaderProperties):
     #: One of the three above was set, or the class answers the limits itself (PERF: one test for the form fast
     #: path).
     _own_limits = False
+    #: The class overrides :meth:`close` (PERF: else the WSGI adapter calls it only for a request with uploads).
+    _own_close = False
     #: The host trusted through ``PROXY_FIX`` (``""`` once a host was refused).
     forwarded_host: str | None = None
 
@@ -429,6 +431,8 @@ class Request(RequestHeaderProperties):
         # the app's config only for classes that leave the limits properties as they are.
         if any(getattr(cls, name) is not getattr(Request, name) for name in _LIMIT_PROPERTIES):
             cls._own_limits = True
+        # Teardown calls close() whatever the request holds when a subclass overrides it (as Flask always does).
+        cls._own_close = cls.close is not Request.close
 
     def _init_lazy(self) -> None:
         self._files: ImmutableMultiDict[str, FileStorage] | None = None

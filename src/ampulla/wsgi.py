@@ -24,12 +24,11 @@ from .signals import (
     request_started,
     request_tearing_down,
 )
-from .wrappers import _length_of
+from .wrappers import Request, _length_of
 
 if TYPE_CHECKING:
     from .app import Ampulla
     from .cycle import SyncCycle
-    from .wrappers import Request
 
 _cv_ctx = _imported_cv_ctx  # PERF: assigned, not imported: see the note on ctx._cv_ctx
 
@@ -174,7 +173,8 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
             return _refuse(error, environ, start_response)
         length = None
     try:
-        request = app.request_class.from_environ(environ, app)
+        request_class = app.request_class
+        request = request_class.from_environ(environ, app)
     except HTTPException as e:  # undecodable path: answered before any hook runs
         return to_wsgi(error_response(e), environ, start_response)
     if length:
@@ -309,7 +309,6 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
             or ctx._older_tokens
             or plan is None
             or plan.sync_teardown
-            or request._files
             or app.teardown_appcontext_funcs
             or request_tearing_down.receivers
             or appcontext_tearing_down.receivers
@@ -317,9 +316,15 @@ def serve(app: Ampulla, environ: dict[str, Any], start_response: Callable[..., A
         ):
             ctx.pop(failure)
         else:
-            token = ctx._token
-            ctx._token = None
-            _cv_ctx.reset(token)
+            try:
+                # The uploads, as SyncCycle.teardown closes them (PERF: run.py: upload), and whatever a subclass
+                # overriding close() releases there.
+                if request._files or (request_class is not Request and request_class._own_close):
+                    request.close()
+            finally:
+                token = ctx._token
+                ctx._token = None
+                _cv_ctx.reset(token)
         # The exception's traceback holds this frame: no reference cycle through it.
         failure = None
     if ctx.background_tasks:
