@@ -600,7 +600,7 @@ def _decode_fields(
             except UnicodeError:
                 raise BadRequest("The _charset_ form field is not an ASCII charset name.") from None
             break
-    default_codec = "utf-8" if default is None else _resolve_charset(default)
+    default_codec = _resolve_charset(default)
     data: dict[str, list[str]] = {}
     for key, raw, part_charset in fields:
         codec = default_codec if part_charset is None else _resolve_charset(part_charset)
@@ -612,9 +612,7 @@ def _decode_fields(
             data[key].append(value)
         else:
             data[key] = [value]
-    result: Any = _dict_new(ImmutableMultiDict)  # PERF: _as_immutable inlined (benchmarks/run.py: upload)
-    _dict_update(result, data)
-    return result  # type: ignore[no-any-return]
+    return _as_immutable(data)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -338,6 +338,10 @@ class RequestHeaderProperties:
         return Authorization.from_header(self.headers.get("Authorization"))
 
 
+#: The properties answering the form limits (a subclass overriding one sets ``_own_limits``).
+_LIMIT_PROPERTIES = ("max_content_length", "max_form_memory_size", "max_form_parts")
+
+
 class Request(RequestHeaderProperties):
     """The incoming request, available as ``ampulla.request`` in views.
 
@@ -941,7 +945,7 @@ class Request(RequestHeaderProperties):
                     raise RequestEntityTooLarge(f"The form data is larger than the limit of {memory} bytes.")
                 body = _read_exactly(raw, length) if length else b""
                 self._data = b""  # what the body reads as once parsed, as for an exhausted stream
-                if body and ";" not in content_type:
+                if ";" not in content_type:
                     # PERF: parse_urlencoded_body's own case of a UTF-8 body, without its call (run.py: form).
                     self._form = _parse_pairs(body, "utf-8", parts, RequestEntityTooLarge, "form")
                 else:
@@ -1086,10 +1090,6 @@ def _length_of(digits: str) -> int:
     """The number an ASCII Content-Length of digits alone stands for, without converting thousands of digits."""
     significant = digits.lstrip("0")
     return int(significant or "0") if len(significant) <= 19 else _TOO_LONG
-
-
-#: The properties answering the form limits (a subclass overriding one sets ``_own_limits``).
-_LIMIT_PROPERTIES = ("max_content_length", "max_form_memory_size", "max_form_parts")
 
 
 def _read_exactly(raw: IO[bytes], length: int) -> bytes:
